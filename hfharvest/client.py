@@ -1,0 +1,285 @@
+"""HubClient: the only code that speaks HTTP to the Hub.
+
+One `requests.Session` per client (built in `build_session`, the one place sessions are made),
+a User-Agent, a timeout on every request, the token sent only to the endpoint's own origin, and
+`pages()`, which follows the `Link: rel="next"` cursor exactly as the Hub wrote it. Redirects are
+followed by hand so that none can carry the walk, or the token, to another origin.
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode, urljoin, urlsplit
+
+import orjson
+import requests
+
+from hfharvest import __version__
+from hfharvest.errors import (
+    CrossOriginError,
+    CursorLoopError,
+    HubError,
+    HubResponseError,
+    TransientResponseError,
+    UnreachableError,
+)
+from hfharvest.retry import (
+    TRANSIENT_STATUSES,
+    call_with_retries,
+    check_demanded_wait,
+    demanded_wait,
+)
+from hfharvest.settings import Settings
+
+MAX_REDIRECTS = 5
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_ERRNO_TEXT = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
+
+Origin = tuple[str, str, int]
+
+
+@dataclass(frozen=True)
+class Page:
+    """One answer of the listing: its URL, its entries and the next page's URL, if any."""
+
+    url: str
+    entries: list[Any]
+    next_url: str | None
+
+
+def user_agent() -> str:
+    return (
+        f"hfharvest/{__version__}; python/{platform.python_version()}; "
+        f"requests/{requests.__version__}"
+    )
+
+
+def build_session() -> requests.Session:
+    """The one place an HTTP session is made: identity and content type, nothing secret."""
+    session = requests.Session()
+    session.headers["User-Agent"] = user_agent()
+    session.headers["Accept"] = "application/json"
+    return session
+
+
+def origin_of(url: str) -> Origin:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme, 0)
+
+
+def format_origin(origin: Origin) -> str:
+    scheme, host, port = origin
+    return (
+        f"{scheme}://{host}" if _DEFAULT_PORTS.get(scheme) == port else f"{scheme}://{host}:{port}"
+    )
+
+
+def listing_path(settings: Settings) -> str:
+    return f"{settings.endpoint}/api/{settings.repo_type}s"
+
+
+def listing_params(settings: Settings, sort: str) -> list[tuple[str, str]]:
+    """The query of a walk's first page; later pages take theirs from the `Link` header."""
+    params: list[tuple[str, str]] = []
+    if settings.search:
+        params.append(("search", settings.search))
+    if settings.author:
+        params.append(("author", settings.author))
+    params.extend(("filter", tag) for tag in settings.filters)
+    if settings.pipeline_tag:
+        params.append(("pipeline_tag", settings.pipeline_tag))
+    if settings.inference_providers:
+        params.append(("inference_provider", ",".join(settings.inference_providers)))
+    params.append(("sort", sort))
+    # A page larger than --limit would fetch entries the walk then throws away.
+    page_size = min(settings.page_size, settings.limit or settings.page_size)
+    params.append(("limit", str(page_size)))
+    if settings.full:
+        params.append(("full", "true"))
+    params.extend(("expand", name) for name in settings.expand)
+    return params
+
+
+def first_url(settings: Settings, sort: str) -> str:
+    return f"{listing_path(settings)}?{urlencode(listing_params(settings, sort))}"
+
+
+class HubClient:
+    """Fetches listing pages from one endpoint, with retries, for one walk at a time."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.session = session or build_session()
+        self.origin = origin_of(settings.endpoint)
+        self._sleep = sleep
+
+    def close(self) -> None:
+        self.session.close()
+
+    def pages(self, sort: str, on_retry: Callable[[], None] = lambda: None) -> Iterator[Page]:
+        """Yield the pages of one sort's walk; the next page is fetched only when asked for."""
+        url: str | None = first_url(self.settings, sort)
+        fetched: set[str] = set()
+        while url is not None:
+            fetched.add(url)
+            page = self.get_page(url, on_retry)
+            yield page
+            if page.next_url in fetched:
+                raise CursorLoopError(
+                    f"the Hub's next link repeats a page already fetched ({page.next_url}); "
+                    "stopping instead of looping"
+                )
+            url = page.next_url
+
+    def get_page(self, url: str, on_retry: Callable[[], None] = lambda: None) -> Page:
+        policy = self.settings.retry
+        try:
+            return call_with_retries(
+                lambda: self._get_once(url),
+                policy,
+                describe=f"GET {url}",
+                on_retry=on_retry,
+                sleep=self._sleep,
+            )
+        except requests.RequestException as exc:
+            attempts = policy.retries + 1
+            raise UnreachableError(
+                f"cannot reach {format_origin(self.origin)}: {_network_cause(exc, self.settings)}"
+                f" ({attempts} attempt{'s' if attempts > 1 else ''}, GET {url})",
+                hint="check --endpoint (or HF_ENDPOINT) and the network; --retries tries longer",
+            ) from exc
+
+    def _get_once(self, url: str) -> Page:
+        response = self._follow_redirects(url)
+        return self._page_or_raise(response)
+
+    def _follow_redirects(self, url: str) -> requests.Response:
+        for _ in range(MAX_REDIRECTS + 1):
+            self._check_origin(url, "a link")
+            response = self.session.get(
+                url,
+                headers=self._auth_headers(),
+                timeout=self.settings.timeout,
+                allow_redirects=False,
+            )
+            if response.status_code not in _REDIRECT_STATUSES or "Location" not in response.headers:
+                return response
+            target = urljoin(url, response.headers["Location"])
+            self._check_origin(target, f"a {response.status_code} redirect")
+            url = target
+        raise HubError(f"more than {MAX_REDIRECTS} redirects from {url}")
+
+    def _check_origin(self, url: str, what: str) -> None:
+        target = origin_of(url)
+        if target != self.origin:
+            raise CrossOriginError(
+                f"{what} leads to {format_origin(target)}, not the endpoint "
+                f"{format_origin(self.origin)}; stopped there (the token is never sent elsewhere)",
+                hint="if the Hub moved, pass its new address with --endpoint",
+            )
+
+    def _auth_headers(self) -> dict[str, str]:
+        token = self.settings.token
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
+    def _page_or_raise(self, response: requests.Response) -> Page:
+        url = response.url
+        status = response.status_code
+        if 200 <= status < 300:
+            entries = self._entries(response)
+            next_link = response.links.get("next", {}).get("url")
+            next_url = urljoin(url, next_link) if next_link else None
+            if next_url is not None:
+                self._check_origin(next_url, "the next-page link")
+            return Page(url=url, entries=entries, next_url=next_url)
+        detail = error_detail(response)
+        if status in TRANSIENT_STATUSES:
+            wait = demanded_wait(response.headers)
+            check_demanded_wait(wait, url, self.settings.retry)
+            raise TransientResponseError(
+                status, url, detail, demanded_wait=wait[0] if wait else None
+            )
+        raise HubResponseError(status, url, detail, hint=self._hint_for(status))
+
+    def _entries(self, response: requests.Response) -> list[Any]:
+        url, status, body = response.url, response.status_code, response.content
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            detail = f"the body is not JSON ({_peek(body)})"
+            raise TransientResponseError(status, url, detail) from None
+        if isinstance(parsed, list):
+            return parsed
+        if isinstance(parsed, dict) and "error" in parsed:
+            raise HubResponseError(status, url, _error_text(parsed) or "an error with no text")
+        raise TransientResponseError(status, url, f"the body is not a JSON array ({_peek(body)})")
+
+    def _hint_for(self, status: int) -> str | None:
+        settings = self.settings
+        if status in (401, 403):
+            if settings.token is None:
+                return "this listing needs a token: set HF_TOKEN or pass --token-file"
+            return (
+                f"the token from {settings.token_source} was refused; set another in HF_TOKEN or "
+                "the token file, or pass --no-token"
+            )
+        if status == 404:
+            return "check --endpoint (or HF_ENDPOINT) and --type"
+        if status == 400:
+            return "the Hub rejected the query; check --sort, the filters and --expand"
+        return None
+
+
+def error_detail(response: requests.Response) -> str:
+    """The Hub's own words for an error: `X-Error-Message`, a JSON `error`, or the reason."""
+    header = response.headers.get("X-Error-Message")
+    if header:
+        return header
+    try:
+        body = orjson.loads(response.content)
+    except (orjson.JSONDecodeError, requests.RequestException):
+        body = None
+    text = _error_text(body) if isinstance(body, dict) else None
+    return text or response.reason or f"HTTP {response.status_code}"
+
+
+def _error_text(body: dict[str, Any]) -> str | None:
+    error = body.get("error")
+    if isinstance(error, str):
+        return error
+    if isinstance(error, list):
+        return "; ".join(str(item) for item in error)
+    errors = body.get("errors")
+    if isinstance(errors, list):
+        messages = [e.get("message") for e in errors if isinstance(e, dict)]
+        return "; ".join(str(m) for m in messages if m) or None
+    return None
+
+
+def _peek(body: bytes) -> str:
+    if not body.strip():
+        return "the body is empty"
+    text = body[:40].decode("utf-8", "replace").replace("\n", " ")
+    return f"{len(body)} bytes starting {text!r}"
+
+
+def _network_cause(exc: requests.RequestException, settings: Settings) -> str:
+    if isinstance(exc, requests.Timeout):
+        return f"no answer within --timeout {settings.timeout:g} s"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return "the connection broke in the middle of an answer"
+    match = _ERRNO_TEXT.search(str(exc))
+    return match.group(1).strip() if match else type(exc).__name__

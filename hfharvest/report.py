@@ -1,0 +1,131 @@
+"""Everything hfharvest shows a person, all of it on stderr: progress, the table, warnings, errors.
+
+stdout is for data alone, so `hfharvest fetch | jq` always parses. Messages are printed with
+soft wrapping, so a one-line error stays one line however narrow the terminal.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich import box
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hfharvest.errors import redact
+from hfharvest.harvest import HarvestResult, Observer
+from hfharvest.settings import Settings
+
+
+class _Silent:
+    """The observer used when no progress is drawn."""
+
+    def page_done(self, sort: str, returned: int, pages: int) -> None:
+        pass
+
+
+class _ProgressObserver:
+    def __init__(self, progress: Progress, sorts: tuple[str, ...], limit: int | None) -> None:
+        self._progress = progress
+        self._tasks = {
+            sort: progress.add_task(sort, total=limit, returned=0, pages=0) for sort in sorts
+        }
+
+    def page_done(self, sort: str, returned: int, pages: int) -> None:
+        self._progress.update(self._tasks[sort], completed=returned, returned=returned, pages=pages)
+
+
+class Report:
+    """The one voice of hfharvest on stderr."""
+
+    def __init__(self, console: Console, *, quiet: bool = False) -> None:
+        self.console = console
+        self.quiet = quiet
+        self.secret: str | None = None  # the token, once known: masked in every line printed
+
+    @classmethod
+    def to_stderr(cls, *, quiet: bool = False) -> Report:
+        return cls(Console(stderr=True, highlight=False), quiet=quiet)
+
+    def line(self, text: str) -> None:
+        self.console.print(redact(text, self.secret), markup=False, highlight=False, soft_wrap=True)
+
+    def failure(self, message: str, hint: str | None = None) -> None:
+        """An error is always shown, `--quiet` or not: one line of cause, one of hint."""
+        self.line(f"hfharvest: error: {message}")
+        if hint:
+            self.line(f"hint: {hint}")
+
+    def warning(self, message: str) -> None:
+        if not self.quiet:
+            self.line(f"hfharvest: warning: {message}")
+
+    def capture_logs(self, *, debug: bool) -> None:
+        """Route the `hfharvest` logger (retries, and with --debug every request) here."""
+        handler = _ReportHandler(self)
+        for name in ("hfharvest", "urllib3") if debug else ("hfharvest",):
+            logger = logging.getLogger(name)
+            logger.handlers = [handler]
+            logger.setLevel(logging.DEBUG if debug else logging.WARNING)
+            logger.propagate = False
+
+    @contextmanager
+    def walking(self, settings: Settings) -> Iterator[Observer]:
+        """A live progress display per walk, on a terminal and unless `--quiet`."""
+        if self.quiet or not self.console.is_terminal:
+            yield _Silent()
+            return
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description:<14}"),
+            TextColumn("{task.fields[returned]:>9,} returned"),
+            TextColumn("{task.fields[pages]:>6,} pages"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
+        with progress:
+            yield _ProgressObserver(progress, settings.sorts, settings.limit)
+
+    def summary(self, result: HarvestResult, settings: Settings) -> None:
+        if self.quiet:
+            return
+        table = Table(
+            title=f"{settings.repo_type}s per sort",
+            title_justify="left",
+            box=box.SIMPLE_HEAD,
+            show_edge=False,
+        )
+        table.add_column("sort")
+        for name in ("returned", "new", "duplicates", "skipped", "pages", "retries", "seconds"):
+            table.add_column(name, justify="right")
+        for stats in result.stats:
+            table.add_row(
+                stats.sort,
+                f"{stats.returned:,}",
+                f"{stats.new:,}",
+                f"{stats.duplicates:,}",
+                f"{stats.skipped:,}",
+                f"{stats.pages:,}",
+                f"{stats.retries:,}",
+                f"{stats.seconds:.1f}",
+            )
+        table.add_section()
+        table.add_row("unique", "", f"{result.unique:,}", "", "", "", "", "")
+        self.console.print(table)
+
+
+class _ReportHandler(logging.Handler):
+    def __init__(self, report: Report) -> None:
+        super().__init__()
+        self._report = report
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = self.format(record)
+        if record.levelno >= logging.WARNING:
+            self._report.warning(message)
+        else:
+            self._report.line(f"hfharvest: debug: {message}")

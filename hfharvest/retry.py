@@ -1,0 +1,166 @@
+"""The one retry policy: which failures are retried, and how long each wait is.
+
+Only named transient causes are retried: connection errors and timeouts, the statuses in
+`TRANSIENT_STATUSES`, and a 200 whose body is not a JSON array (`TransientResponseError`).
+A wait the Hub asks for (`Retry-After`, either form, or `RateLimit: ...;r=0;t=N`) replaces the
+exponential backoff, bounded by `max_wait`. Every number comes from `RetryPolicy`, so tests set
+the waits to zero instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import TypeVar
+
+import requests
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from hfharvest.errors import TransientResponseError, WaitTooLongError
+
+log = logging.getLogger("hfharvest")
+
+T = TypeVar("T")
+
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+# ChunkedEncodingError and ContentDecodingError are what requests raises for a connection
+# reset or a body cut short mid-read; they are not ConnectionError subclasses.
+TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+    TransientResponseError,
+)
+
+_RATELIMIT_REMAINING = re.compile(r"(?:^|;)\s*r=(\d+)")
+_RATELIMIT_RESET = re.compile(r"(?:^|;)\s*t=(\d+)")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many times a page is tried again and how long each wait may be, in seconds."""
+
+    retries: int = 5
+    backoff_base: float = 1.0
+    backoff_max: float = 30.0
+    max_wait: float = 300.0
+
+
+def retry_after_seconds(value: str, now: datetime | None = None) -> float | None:
+    """Parse a `Retry-After` header: delay-seconds or an HTTP-date. None when unreadable."""
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def ratelimit_reset(value: str) -> tuple[int, int] | None:
+    """Parse `RateLimit: "api";r=<remaining>;t=<seconds>` into (remaining, seconds)."""
+    remaining = _RATELIMIT_REMAINING.search(value)
+    reset = _RATELIMIT_RESET.search(value)
+    if remaining is None or reset is None:
+        return None
+    return int(remaining.group(1)), int(reset.group(1))
+
+
+def demanded_wait(headers: Mapping[str, str]) -> tuple[float, str] | None:
+    """The wait an answer asks for, and which header asked; None when it asks for none.
+
+    `Retry-After` wins; otherwise an exhausted `RateLimit` budget (r=0) asks for its reset,
+    plus one second because the Hub rounds `t` down.
+    """
+    retry_after = headers.get("Retry-After")
+    if retry_after is not None:
+        seconds = retry_after_seconds(retry_after)
+        if seconds is not None:
+            return math.ceil(seconds), "Retry-After"
+    ratelimit = headers.get("RateLimit")
+    if ratelimit is not None:
+        parsed = ratelimit_reset(ratelimit)
+        if parsed is not None and parsed[0] == 0:
+            return float(parsed[1] + 1), "RateLimit"
+    return None
+
+
+def check_demanded_wait(wait: tuple[float, str] | None, url: str, policy: RetryPolicy) -> None:
+    """Refuse a demanded wait beyond `max_wait`: waiting that long is not worth it unattended."""
+    if wait is not None and wait[0] > policy.max_wait:
+        raise WaitTooLongError(
+            f"the Hub asked to wait {wait[0]:.0f} s ({wait[1]}) before retrying {url}, "
+            f"more than --max-wait {policy.max_wait:g} s",
+            hint="raise --max-wait, pass a token for a larger rate limit, or try later",
+        )
+
+
+def _describe(exc: BaseException | None) -> str:
+    if isinstance(exc, TransientResponseError):
+        return str(exc)
+    if exc is None:
+        return "unknown error"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def call_with_retries(
+    fetch: Callable[[], T],
+    policy: RetryPolicy,
+    *,
+    describe: str,
+    on_retry: Callable[[], None] = lambda: None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Call `fetch` until it succeeds, a non-transient error comes, or the attempts run out.
+
+    The last exception is re-raised unchanged, so callers see the real cause.
+    """
+    backoff = wait_exponential_jitter(
+        initial=policy.backoff_base, max=policy.backoff_max, jitter=policy.backoff_base
+    )
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, TransientResponseError) and exc.demanded_wait is not None:
+            return exc.demanded_wait
+        return float(backoff(state))
+
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        seconds = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            "%s: %s; retry %d of %d in %.1f s",
+            describe,
+            _describe(exc),
+            state.attempt_number,
+            policy.retries,
+            seconds,
+        )
+        on_retry()
+
+    retrying = Retrying(
+        retry=retry_if_exception_type(TRANSIENT_EXCEPTIONS),
+        stop=stop_after_attempt(policy.retries + 1),
+        wait=wait,
+        before_sleep=before_sleep,
+        sleep=sleep,
+        reraise=True,
+    )
+    return retrying(fetch)

@@ -1,0 +1,79 @@
+"""`python -m hfharvest.testing`: run the offline Hub emulator from a shell.
+
+The first line on stdout is the base URL (then use it as `--endpoint` or `HF_ENDPOINT`); the
+emulator runs until interrupted. Example:
+
+    python -m hfharvest.testing --port 0 --fault 503@2 --quota 50 --window 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import threading
+
+from hfharvest.testing.catalog import make_catalog
+from hfharvest.testing.faults import KINDS, parse_fault
+from hfharvest.testing.server import HubEmulator
+
+
+def _parser() -> argparse.ArgumentParser:
+    kinds = "\n".join(f"  {name:<14} {text}" for name, text in KINDS.items())
+    parser = argparse.ArgumentParser(
+        prog="python -m hfharvest.testing",
+        description="Serve a synthetic Hub listing API on 127.0.0.1 (offline, deterministic).",
+        epilog=f"fault kinds (--fault KIND[:ARG][@WHEN], WHEN = N[,N..] | * | pSHARE | "
+        f"/regex/[xN]):\n{kinds}\n\nexample: python -m hfharvest.testing --port 8080 "
+        "--fault 503@2 --fault retry-after:1@/cursor/x1",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    add("--port", type=int, default=0, help="port; 0 picks a free one (default 0)")
+    add("--models", type=int, default=3000, help="models in the catalog (default 3000)")
+    add("--datasets", type=int, default=500, help="datasets (default 500)")
+    add("--spaces", type=int, default=500, help="spaces (default 500)")
+    add("--hf-inference", type=int, default=1377, help="models served by hf-inference (1377)")
+    add("--seed", type=int, default=2073, help="catalog seed (default 2073)")
+    add("--quota", type=int, default=None, help="requests per window, then 429 (default none)")
+    add("--window", type=float, default=300.0, help="rate-limit window in seconds (default 300)")
+    add("--token", action="append", default=[], help="an accepted token; others get 401")
+    add("--latency", type=float, default=0.0, help="seconds added to every answer")
+    add("--drift", type=int, default=0, help="models whose likes/downloads move per page")
+    add("--fault", action="append", default=[], metavar="SPEC", help="a fault (repeatable)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    try:
+        faults = [parse_fault(spec, seed=args.seed) for spec in args.fault]
+    except ValueError as exc:
+        _parser().error(str(exc))
+    catalog = make_catalog(
+        args.models, args.datasets, args.spaces, hf_inference=args.hf_inference, seed=args.seed
+    )
+    emulator = HubEmulator(
+        catalog,
+        host=args.host,
+        port=args.port,
+        quota=args.quota,
+        window=args.window,
+        tokens=args.token,
+        latency=args.latency,
+        drift=args.drift,
+        faults=faults,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with emulator:
+        print(emulator.url, flush=True)
+        print(f"serving {len(catalog.repos['model'])} models; Ctrl-C stops", file=sys.stderr)
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,264 @@
+"""A deterministic synthetic Hub catalog, and the listing queries over it.
+
+The same arguments give the same catalog, byte for byte. It carries every field the normalized
+schema reads: authors and legacy ids without one, non-ASCII ids, the pre-2022 `createdAt`
+sentinel, gated false/auto/manual, license/arxiv/dataset/base_model tags, files, inference
+providers, and datasets and spaces (`sdk`). Likes and downloads are correlated the way they were
+on the Hub in October 2025: of the 1,377 models served by `hf-inference`, the top 1,000 by likes
+and the top 1,000 by downloads overlap so that their union is about 1,204.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+Repo = dict[str, Any]
+T = TypeVar("T")
+SortKey = tuple[Any, ...]
+
+CREATED_AT_UNKNOWN = "2022-03-02T23:29:04.000Z"
+NUMERIC_SORTS = ("likes", "downloads", "trendingScore", "likes30d", "createdAt", "lastModified")
+SORTS = (*NUMERIC_SORTS, "id")
+
+# Spread of the independent noise on likes and downloads around a shared "quality": 1.1 gives the
+# October 2025 overlap (top 1,000 by likes | top 1,000 by downloads of 1,377 ≈ 1,204).
+_NOISE = 1.1
+_PIPELINES = (
+    "text-generation", "text-classification", "image-text-to-text", "automatic-speech-recognition",
+    "feature-extraction", "text-to-image", "translation", "summarization", "fill-mask",
+    "sentence-similarity", "object-detection", "image-classification",
+)  # fmt: skip
+_LIBRARIES = ("transformers", "diffusers", "sentence-transformers", "gguf", "peft", "timm", "mlx")
+_LICENSES = ("mit", "apache-2.0", "other", "llama3.1", "cc-by-4.0", "openrail", "gemma")
+_PROVIDERS = ("together", "fal-ai", "novita", "sambanova", "groq", "nebius", "cerebras")
+_RELATIONS = ("finetune", "quantized", "adapter", "merge")
+_SDKS = ("gradio", "streamlit", "docker", "static")
+_WORDS = (
+    "llama", "mistral", "qwen", "phi", "gemma", "bert", "t5", "whisper", "clip", "vit", "sdxl",
+    "falcon", "olmo", "smol", "deepseek", "granite", "kimi", "minimax", "yi", "opus",
+)  # fmt: skip
+_UNICODE_AUTHORS = ("café-lab", "ñandú-ai", "日本語モデル", "straße-nlp", "mañana")
+_EPOCH = int(datetime(2021, 6, 1, tzinfo=UTC).timestamp())
+
+
+def _iso(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(seconds))
+
+
+def _epoch_ms(stamp: str) -> int:
+    moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+_UNKNOWN_MS = _epoch_ms(CREATED_AT_UNKNOWN)
+
+
+@dataclass
+class Catalog:
+    """Repos by type ("model", "dataset", "space"), each a full API object (internal `_` keys).
+
+    Sorted orders are cached per (type, sort, filters) and dropped whenever `mutate` changes
+    the data, so keyset lookups stay a bisection.
+    """
+
+    repos: dict[str, list[Repo]]
+    _cache: dict[tuple[Any, ...], tuple[list[SortKey], list[Repo]]] = field(
+        default_factory=dict, repr=False
+    )
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def query(
+        self,
+        repo_type: str,
+        sort: str,
+        predicate_key: tuple[Any, ...],
+        predicate: Callable[[Repo], bool],
+    ) -> tuple[list[SortKey], list[Repo]]:
+        """The repos of `repo_type` that pass `predicate`, in `sort` order, with their keys."""
+        cache_key = (repo_type, sort, predicate_key)
+        with self._lock:
+            cached = self._cache.get(cache_key)
+            if cached is None:
+                chosen = [repo for repo in self.repos[repo_type] if predicate(repo)]
+                chosen.sort(key=lambda repo: sort_key(repo, sort))
+                cached = ([sort_key(repo, sort) for repo in chosen], chosen)
+                self._cache[cache_key] = cached
+            return cached
+
+    def mutate(self, change: Callable[[dict[str, list[Repo]]], None]) -> None:
+        """Apply `change` to the data (live drift) and drop every cached order."""
+        with self._lock:
+            change(self.repos)
+            self._cache.clear()
+
+
+def sort_key(repo: Repo, sort: str) -> SortKey:
+    """Descending by the sort's value with `_id` ascending as tie-break; `id` sorts ascending."""
+    if sort == "id":
+        return (repo["id"],)
+    if sort in ("createdAt", "lastModified"):
+        return (-repo[f"_{sort}_ms"], repo["_id"])
+    return (-repo[sort], repo["_id"])
+
+
+def key_from_cursor(sort: str, value: Any, object_id: str) -> SortKey:
+    if sort == "id":
+        return (value,)
+    if sort in ("createdAt", "lastModified"):
+        return (-_epoch_ms(value), object_id)
+    return (-value, object_id)
+
+
+def make_catalog(
+    models: int = 3000,
+    datasets: int = 500,
+    spaces: int = 500,
+    *,
+    hf_inference: int = 1377,
+    seed: int = 2073,
+) -> Catalog:
+    """Build a catalog; `hf_inference` models are served by the `hf-inference` provider.
+
+    The default seed is the one whose 1,377 `hf-inference` models give exactly the October 2025
+    union of 1,204 (1,000 by likes + 204 new by downloads).
+    """
+    if hf_inference > models:
+        raise ValueError(f"hf_inference ({hf_inference}) cannot exceed models ({models})")
+    rng = random.Random(seed)
+    authors = _authors(rng, max(8, models // 6))
+    served = set(rng.sample(range(models), hf_inference))
+    # Millions of small dicts and no cycles: the cyclic GC would only rescan them, again and again.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return Catalog(
+            {
+                "model": [_model(rng, i, authors, i in served) for i in range(models)],
+                "dataset": [_dataset(rng, i, authors) for i in range(datasets)],
+                "space": [_space(rng, i, authors) for i in range(spaces)],
+            }
+        )
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _authors(rng: random.Random, count: int) -> list[str]:
+    names = [
+        f"{_pick(rng, _WORDS)}-{kind}-{i}"
+        for i, kind in zip(
+            range(count), ("lab", "ai", "research", "org", "team") * count, strict=False
+        )
+    ]
+    names[: len(_UNICODE_AUTHORS)] = _UNICODE_AUTHORS
+    return names
+
+
+def _pick(rng: random.Random, choices: Sequence[T]) -> T:
+    return choices[int(rng.random() * len(choices))]  # random.choice, at a third of the cost
+
+
+def _common(rng: random.Random, index: int, kind: int, authors: list[str]) -> Repo:
+    """Fields every repo type has: ids, times, likes and downloads, sha, gating."""
+    created = _EPOCH + 1020 * index + 300 * kind + int(rng.random() * 60)
+    modified = created + int(rng.random() * 400 * 86400)
+    legacy = index % 97 == 0  # old repos: no creation date, and some with no author in the id
+    quality = rng.gauss(0, 1)
+    likes = int(math.exp(1.5 + 1.6 * (quality + _NOISE * rng.gauss(0, 1))))
+    downloads = int(math.exp(5.0 + 2.2 * (quality + _NOISE * rng.gauss(0, 1))))
+    return {
+        "_id": f"{created:08x}{kind:02x}{index:014x}",
+        "author": _pick(rng, authors),
+        "likes": likes,
+        "likes30d": likes // (2 + int(rng.random() * 8)),
+        "downloads": downloads,
+        "downloadsAllTime": downloads * (1 + int(rng.random() * 30)),
+        "trendingScore": likes // (1 + index % 50),
+        "private": False,
+        "disabled": index % 211 == 0,
+        "gated": "manual" if index % 37 == 0 else "auto" if index % 23 == 0 else False,
+        "sha": f"{rng.getrandbits(160):040x}",
+        "createdAt": CREATED_AT_UNKNOWN if legacy else _iso(created),
+        "lastModified": _iso(modified),
+        "_createdAt_ms": _UNKNOWN_MS if legacy else created * 1000,
+        "_lastModified_ms": modified * 1000,
+        "_legacy": legacy,
+    }
+
+
+def _model(rng: random.Random, index: int, authors: list[str], served: bool) -> Repo:
+    repo = _common(rng, index, 0, authors)
+    word = _pick(rng, _WORDS)
+    name = f"{word}-{_pick(rng, (1, 3, 7, 8, 13, 70))}b-v{index}"
+    if index % 53 == 0:
+        name = f"modèle-{word}-ünï-{index}"
+    repo_id = name if repo["_legacy"] and index % 2 == 0 else f"{repo['author']}/{name}"
+    if "/" not in repo_id:
+        repo["author"] = None  # a legacy id with no owner part: the Hub reports no author either
+    pipeline = _pick(rng, _PIPELINES)
+    library = _pick(rng, _LIBRARIES)
+    tags = [library, pipeline, f"license:{_pick(rng, _LICENSES)}", "region:us"]
+    if rng.random() < 0.4:
+        tags += [f"arxiv:{2300 + int(rng.random() * 300)}.{int(rng.random() * 100000):05d}"]
+    if rng.random() < 0.3:
+        tags += [f"dataset:{_pick(rng, authors)}/{_pick(rng, _WORDS)}-data"]
+    if rng.random() < 0.5:
+        base = f"{_pick(rng, authors)}/{_pick(rng, _WORDS)}-base"
+        relation = _pick(rng, (*_RELATIONS, ""))
+        tags += [f"base_model:{base}"] + ([f"base_model:{relation}:{base}"] if relation else [])
+    providers = (["hf-inference"] if served else []) + rng.sample(_PROVIDERS, int(rng.random() * 3))
+    repo.update(
+        id=repo_id,
+        modelId=repo_id,
+        pipeline_tag=pipeline,
+        library_name=library,
+        tags=tags,
+        siblings=[
+            {"rfilename": f}
+            for f in (".gitattributes", "README.md", "config.json", "model.safetensors")
+        ],
+        inferenceProviderMapping=[
+            {"provider": p, "providerId": f"{p}/{name}", "status": "live", "task": pipeline}
+            for p in providers
+        ],
+    )
+    return repo
+
+
+def _dataset(rng: random.Random, index: int, authors: list[str]) -> Repo:
+    repo = _common(rng, index, 1, authors)
+    name = f"{_pick(rng, _WORDS)}-corpus-{index}"
+    tags = [
+        f"license:{_pick(rng, _LICENSES)}",
+        "format:parquet",
+        "region:us",
+        f"task_categories:{_pick(rng, _PIPELINES)}",
+    ]
+    if rng.random() < 0.3:
+        tags.append(f"arxiv:{2300 + int(rng.random() * 300)}.{int(rng.random() * 100000):05d}")
+    repo.update(
+        id=f"{repo['author']}/{name}",
+        tags=tags,
+        siblings=[{"rfilename": f} for f in ("README.md", "data/train-00000.parquet")],
+    )
+    return repo
+
+
+def _space(rng: random.Random, index: int, authors: list[str]) -> Repo:
+    repo = _common(rng, index, 2, authors)
+    sdk = _pick(rng, _SDKS)
+    repo.update(
+        id=f"{repo['author']}/{_pick(rng, _WORDS)}-demo-{index}",
+        sdk=sdk,
+        tags=[sdk, "region:us", f"license:{_pick(rng, _LICENSES)}"],
+        siblings=[{"rfilename": f} for f in ("README.md", "app.py", "requirements.txt")],
+    )
+    return repo

@@ -1,0 +1,97 @@
+"""Faults on demand: what the emulator does instead of (or to) a normal answer, and when.
+
+A fault is written `KIND[:ARG][@WHEN]`, on the command line (`--fault`) or from Python
+(`parse_fault`). WHEN is a comma list of request numbers (1-based, counting listing requests),
+`*` for every request, `pN` for a random share N of requests (0 < N <= 1, seeded), or `/regex/`
+on the request's path and query, optionally followed by `xN` to fire N times at most. Without
+WHEN a fault fires on every request. KIND is one of `KINDS`.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+
+KINDS = {
+    "status": "ARG = an HTTP status, answered with a JSON error body and X-Error-Message",
+    "html": "ARG = an HTTP status (default 502), answered with an HTML body",
+    "retry-after": "429 with Retry-After: ARG seconds (default 1)",
+    "retry-date": "429 with Retry-After as an HTTP-date ARG seconds ahead (default 1)",
+    "ratelimit": "429 with only RateLimit: r=0;t=ARG (default 1)",
+    "reset": "the connection is reset before any answer",
+    "reset-body": "the headers and half the body are sent, then the connection is reset",
+    "truncate": "Content-Length promises the whole body, half is sent, the connection closes",
+    "slow": "the answer comes after ARG seconds (default 5): for read timeouts",
+    "html200": "200 with an HTML body",
+    "empty200": "200 with an empty body",
+    "error200": "200 with a JSON object {'error': ...}",
+    "junk": "the page also holds ARG entries that are not objects or have no id (default 2)",
+    "loop": "the Link header names the page just served",
+    "relative": "the Link header is a relative URL",
+    "link-away": "the Link header names another origin",
+    "redirect": "a redirect (ARG = 301, 302, 307 or 308; default 302) to the same page",
+    "redirect-away": "a 302 redirect to another origin",
+}
+_SPEC = re.compile(r"(?P<kind>[a-z0-9-]+)(?::(?P<arg>[0-9.]+))?(?:@(?P<when>.+))?")
+_REGEX_WHEN = re.compile(r"/(?P<pattern>.*)/(?:x(?P<times>\d+))?")
+
+
+@dataclass
+class Fault:
+    """One fault: what to do (`kind`, `arg`) and on which requests."""
+
+    kind: str
+    arg: float | None = None
+    requests: frozenset[int] | None = None
+    pattern: re.Pattern[str] | None = None
+    probability: float | None = None
+    times: int | None = None
+    fired: int = 0
+    _rng: random.Random = field(default_factory=lambda: random.Random(0), repr=False)
+
+    def applies(self, number: int, target: str) -> bool:
+        """Whether this fault fires on request `number` for `target` (path?query); counts it."""
+        if self.times is not None and self.fired >= self.times:
+            return False
+        if self.requests is not None and number not in self.requests:
+            return False
+        if self.pattern is not None and not self.pattern.search(target):
+            return False
+        if self.probability is not None and self._rng.random() >= self.probability:
+            return False
+        self.fired += 1
+        return True
+
+    def arg_or(self, default: float) -> float:
+        return default if self.arg is None else self.arg
+
+
+def parse_fault(spec: str, seed: int = 0) -> Fault:
+    """Read `KIND[:ARG][@WHEN]`; raise ValueError with the accepted forms when it does not fit."""
+    match = _SPEC.fullmatch(spec.strip())
+    kind: str = match.group("kind") if match else ""
+    arg: str | None = match.group("arg") if match else None
+    if kind.isdigit():
+        kind, arg = "status", kind
+    if match is None or kind not in KINDS:
+        raise ValueError(
+            f"unknown fault {spec!r}: KIND[:ARG][@WHEN], KIND one of {', '.join(KINDS)}"
+        )
+    fault = Fault(kind=kind, arg=float(arg) if arg else None, _rng=random.Random(seed))
+    when = match.group("when")
+    if when is None or when == "*":
+        return fault
+    if when.startswith("p"):
+        fault.probability = float(when[1:])
+        return fault
+    regex = _REGEX_WHEN.fullmatch(when)
+    if regex:
+        fault.pattern = re.compile(regex.group("pattern"))
+        fault.times = int(regex.group("times")) if regex.group("times") else None
+        return fault
+    try:
+        fault.requests = frozenset(int(n) for n in when.split(","))
+    except ValueError:
+        raise ValueError(f"fault {spec!r}: WHEN is N[,N...], *, pN or /regex/[xN]") from None
+    return fault

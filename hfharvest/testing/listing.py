@@ -1,0 +1,183 @@
+"""The listing API's semantics, without HTTP: parse a query, pick a page, project its fields.
+
+Mirrors what `shared/hub-api.md` records of the Hub: AND tag filters, OR providers (`all` = any),
+the documented sorts plus `likes30d` and `id`, snake_case and unknown sorts rejected, sorts the Hub
+refused beside `inference_provider` rejected too, page size capped at 1000, keyset cursors on
+(sort key, `_id`) encoded as the Hub encodes them, default / `full` / `expand` field sets.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hfharvest.testing.catalog import SORTS, Catalog, Repo, key_from_cursor
+
+MAX_PAGE = 1000
+_TRUE = {"true", "1", "True"}
+# Sorts the Hub was seen to refuse together with `inference_provider` (October 2025).
+_NOT_WITH_PROVIDER = {"trendingScore", "createdAt"}
+
+DEFAULT_FIELDS = {
+    "model": ("_id", "id", "likes", "trendingScore", "private", "downloads", "tags",
+              "pipeline_tag", "library_name", "createdAt", "modelId"),
+    "dataset": ("_id", "id", "author", "sha", "lastModified", "private", "gated", "disabled",
+                "likes", "trendingScore", "downloads", "tags", "createdAt"),
+    "space": ("_id", "id", "likes", "trendingScore", "private", "sdk", "tags", "createdAt"),
+}  # fmt: skip
+FULL_EXTRA = ("author", "sha", "lastModified", "gated", "disabled", "siblings")
+EXPANDABLE = {
+    "model": ("author", "createdAt", "disabled", "downloads", "downloadsAllTime", "gated",
+              "inferenceProviderMapping", "lastModified", "library_name", "likes", "likes30d",
+              "pipeline_tag", "private", "sha", "siblings", "tags", "trendingScore"),
+    "dataset": ("author", "createdAt", "disabled", "downloads", "downloadsAllTime", "gated",
+                "lastModified", "likes", "private", "sha", "siblings", "tags", "trendingScore"),
+    "space": ("author", "createdAt", "disabled", "lastModified", "likes", "private", "sdk", "sha",
+              "siblings", "tags", "trendingScore"),
+}  # fmt: skip
+
+
+class ListingError(Exception):
+    """A query the Hub would refuse: `status` and the text of its `error`."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ListingQuery:
+    repo_type: str
+    sort: str
+    limit: int
+    fields: tuple[str, ...]
+    search: str | None
+    author: str | None
+    tags: tuple[str, ...]
+    pipeline_tag: str | None
+    providers: tuple[str, ...]
+    after: tuple[Any, ...] | None
+
+    def predicate_key(self) -> tuple[Any, ...]:
+        return (self.search, self.author, self.tags, self.pipeline_tag, self.providers)
+
+    def matches(self, repo: Repo) -> bool:
+        if self.search and self.search.lower() not in repo["id"].lower():
+            return False
+        if self.author and (repo["author"] or "").lower() != self.author.lower():
+            return False
+        if self.pipeline_tag and repo.get("pipeline_tag") != self.pipeline_tag:
+            return False
+        if self.tags and not set(self.tags) <= _tag_set(repo):
+            return False
+        return not self.providers or _served_by(repo, self.providers)
+
+
+def _tag_set(repo: Repo) -> set[str]:
+    extra = {repo.get("library_name"), repo.get("pipeline_tag"), repo.get("sdk")}
+    return set(repo["tags"]) | {tag for tag in extra if tag}
+
+
+def _served_by(repo: Repo, providers: tuple[str, ...]) -> bool:
+    live = {
+        m["provider"] for m in repo.get("inferenceProviderMapping", ()) if m["status"] == "live"
+    }
+    return bool(live) if "all" in providers else not live.isdisjoint(providers)
+
+
+def parse_query(repo_type: str, params: Sequence[tuple[str, str]]) -> ListingQuery:
+    """Read a listing's query string as the Hub does; raise `ListingError` where it would."""
+    values: dict[str, list[str]] = {}
+    for name, value in params:
+        values.setdefault(name.removesuffix("[]"), []).append(value)
+
+    def one(name: str) -> str | None:
+        return values[name][-1] if name in values else None
+
+    sort = one("sort") or "likes"  # the Hub's listing is by likes when no sort is given
+    if sort not in SORTS:
+        raise ListingError(400, f"Invalid sort parameter: {sort}")
+    providers = tuple(p for v in values.get("inference_provider", ()) for p in v.split(",") if p)
+    if providers and sort in _NOT_WITH_PROVIDER:
+        raise ListingError(400, f"Invalid sort parameter: {sort}")
+    if one("direction") not in (None, "-1"):
+        raise ListingError(400, "Invalid direction parameter: only -1 is supported")
+    return ListingQuery(
+        repo_type=repo_type,
+        sort=sort,
+        limit=_limit(one("limit")),
+        fields=_fields(repo_type, one("full") in _TRUE, tuple(values.get("expand", ()))),
+        search=one("search"),
+        author=one("author"),
+        tags=tuple(sorted(set(values.get("filter", ())))),
+        pipeline_tag=one("pipeline_tag"),
+        providers=tuple(sorted(set(providers))),
+        after=_decode_cursor(sort, one("cursor")),
+    )
+
+
+def _limit(text: str | None) -> int:
+    if text is None:
+        return MAX_PAGE
+    try:
+        limit = int(text)
+    except ValueError:
+        raise ListingError(400, f"Invalid limit parameter: {text}") from None
+    if limit < 1:
+        raise ListingError(400, f"Invalid limit parameter: {text}")
+    return min(limit, MAX_PAGE)
+
+
+def _fields(repo_type: str, full: bool, expand: tuple[str, ...]) -> tuple[str, ...]:
+    if expand and full:
+        raise ListingError(400, "Cannot use 'expand' together with 'full'")
+    if expand:
+        unknown = sorted(set(expand) - set(EXPANDABLE[repo_type]))
+        if unknown:
+            raise ListingError(400, f"Invalid expand field: {unknown[0]}")
+        return ("_id", "id", *dict.fromkeys(expand))
+    fields = DEFAULT_FIELDS[repo_type]
+    return (*fields, *(f for f in FULL_EXTRA if f not in fields)) if full else fields
+
+
+def encode_cursor(sort: str, repo: Repo) -> str:
+    """The Hub's cursor form: a MongoDB-style keyset condition, base64-encoded JSON."""
+    value = repo[sort]
+    if sort == "id":
+        condition: dict[str, Any] = {"id": {"$gt": value}}
+    else:
+        condition = {"$or": [{sort: value, "_id": {"$gt": repo["_id"]}}, {sort: {"$lt": value}}]}
+    return base64.b64encode(json.dumps(condition, separators=(",", ":")).encode()).decode()
+
+
+def _decode_cursor(sort: str, cursor: str | None) -> tuple[Any, ...] | None:
+    if cursor is None:
+        return None
+    try:
+        condition = json.loads(base64.b64decode(cursor, validate=True))
+        if sort == "id":
+            return key_from_cursor(sort, condition["id"]["$gt"], "")
+        first = condition["$or"][0]
+        return key_from_cursor(sort, first[sort], first["_id"]["$gt"])
+    except (ValueError, KeyError, IndexError, TypeError, binascii.Error):
+        raise ListingError(400, "Invalid cursor") from None
+
+
+def run_query(catalog: Catalog, query: ListingQuery) -> tuple[list[Repo], str | None]:
+    """One page of answers (fields projected) and the cursor of the next page, if any."""
+    keys, repos = catalog.query(query.repo_type, query.sort, query.predicate_key(), query.matches)
+    start = 0 if query.after is None else bisect_right(keys, query.after)
+    chosen = repos[start : start + query.limit]
+    more = start + query.limit < len(repos)
+    cursor = encode_cursor(query.sort, chosen[-1]) if chosen and more else None
+    return [project(repo, query.fields) for repo in chosen], cursor
+
+
+def project(repo: Repo, fields: tuple[str, ...]) -> Repo:
+    return {name: repo[name] for name in fields if name in repo and repo[name] is not None}
