@@ -9,7 +9,6 @@ followed by hand so that none can carry the walk, or the token, to another origi
 from __future__ import annotations
 
 import platform
-import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,13 +32,13 @@ from hfharvest.retry import (
     call_with_retries,
     check_demanded_wait,
     demanded_wait,
+    describe_failure,
 )
 from hfharvest.settings import Settings
 
 MAX_REDIRECTS = 5
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-_ERRNO_TEXT = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
 
 Origin = tuple[str, str, int]
 
@@ -135,7 +134,7 @@ class HubClient:
         fetched: set[str] = set()
         while url is not None:
             fetched.add(url)
-            page = self.get_page(url, on_retry)
+            page = self.get_page(url, on_retry, describe=f"sort {sort}, page {len(fetched)}")
             yield page
             if page.next_url in fetched:
                 raise CursorLoopError(
@@ -144,20 +143,25 @@ class HubClient:
                 )
             url = page.next_url
 
-    def get_page(self, url: str, on_retry: Callable[[], None] = lambda: None) -> Page:
+    def get_page(
+        self, url: str, on_retry: Callable[[], None] = lambda: None, *, describe: str = ""
+    ) -> Page:
         policy = self.settings.retry
         try:
             return call_with_retries(
                 lambda: self._get_once(url),
                 policy,
-                describe=f"GET {url}",
+                describe=describe or f"GET {url}",
                 on_retry=on_retry,
                 sleep=self._sleep,
             )
         except requests.RequestException as exc:
             attempts = policy.retries + 1
+            cause = describe_failure(exc)
+            if isinstance(exc, requests.Timeout):
+                cause = f"no answer within --timeout {self.settings.timeout:g} s"
             raise UnreachableError(
-                f"cannot reach {format_origin(self.origin)}: {_network_cause(exc, self.settings)}"
+                f"cannot reach {format_origin(self.origin)}: {cause}"
                 f" ({attempts} attempt{'s' if attempts > 1 else ''}, GET {url})",
                 hint="check --endpoint (or HF_ENDPOINT) and the network; --retries tries longer",
             ) from exc
@@ -274,12 +278,3 @@ def _peek(body: bytes) -> str:
         return "the body is empty"
     text = body[:40].decode("utf-8", "replace").replace("\n", " ")
     return f"{len(body)} bytes starting {text!r}"
-
-
-def _network_cause(exc: requests.RequestException, settings: Settings) -> str:
-    if isinstance(exc, requests.Timeout):
-        return f"no answer within --timeout {settings.timeout:g} s"
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        return "the connection broke in the middle of an answer"
-    match = _ERRNO_TEXT.search(str(exc))
-    return match.group(1).strip() if match else type(exc).__name__

@@ -20,6 +20,7 @@ from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 import requests
+from requests.exceptions import ContentDecodingError
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -42,10 +43,11 @@ TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (
     requests.ConnectionError,
     requests.Timeout,
     requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
+    ContentDecodingError,
     TransientResponseError,
 )
 
+_ERRNO_TEXT = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
 _RATELIMIT_REMAINING = re.compile(r"(?:^|;)\s*r=(\d+)")
 _RATELIMIT_RESET = re.compile(r"(?:^|;)\s*t=(\d+)")
 
@@ -112,12 +114,18 @@ def check_demanded_wait(wait: tuple[float, str] | None, url: str, policy: RetryP
         )
 
 
-def _describe(exc: BaseException | None) -> str:
+def describe_failure(exc: BaseException | None) -> str:
+    """A short cause for a log line: no URL (the caller names the page), no library noise."""
     if isinstance(exc, TransientResponseError):
-        return str(exc)
-    if exc is None:
-        return "unknown error"
-    return f"{type(exc).__name__}: {exc}"
+        return f"HTTP {exc.status}: {exc.detail}"
+    if isinstance(exc, requests.Timeout):
+        return "no answer within the timeout"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError | ContentDecodingError):
+        return "the connection broke in the middle of an answer"
+    match = _ERRNO_TEXT.search(str(exc))
+    if match:
+        return match.group(1).strip()
+    return type(exc).__name__ if exc is not None else "unknown error"
 
 
 def call_with_retries(
@@ -133,7 +141,7 @@ def call_with_retries(
     The last exception is re-raised unchanged, so callers see the real cause.
     """
     backoff = wait_exponential_jitter(
-        initial=policy.backoff_base, max=policy.backoff_max, jitter=policy.backoff_base
+        multiplier=policy.backoff_base, max=policy.backoff_max, jitter=policy.backoff_base
     )
 
     def wait(state: RetryCallState) -> float:
@@ -148,7 +156,7 @@ def call_with_retries(
         log.warning(
             "%s: %s; retry %d of %d in %.1f s",
             describe,
-            _describe(exc),
+            describe_failure(exc),
             state.attempt_number,
             policy.retries,
             seconds,

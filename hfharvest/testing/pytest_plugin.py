@@ -1,0 +1,26 @@
+"""pytest fixtures for the emulator, registered through the `pytest11` entry point.
+
+`hub_catalog` is the default catalog, built once per session (do not mutate it: ask for a
+`make_catalog()` of your own for drift); `hub` is an emulator serving it on a free port, started
+for one test and stopped after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from hfharvest.testing.catalog import Catalog, make_catalog
+from hfharvest.testing.server import HubEmulator
+
+
+@pytest.fixture(scope="session")
+def hub_catalog() -> Catalog:
+    return make_catalog()
+
+
+@pytest.fixture
+def hub(hub_catalog: Catalog) -> Iterator[HubEmulator]:
+    with HubEmulator(hub_catalog) as emulator:
+        yield emulator

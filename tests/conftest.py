@@ -1,0 +1,72 @@
+"""Shared fixtures: a clean environment, settings without waits, and mocked Hub pages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import responses
+
+from hfharvest.settings import FetchOptions, Settings, resolve
+
+ENDPOINT = "https://hub.test"
+NO_WAIT_ENV = {"HFHARVEST_BACKOFF_BASE": "0", "HFHARVEST_BACKOFF_MAX": "0"}
+_SCRUBBED = (
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "HF_TOKEN_PATH",
+    "HF_HOME",
+    "HF_ENDPOINT",
+    "HF_HUB_OFFLINE",
+)
+
+
+@pytest.fixture(autouse=True)
+def _scrub_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A developer's own Hub settings must never leak into a test; no wait is ever real."""
+    for name in _SCRUBBED:
+        monkeypatch.delenv(name, raising=False)
+    # Point HOME somewhere empty so ~/.cache/huggingface/token is never found by accident.
+    monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+    for name, value in NO_WAIT_ENV.items():
+        monkeypatch.setenv(name, value)
+
+
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture
+def make_settings() -> SettingsFactory:
+    """Settings as `fetch` would build them, against ENDPOINT, with zero backoff."""
+
+    def build(environ: dict[str, str] | None = None, **options: Any) -> Settings:
+        options.setdefault("endpoint", ENDPOINT)
+        options.setdefault("no_token", "token" not in options and "token_file" not in options)
+        return resolve(FetchOptions(**options), {**NO_WAIT_ENV, **(environ or {})})
+
+    return build
+
+
+@pytest.fixture
+def mocked() -> Iterator[responses.RequestsMock]:
+    """`responses` in strict order: each registered answer is used once, in turn."""
+    with responses.RequestsMock(
+        registry=responses.registries.OrderedRegistry, assert_all_requests_are_fired=True
+    ) as mock:
+        yield mock
+
+
+def models(start: int, count: int, prefix: str = "org/m") -> list[dict[str, Any]]:
+    """`count` minimal default-listing entries with ids prefix{start}..."""
+    return [
+        {"_id": f"{i:024x}", "id": f"{prefix}{i}", "likes": 10_000 - i, "downloads": i,
+         "private": False, "tags": ["license:mit"], "createdAt": "2024-01-01T00:00:00.000Z"}
+        for i in range(start, start + count)
+    ]  # fmt: skip
+
+
+def link(url: str) -> dict[str, str]:
+    return {"Link": f'<{url}>; rel="next"'}

@@ -1,0 +1,303 @@
+"""HubClient against `responses` mocks: paging, retries, errors, origins and the token."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+import requests
+import responses
+from conftest import ENDPOINT, SettingsFactory, link, models
+
+from hfharvest.client import HubClient, Page
+from hfharvest.errors import (
+    CrossOriginError,
+    CursorLoopError,
+    HubResponseError,
+    UnreachableError,
+    WaitTooLongError,
+)
+from hfharvest.settings import Settings
+
+LIST = f"{ENDPOINT}/api/models"
+FIRST = f"{LIST}?sort=likes&limit=1000&full=true"
+NEXT = f"{LIST}?sort=likes&limit=1000&full=true&cursor=abc%3D"
+
+
+def walk(settings: Settings, sleeps: list[float] | None = None) -> list[Page]:
+    client = HubClient(settings, sleep=(sleeps if sleeps is not None else []).append)
+    return list(client.pages(settings.sorts[0]))
+
+
+def query(call: responses.Call) -> list[tuple[str, str]]:
+    return parse_qsl(urlsplit(call.request.url or "").query)
+
+
+def test_follows_link_as_is_until_there_is_none(
+    mocked: responses.RequestsMock, make_settings: SettingsFactory
+) -> None:
+    third = f"{LIST}?sort=likes&limit=1000&full=true&cursor=def"
+    mocked.get(FIRST, json=models(0, 2), headers=link(NEXT))
+    mocked.get(NEXT, json=models(2, 2), headers=link(third))
+    mocked.get(third, json=models(4, 1))
+    pages = walk(make_settings(sorts=("likes",)))
+    assert [len(p.entries) for p in pages] == [2, 2, 1]
+    assert [c.request.url for c in mocked.calls] == [FIRST, NEXT, third]
+    assert pages[-1].next_url is None
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({}, [("sort", "likes"), ("limit", "1000"), ("full", "true")]),
+        ({"limit": 10}, [("sort", "likes"), ("limit", "10"), ("full", "true")]),
+        ({"page_size": 50, "limit": 120}, [("sort", "likes"), ("limit", "50"), ("full", "true")]),
+        ({"full": False}, [("sort", "likes"), ("limit", "1000")]),
+        (
+            {"expand": ("sha", "downloadsAllTime")},
+            [("sort", "likes"), ("limit", "1000"), ("expand", "sha"),
+             ("expand", "downloadsAllTime")],
+        ),
+        (
+            {"search": "llama", "author": "meta", "filters": ("gguf", "en"),
+             "pipeline_tag": "text-generation", "inference_providers": ("together", "fal-ai")},
+            [("search", "llama"), ("author", "meta"), ("filter", "gguf"), ("filter", "en"),
+             ("pipeline_tag", "text-generation"), ("inference_provider", "together,fal-ai"),
+             ("sort", "likes"), ("limit", "1000"), ("full", "true")],
+        ),
+    ],
+)  # fmt: skip
+def test_each_option_shapes_the_query(
+    mocked: responses.RequestsMock,
+    make_settings: SettingsFactory,
+    options: dict[str, object],
+    expected: list[tuple[str, str]],
+) -> None:
+    mocked.get(LIST, json=[])
+    walk(make_settings(sorts=("likes",), **options))
+    assert query(mocked.calls[0]) == expected
+    assert "direction" not in dict(query(mocked.calls[0]))  # the Hub rejects it for most sorts
+
+
+@pytest.mark.parametrize("repo_type", ["dataset", "space"])
+def test_type_picks_the_listing(
+    mocked: responses.RequestsMock, make_settings: SettingsFactory, repo_type: str
+) -> None:
+    mocked.get(f"{ENDPOINT}/api/{repo_type}s", json=[])
+    walk(make_settings(sorts=("likes",), repo_type=repo_type))
+    assert len(mocked.calls) == 1
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
+def test_transient_statuses_are_retried_first_page_included(
+    mocked: responses.RequestsMock, make_settings: SettingsFactory, status: int
+) -> None:
+    mocked.get(FIRST, status=status, body="<html>oops</html>")
+    mocked.get(FIRST, json=models(0, 1))
+    pages = walk(make_settings(sorts=("likes",)))
+    assert len(pages[0].entries) == 1
+    assert len(mocked.calls) == 2
+
+
+@pytest.mark.parametrize(
+    "body", [b"<!DOCTYPE html><html>Maintenance</html>", b"", b'[{"id": "a/b"', b'{"x": 1}', b"7"]
+)
+def test_a_200_that_is_not_a_json_array_is_retried(
+    mocked: responses.RequestsMock, make_settings: SettingsFactory, body: bytes
+) -> None:
+    mocked.get(FIRST, body=body)
+    mocked.get(FIRST, json=models(0, 1))
+    assert len(walk(make_settings(sorts=("likes",)))[0].entries) == 1
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        requests.ConnectionError("reset by peer"),
+        requests.Timeout("read timed out"),
+        requests.exceptions.ChunkedEncodingError("IncompleteRead"),
+    ],
+)
+def test_network_failures_are_retried(
+    mocked: responses.RequestsMock, make_settings: SettingsFactory, failure: Exception
+) -> None:
+    mocked.get(FIRST, body=failure)
+    mocked.get(FIRST, json=models(0, 1))
+    assert len(walk(make_settings(sorts=("likes",)))[0].entries) == 1
+
+
+def test_a_200_with_an_error_object_is_permanent(
+    mocked: responses.RequestsMock, make_settings: SettingsFactory
+) -> None:
+    mocked.get(FIRST, json={"error": "Listing is disabled for this filter"})
+    with pytest.raises(HubResponseError, match="Listing is disabled for this filter"):
+        walk(make_settings(sorts=("likes",)))
+    assert len(mocked.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "body", "shown"),
+    [
+        (400, {"X-Error-Message": "Invalid sort parameter: trendingScore"}, b"{}",
+         "Invalid sort parameter: trendingScore"),
+        (400, {}, b'{"error": ["bad expand", "bad full"]}', "bad expand; bad full"),
+        (403, {}, b'{"errors": [{"message": "forbidden here"}]}', "forbidden here"),
+        (404, {}, b"<html>not found</html>", "Not Found"),
+    ],
+)  # fmt: skip
+def test_client_errors_are_not_retried_and_show_the_hubs_words(
+    mocked: responses.RequestsMock,
+    make_settings: SettingsFactory,
+    status: int,
+    headers: dict[str, str],
+    body: bytes,
+    shown: str,
+) -> None:
+    mocked.get(FIRST, status=status, headers=headers, body=body)
+    with pytest.raises(HubResponseError, match=shown) as err:
+        walk(make_settings(sorts=("likes",)))
+    assert err.value.status == status
+    assert err.value.exit_code == 1
+    assert len(mocked.calls) == 1
+
+
+def test_401_says_the_token_was_refused_and_how_to_set_another(
+    mocked: responses.RequestsMock, make_settings: SettingsFactory
+) -> None:
+    mocked.get(
+        FIRST,
+        status=401,
+        headers={"X-Error-Message": "Invalid credentials in Authorization header"},
+    )
+    with pytest.raises(HubResponseError, match="Invalid credentials") as err:
+        walk(make_settings(sorts=("likes",), environ={"HF_TOKEN": "hf_bad"}, no_token=False))
+    assert "token from HF_TOKEN was refused" in (err.value.hint or "")
+    assert "hf_bad" not in str(err.value) + (err.value.hint or "")
+
+
+def test_retry_after_in_seconds_sets_the_wait(
+    mocked: responses.RequestsMock, make_settings: SettingsFactory
+) -> None:
+    mocked.get(FIRST, status=429, headers={"Retry-After": "1"})
+    mocked.get(FIRST, json=[])
+    sleeps: list[float] = []
+    walk(make_settings(sorts=("likes",)), sleeps)
+    assert sleeps == [1]
+
+
+def test_retry_after_as_http_date_sets_the_wait(
+    mocked: responses.RequestsMock, make_settings: SettingsFactory
+) -> None:
+    from email.utils import formatdate
+    from time import time
+
+    mocked.get(FIRST, status=503, headers={"Retry-After": formatdate(time() + 3, usegmt=True)})
+    mocked.get(FIRST, json=[])
+    sleeps: list[float] = []
+    walk(make_settings(sorts=("likes",)), sleeps)
+    assert len(sleeps) == 1
+    assert 2 <= sleeps[0] <= 4
+
+
+def test_ratelimit_without_retry_after_waits_for_the_reset(
+    mocked: responses.RequestsMock, make_settings: SettingsFactory
+) -> None:
+    mocked.get(FIRST, status=429, headers={"RateLimit": '"api";r=0;t=12'})
+    mocked.get(FIRST, json=[])
+    sleeps: list[float] = []
+    walk(make_settings(sorts=("likes",)), sleeps)
+    assert sleeps == [13]
+
+
+def test_a_wait_beyond_max_wait_fails_at_once(
+    mocked: responses.RequestsMock, make_settings: SettingsFactory
+) -> None:
+    mocked.get(FIRST, status=429, headers={"Retry-After": "3600"})
+    with pytest.raises(WaitTooLongError, match=r"3600 s.*--max-wait 60"):
+        walk(make_settings(sorts=("likes",), max_wait=60))
+    assert len(mocked.calls) == 1
+
+
+def test_exhausted_retries_name_the_cause(
+    mocked: responses.RequestsMock, make_settings: SettingsFactory
+) -> None:
+    for _ in range(3):
+        mocked.get(FIRST, body=requests.ConnectionError("[Errno 111] Connection refused"))
+    with pytest.raises(UnreachableError, match=r"reach https://hub.test: Connection refused"):
+        walk(make_settings(sorts=("likes",), retries=2))
+
+
+def test_a_link_to_another_origin_stops_the_walk(
+    mocked: responses.RequestsMock, make_settings: SettingsFactory
+) -> None:
+    mocked.get(FIRST, json=models(0, 1), headers=link("https://evil.test:8443/api/models?c=1"))
+    with pytest.raises(CrossOriginError, match=r"https://evil.test:8443"):
+        walk(make_settings(sorts=("likes",), token="hf_secret"))
+    assert len(mocked.calls) == 1  # nothing was sent there
+
+
+@pytest.mark.parametrize("other", ["http://hub.test/api/models", "https://hub.test:444/api/models"])
+def test_scheme_and_port_are_part_of_the_origin(
+    mocked: responses.RequestsMock, make_settings: SettingsFactory, other: str
+) -> None:
+    mocked.get(FIRST, json=[], headers=link(other))
+    with pytest.raises(CrossOriginError):
+        walk(make_settings(sorts=("likes",)))
+
+
+def test_a_relative_link_is_resolved_against_the_page(
+    mocked: responses.RequestsMock, make_settings: SettingsFactory
+) -> None:
+    mocked.get(FIRST, json=models(0, 1), headers=link("/api/models?sort=likes&cursor=abc%3D"))
+    mocked.get(f"{LIST}?sort=likes&cursor=abc%3D", json=models(1, 1))
+    assert len(walk(make_settings(sorts=("likes",)))) == 2
+
+
+def test_a_link_that_loops_stops_with_an_error(
+    mocked: responses.RequestsMock, make_settings: SettingsFactory
+) -> None:
+    mocked.get(FIRST, json=models(0, 1), headers=link(NEXT))
+    mocked.get(NEXT, json=models(1, 1), headers=link(FIRST))
+    with pytest.raises(CursorLoopError, match="repeats a page"):
+        walk(make_settings(sorts=("likes",)))
+    assert len(mocked.calls) == 2
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_redirects_within_the_endpoint_are_followed_with_the_token(
+    mocked: responses.RequestsMock, make_settings: SettingsFactory, status: int
+) -> None:
+    moved = f"{ENDPOINT}/api/v2/models?sort=likes"
+    mocked.get(FIRST, status=status, headers={"Location": "/api/v2/models?sort=likes"})
+    mocked.get(moved, json=models(0, 1))
+    pages = walk(make_settings(sorts=("likes",), token="hf_secret"))
+    assert pages[0].url == moved
+    assert mocked.calls[1].request.headers["Authorization"] == "Bearer hf_secret"
+
+
+def test_a_redirect_to_another_origin_is_not_followed(
+    mocked: responses.RequestsMock, make_settings: SettingsFactory
+) -> None:
+    mocked.get(FIRST, status=302, headers={"Location": "https://cdn.other.test/models"})
+    with pytest.raises(CrossOriginError, match=r"302 redirect leads to https://cdn.other.test"):
+        walk(make_settings(sorts=("likes",), token="hf_secret"))
+    assert len(mocked.calls) == 1
+
+
+def test_token_and_user_agent_headers(
+    mocked: responses.RequestsMock, make_settings: SettingsFactory
+) -> None:
+    mocked.get(FIRST, json=[])
+    walk(make_settings(sorts=("likes",), token="hf_secret"))
+    headers = mocked.calls[0].request.headers
+    assert headers["Authorization"] == "Bearer hf_secret"
+    assert headers["User-Agent"].startswith("hfharvest/")
+    assert "; python/3." in headers["User-Agent"]
+
+
+def test_no_token_sends_no_authorization(
+    mocked: responses.RequestsMock, make_settings: SettingsFactory
+) -> None:
+    mocked.get(FIRST, json=[])
+    walk(make_settings(sorts=("likes",), environ={"HF_TOKEN": "hf_env"}, no_token=True))
+    assert "Authorization" not in mocked.calls[0].request.headers

@@ -1,0 +1,300 @@
+"""harvest(): walks, merge order, per-sort counts, limits, duplicates and determinism."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import pytest
+import responses
+from conftest import ENDPOINT, SettingsFactory, link, models
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hfharvest.client import HubClient, Page
+from hfharvest.errors import HubResponseError
+from hfharvest.harvest import HarvestResult, SortStats, harvest
+from hfharvest.settings import Settings
+
+LIST = f"{ENDPOINT}/api/models"
+
+
+class Silent:
+    def __init__(self) -> None:
+        self.pages: list[tuple[str, int, int]] = []
+
+    def page_done(self, sort: str, returned: int, pages: int) -> None:
+        self.pages.append((sort, returned, pages))
+
+
+def run(settings: Settings, **kwargs: Any) -> tuple[list[dict[str, Any]], HarvestResult]:
+    records: list[dict[str, Any]] = []
+    result = harvest(settings, records.append, Silent(), **kwargs)
+    return records, result
+
+
+def first(sort: str, limit: int = 1000) -> str:
+    return f"{LIST}?inference_provider=hf-inference&sort={sort}&limit={limit}&full=true"
+
+
+def by_sort(ids: list[int]) -> list[dict[str, Any]]:
+    return [{"id": f"org/m{i}", "likes": 1} for i in ids]
+
+
+def check_counts(stats: SortStats) -> None:
+    assert stats.returned == stats.new + stats.duplicates + stats.skipped
+
+
+class TestTheHfInferenceCase:
+    """1,377 models; likes and downloads share 1,000 + 377 pages; their top 1,000s share 796."""
+
+    likes: ClassVar[list[int]] = list(range(1377))
+    # downloads rank: 796 of the top 1,000 by likes, then 204 others, then the remaining 377
+    downloads: ClassVar[list[int]] = (
+        list(range(796))
+        + list(range(1000, 1204))
+        + list(range(796, 1000))
+        + list(range(1204, 1377))
+    )
+
+    def register(self, mocked: responses.RequestsMock, limit_only: bool) -> None:
+        for sort, order in (("likes", self.likes), ("downloads", self.downloads)):
+            cursor = f"{first(sort)}&cursor={sort}2"
+            mocked.get(first(sort), json=by_sort(order[:1000]), headers=link(cursor))
+            if not limit_only:
+                mocked.get(cursor, json=by_sort(order[1000:]))
+
+    def test_limit_1000_reproduces_the_replaced_script(
+        self, make_settings: SettingsFactory
+    ) -> None:
+        with responses.RequestsMock() as mocked:
+            self.register(mocked, limit_only=True)
+            _, result = run(make_settings(inference_providers=("hf-inference",), limit=1000))
+        likes, downloads = result.stats
+        assert (likes.returned, likes.new, likes.duplicates) == (1000, 1000, 0)
+        assert (downloads.returned, downloads.new, downloads.duplicates) == (1000, 204, 796)
+        assert result.unique == 1204
+        assert not likes.reached_end  # stopped at --limit with more available
+
+    def test_walking_to_the_end_returns_all_1377(self, make_settings: SettingsFactory) -> None:
+        with responses.RequestsMock() as mocked:
+            self.register(mocked, limit_only=False)
+            records, result = run(make_settings(inference_providers=("hf-inference",)))
+        likes, downloads = result.stats
+        assert (likes.returned, likes.new, likes.pages) == (1377, 1377, 2)
+        assert (downloads.returned, downloads.new, downloads.duplicates) == (1377, 0, 1377)
+        assert result.unique == len(records) == 1377
+        assert likes.reached_end and downloads.reached_end
+        assert len({r["id"] for r in records}) == 1377
+
+
+def test_merge_order_and_found_by_ranks(
+    mocked: responses.RequestsMock, make_settings: SettingsFactory
+) -> None:
+    mocked.get(f"{LIST}?sort=likes&limit=1000&full=true", json=by_sort([1, 2, 3]))
+    mocked.get(f"{LIST}?sort=downloads&limit=1000&full=true", json=by_sort([3, 4, 1]))
+    records, result = run(make_settings())
+    assert [r["id"] for r in records] == ["org/m1", "org/m2", "org/m3", "org/m4"]
+    assert [r["found_by"] for r in records] == [
+        {"likes": 1, "downloads": 3},
+        {"likes": 2},
+        {"likes": 3, "downloads": 1},
+        {"downloads": 2},
+    ]
+    assert [(s.new, s.duplicates) for s in result.stats] == [(3, 0), (1, 2)]
+    assert list(records[0])[-1] == "found_by"
+
+
+def test_limit_mid_page_never_asks_for_an_unused_page(
+    mocked: responses.RequestsMock, make_settings: SettingsFactory
+) -> None:
+    url = f"{LIST}?sort=likes&limit=2&full=true"
+    mocked.get(url, json=models(0, 2), headers=link(f"{url}&cursor=a"))
+    mocked.get(f"{url}&cursor=a", json=models(2, 2), headers=link(f"{url}&cursor=b"))
+    records, result = run(make_settings(sorts=("likes",), limit=3, page_size=2))
+    assert [r["id"] for r in records] == ["org/m0", "org/m1", "org/m2"]
+    assert result.stats[0].returned == 3
+    assert result.stats[0].pages == 2
+    assert len(mocked.calls) == 2  # the page behind cursor=b was never requested
+
+
+def test_limit_equal_to_a_full_page_stops_there(
+    mocked: responses.RequestsMock, make_settings: SettingsFactory
+) -> None:
+    url = f"{LIST}?sort=likes&limit=2&full=true"
+    mocked.get(url, json=models(0, 2), headers=link(f"{url}&cursor=a"))
+    _, result = run(make_settings(sorts=("likes",), limit=2))
+    assert result.stats[0].pages == 1
+    assert result.stats[0].reached_end is False
+
+
+def test_duplicates_within_a_sort_and_skipped_entries(
+    mocked: responses.RequestsMock, make_settings: SettingsFactory
+) -> None:
+    url = f"{LIST}?sort=likes&limit=1000&full=true"
+    page1: list[Any] = [*by_sort([1, 2]), "junk", {"likes": 5}]
+    mocked.get(url, json=page1, headers=link(f"{url}&cursor=x"))
+    mocked.get(f"{url}&cursor=x", json=[*by_sort([2, 3]), None])  # m2 moved across the cursor
+    records, result = run(make_settings(sorts=("likes",)))
+    stats = result.stats[0]
+    assert [r["id"] for r in records] == ["org/m1", "org/m2", "org/m3"]
+    assert (stats.returned, stats.new, stats.duplicates, stats.skipped) == (7, 3, 1, 3)
+    assert records[2]["found_by"] == {"likes": 6}  # the rank counts skipped entries too
+    check_counts(stats)
+
+
+def test_raw_adds_the_untouched_object_after_found_by(
+    mocked: responses.RequestsMock, make_settings: SettingsFactory
+) -> None:
+    entry = {"_id": "1", "id": "a/b", "weird": {"nested": [1]}}
+    mocked.get(f"{LIST}?sort=likes&limit=1000&full=true", json=[entry])
+    mocked.get(f"{LIST}?sort=id&limit=1000&full=true", json=[entry])
+    records, _ = run(make_settings(sorts=("likes", "id"), raw=True))
+    assert records[0]["raw"] == entry
+    assert list(records[0])[-2:] == ["found_by", "raw"]
+
+
+def test_retries_are_counted_per_sort(
+    mocked: responses.RequestsMock, make_settings: SettingsFactory
+) -> None:
+    url = f"{LIST}?sort=likes&limit=1000&full=true"
+    mocked.get(url, status=503)
+    mocked.get(url, status=502)
+    mocked.get(url, json=by_sort([1]))
+    _, result = run(make_settings(sorts=("likes",)))
+    assert result.stats[0].retries == 2
+
+
+def test_one_failed_sort_fails_the_harvest_and_stops_the_others(
+    make_settings: SettingsFactory,
+) -> None:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
+        mocked.get(f"{LIST}?sort=likes&limit=1000&full=true", json=by_sort([1]))
+        mocked.get(
+            f"{LIST}?sort=trendingScore&limit=1000&full=true",
+            status=400,
+            headers={"X-Error-Message": "Invalid sort parameter: trendingScore"},
+        )
+        records: list[dict[str, Any]] = []
+        with pytest.raises(HubResponseError, match="Invalid sort parameter: trendingScore"):
+            harvest(make_settings(sorts=("likes", "trendingScore")), records.append, Silent())
+    assert records == []  # with several sorts nothing is final before every walk ends
+
+
+class ScriptedClient(HubClient):
+    """Serves canned pages per sort, each walk finishing after its own delay."""
+
+    def __init__(
+        self, settings: Settings, pages: dict[str, list[list[Any]]], delays: dict[str, float]
+    ) -> None:
+        super().__init__(settings)
+        self._scripted = pages
+        self._delays = delays
+
+    def pages(self, sort: str, on_retry: Callable[[], None] = lambda: None) -> Any:
+        time.sleep(self._delays.get(sort, 0))
+        for index, entries in enumerate(self._scripted[sort]):
+            last = index == len(self._scripted[sort]) - 1
+            yield Page(url=f"p{index}", entries=entries, next_url=None if last else f"p{index + 1}")
+
+
+def scripted_run(
+    settings: Settings, pages: dict[str, list[list[Any]]], delays: dict[str, float]
+) -> tuple[list[dict[str, Any]], HarvestResult]:
+    return run(settings, make_client=lambda sleep: ScriptedClient(settings, pages, delays))
+
+
+def test_output_does_not_depend_on_which_walk_finished_first(
+    make_settings: SettingsFactory,
+) -> None:
+    settings = make_settings(sorts=("likes", "downloads", "id"))
+    pages = {
+        "likes": [by_sort([1, 2]), by_sort([3])],
+        "downloads": [by_sort([4, 1]), by_sort([5, 2])],
+        "id": [by_sort([6, 5, 4, 3, 2, 1])],
+    }
+    records, result = scripted_run(settings, pages, {"likes": 0.05, "downloads": 0.02})
+    records_2, result_2 = scripted_run(settings, pages, {"id": 0.05, "downloads": 0.02})
+    assert records == records_2
+    assert untimed(result) == untimed(result_2)
+    assert [r["id"][5:] for r in records] == ["1", "2", "3", "4", "5", "6"]
+
+
+def untimed(result: HarvestResult) -> list[SortStats]:
+    return [dataclasses.replace(stats, seconds=0) for stats in result.stats]
+
+
+entry_ids = st.one_of(st.integers(0, 30).map(lambda i: {"id": f"o/{i}"}), st.just("junk"))
+page_lists = st.lists(st.lists(entry_ids, max_size=6), min_size=1, max_size=4)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    likes=page_lists,
+    downloads=page_lists,
+    delays=st.tuples(st.floats(0, 0.003), st.floats(0, 0.003)),
+)
+def test_counts_add_up_and_the_union_is_every_id_seen(
+    make_settings: SettingsFactory,
+    likes: list[list[Any]],
+    downloads: list[list[Any]],
+    delays: tuple[float, float],
+) -> None:
+    settings = make_settings()
+    pages = {"likes": likes, "downloads": downloads}
+    records, result = scripted_run(
+        settings, pages, dict(zip(("likes", "downloads"), delays, strict=True))
+    )
+    seen = {e["id"] for p in likes + downloads for e in p if isinstance(e, dict)}
+    assert [r["id"] for r in records] == sorted(
+        seen,
+        key=lambda i: [e["id"] for p in likes + downloads for e in p if isinstance(e, dict)].index(
+            i
+        ),
+    )
+    assert result.unique == len(seen)
+    for stats in result.stats:
+        check_counts(stats)
+    assert records == scripted_run(settings, pages, {"downloads": 0.004})[0]
+
+
+def test_progress_is_reported_after_every_page(
+    mocked: responses.RequestsMock, make_settings: SettingsFactory
+) -> None:
+    url = f"{LIST}?sort=likes&limit=1000&full=true"
+    mocked.get(url, json=by_sort([1, 2]), headers=link(f"{url}&cursor=x"))
+    mocked.get(f"{url}&cursor=x", json=by_sort([3]))
+    observer = Silent()
+    harvest(make_settings(sorts=("likes",)), lambda r: None, observer)
+    assert observer.pages == [("likes", 2, 1), ("likes", 3, 2)]
+
+
+def test_single_sort_streams_records_while_walking(
+    mocked: responses.RequestsMock, make_settings: SettingsFactory
+) -> None:
+    url = f"{LIST}?sort=likes&limit=1000&full=true"
+    mocked.get(url, json=by_sort([1]), headers=link(f"{url}&cursor=x"))
+    mocked.get(f"{url}&cursor=x", status=400, json={"error": "boom"})
+    streamed: list[str] = []
+    with pytest.raises(HubResponseError):
+        harvest(make_settings(sorts=("likes",)), lambda r: streamed.append(r["id"]), Silent())
+    assert streamed == ["org/m1"]  # written as its page arrived, before the failure
+
+
+def test_walks_run_concurrently(make_settings: SettingsFactory) -> None:
+    settings = make_settings(sorts=("likes", "downloads"))
+    inside = threading.Barrier(2, timeout=5)
+
+    class Meeting(ScriptedClient):
+        def pages(self, sort: str, on_retry: Callable[[], None] = lambda: None) -> Any:
+            inside.wait()  # both walks must be running at once to get past this
+            yield from super().pages(sort, on_retry)
+
+    pages = {"likes": [by_sort([1])], "downloads": [by_sort([2])]}
+    records, _ = run(settings, make_client=lambda sleep: Meeting(settings, pages, {}))
+    assert len(records) == 2

@@ -1,0 +1,196 @@
+"""normalize(): the real samples field by field, every derived field, and what it must skip."""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hfharvest.normalize import normalize
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SCHEMA = json.loads(files("hfharvest").joinpath("schema.json").read_text())
+KEY_ORDER = [
+    "id", "type", "author", "name", "sha", "created_at", "last_modified", "private", "disabled",
+    "gated", "likes", "downloads", "downloads_all_time", "trending_score", "pipeline_tag",
+    "library_name", "tags", "license", "arxiv", "datasets", "base_models",
+    "inference_providers", "files",
+]  # fmt: skip
+
+
+def samples() -> list[dict[str, Any]]:
+    loaded: list[dict[str, Any]] = json.loads(
+        (FIXTURES / "models-default-listing.json").read_text()
+    )
+    return loaded
+
+
+def test_real_sample_kimi_field_by_field() -> None:
+    record = normalize(samples()[0], "model")
+    assert record == {
+        "id": "moonshotai/Kimi-K2-Thinking",
+        "type": "model",
+        "author": "moonshotai",
+        "name": "Kimi-K2-Thinking",
+        "sha": None,  # the default listing carries no sha: null, never invented
+        "created_at": "2025-11-04T08:25:31.000Z",
+        "last_modified": None,
+        "private": False,
+        "disabled": None,
+        "gated": None,
+        "likes": 578,
+        "downloads": 5119,
+        "downloads_all_time": None,
+        "trending_score": 580,
+        "pipeline_tag": "text-generation",
+        "library_name": "transformers",
+        "tags": sorted(samples()[0]["tags"]),
+        "license": "other",
+        "arxiv": [],
+        "datasets": [],
+        "base_models": [],
+        "inference_providers": None,
+        "files": None,
+    }
+    assert list(record) == KEY_ORDER
+
+
+def test_real_sample_minimax_tag_facts() -> None:
+    record = normalize(samples()[1], "model")
+    assert record is not None
+    assert record["id"] == "MiniMaxAI/MiniMax-M2"
+    assert record["author"] == "MiniMaxAI"
+    assert record["license"] == "mit"
+    assert record["arxiv"] == ["2504.07164", "2509.06501", "2509.13160"]
+    assert record["likes"] == 1178
+    assert record["downloads"] == 846249
+    assert record["trending_score"] == 319
+    assert record["tags"] == sorted(set(record["tags"]))
+
+
+def test_full_object_with_every_field() -> None:
+    raw = {
+        "_id": "x", "id": "org/model", "author": "org", "sha": "abc", "private": False,
+        "disabled": True, "gated": "manual", "likes": 3, "downloads": 4, "downloadsAllTime": 40,
+        "trendingScore": 1.5, "createdAt": "2023-05-01T10:00:00+02:00",
+        "lastModified": "2024-01-02T03:04:05.678Z",
+        "tags": ["b", "a", "a", "dataset:org/data", "base_model:org/base",
+                 "base_model:quantized:org/base", "base_model:finetune:other/base2", 7],
+        "siblings": [{"rfilename": "README.md"}, {"rfilename": "model.safetensors"}, {"x": 1}],
+        "inferenceProviderMapping": [{"provider": "together"}, {"provider": "hf-inference"}],
+    }  # fmt: skip
+    record = normalize(raw, "model")
+    assert record is not None
+    assert record["created_at"] == "2023-05-01T08:00:00.000Z"
+    assert record["last_modified"] == "2024-01-02T03:04:05.678Z"
+    assert record["gated"] == "manual"
+    assert record["disabled"] is True
+    assert record["downloads_all_time"] == 40
+    assert record["tags"] == sorted(
+        ["a", "b", "dataset:org/data", "base_model:org/base", "base_model:quantized:org/base",
+         "base_model:finetune:other/base2"]
+    )  # fmt: skip
+    assert record["datasets"] == ["org/data"]
+    assert record["base_models"] == ["org/base", "other/base2"]
+    assert record["files"] == ["README.md", "model.safetensors"]
+    assert record["inference_providers"] == ["hf-inference", "together"]
+
+
+def test_created_at_sentinel_is_null() -> None:
+    record = normalize({"id": "gpt2", "createdAt": "2022-03-02T23:29:04.000Z"}, "model")
+    assert record is not None
+    assert record["created_at"] is None
+    assert record["author"] is None  # a legacy id with no owner part
+    assert record["name"] == "gpt2"
+
+
+@pytest.mark.parametrize(
+    ("gated", "expected"),
+    [(False, False), ("auto", "auto"), ("manual", "manual"), ("yes", None), (None, None)],
+)
+def test_gated_values(gated: object, expected: object) -> None:
+    record = normalize({"id": "a/b", "gated": gated}, "model")
+    assert record is not None
+    assert record["gated"] == expected
+
+
+def test_model_id_fallback_and_expand_only_answer() -> None:
+    record = normalize({"_id": "1", "modelId": "a/b", "downloadsAllTime": 9}, "model")
+    assert record is not None
+    assert record["id"] == "a/b"
+    assert record["downloads_all_time"] == 9
+    # tags did not come: tag-derived lists are null, not []
+    assert record["tags"] is None
+    assert record["arxiv"] is None
+    assert record["license"] is None
+    assert record["likes"] is None
+
+
+def test_dict_provider_mapping_of_single_model_answers() -> None:
+    raw = {"id": "a/b", "inferenceProviderMapping": {"together": {}, "fal-ai": {}}}
+    record = normalize(raw, "model")
+    assert record is not None
+    assert record["inference_providers"] == ["fal-ai", "together"]
+
+
+def test_spaces_add_sdk_and_datasets_have_no_pipeline() -> None:
+    space = normalize({"id": "a/s", "sdk": "gradio", "pipeline_tag": "x"}, "space")
+    dataset = normalize({"id": "a/d", "pipeline_tag": "x", "library_name": "y"}, "dataset")
+    assert space is not None and dataset is not None
+    assert space["sdk"] == "gradio"
+    assert list(space)[-1] == "sdk"
+    assert space["pipeline_tag"] is None
+    assert dataset["pipeline_tag"] is None
+    assert dataset["library_name"] is None
+    assert "sdk" not in dataset
+
+
+@pytest.mark.parametrize(
+    "raw", [None, 3, "org/x", [], {}, {"id": ""}, {"id": 5}, {"likes": 3}, {"modelId": None}]
+)
+def test_entries_without_a_usable_id_are_skipped(raw: object) -> None:
+    assert normalize(raw, "model") is None
+
+
+def test_wrong_types_become_null() -> None:
+    raw = {"id": "a/b", "likes": "3", "downloads": True, "private": "no", "trendingScore": "x",
+           "createdAt": "yesterday", "tags": "license:mit", "siblings": "README.md"}  # fmt: skip
+    record = normalize(raw, "model")
+    assert record is not None
+    for key in ("likes", "downloads", "private", "trending_score", "created_at", "tags", "files"):
+        assert record[key] is None, key
+
+
+def test_records_validate_against_the_shipped_schema() -> None:
+    for raw in samples():
+        record = normalize(raw, "model")
+        assert record is not None
+        jsonschema.validate({**record, "found_by": {"likes": 1}}, SCHEMA)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+API_KEYS = ("id", "modelId", "author", "tags", "siblings", "gated", "likes", "createdAt",
+            "inferenceProviderMapping", "trendingScore", "private", "sdk")  # fmt: skip
+api_like = st.fixed_dictionaries(
+    {},
+    optional=dict.fromkeys(API_KEYS, json_values),
+)
+
+
+@given(raw=json_values | api_like, repo_type=st.sampled_from(["model", "dataset", "space"]))
+def test_normalize_never_raises_and_any_record_fits_the_schema(raw: Any, repo_type: str) -> None:
+    record = normalize(raw, repo_type)
+    if record is not None:
+        jsonschema.validate({**record, "found_by": {"likes": 1}}, SCHEMA)
