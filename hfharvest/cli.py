@@ -18,7 +18,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Annotated, NoReturn
 
-import click
 import typer
 
 from hfharvest import __version__
@@ -34,8 +33,8 @@ interrupted (SIGINT) · 141 stdout closed early (broken pipe) · 143 terminated 
 
 app = typer.Typer(
     name="hfharvest",
-    help=f"Harvest the Hugging Face Hub catalog: every sort walked to the end, merged, "
-    f"normalized.\n\n{EXIT_CODES}",
+    help="Harvest the Hugging Face Hub catalog: every sort walked to the end, merged, normalized."
+    f"\n\nExample: hfharvest fetch --sort likes --sort downloads -o models.jsonl\n\n{EXIT_CODES}",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -62,10 +61,7 @@ def _main_options(
         ),
     ] = False,
 ) -> None:
-    """Harvest the Hugging Face Hub catalog.
-
-    Example: hfharvest fetch --sort likes --sort downloads -o models.jsonl
-    """
+    """Options that come before the command."""
 
 
 FETCH_HELP = f"""Walk the Hub listing once per sort, merge into one set unique by id, write records.
@@ -396,14 +392,13 @@ def main(argv: list[str] | None = None) -> NoReturn:
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code = app(args=argv, prog_name="hfharvest", standalone_mode=False)
-    except click.UsageError as exc:
-        command = exc.ctx.command_path if exc.ctx else "hfharvest"
-        Report.to_stderr().failure(exc.format_message(), f"see '{command} --help'")
-        code = 2
-    except click.ClickException as exc:
-        Report.to_stderr().failure(exc.format_message())
+    except typer.TyperException as exc:
+        # Typer's usage errors (unknown option, bad value) instead of its boxed panel.
+        context = getattr(exc, "ctx", None)
+        hint = f"see '{context.command_path} --help'" if context is not None else None
+        Report.to_stderr().failure(exc.format_message(), hint)
         code = exc.exit_code
-    except click.exceptions.Abort:
-        Report.to_stderr().failure("interrupted (SIGINT)")
+    except typer.Abort:
+        Report.to_stderr().failure("interrupted")
         code = 130
     sys.exit(code if isinstance(code, int) else 0)

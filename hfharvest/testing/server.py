@@ -14,6 +14,7 @@ import contextlib
 import random
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -88,6 +89,15 @@ class _RateWindow:
         return allowed, headers
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that hang up (a timeout under test, a reset on purpose) are not news."""
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
+
 class HubEmulator:
     """The emulated Hub. Use as a context manager, or `start()` / `stop()`."""
 
@@ -114,8 +124,7 @@ class HubEmulator:
         self._rates = _RateWindow(quota, window)
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, port), _make_handler(self))
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), _make_handler(self))
         self._thread: threading.Thread | None = None
 
     @property
@@ -124,7 +133,10 @@ class HubEmulator:
         return f"http://{host!s}:{port}"
 
     def start(self) -> HubEmulator:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval: stop() returns within 50 ms instead of half a second.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -184,7 +196,7 @@ class HubEmulator:
         allowed, rate_headers = self._rates.take()
         early = self._early_fault(fault, path, query)
         if early is not None:
-            early.headers.update(rate_headers)
+            early.headers = {**rate_headers, **early.headers}  # a fault's own RateLimit wins
             return early
         if not allowed:
             return _error(429, "You have exceeded our rate limit", rate_headers)

@@ -1,0 +1,219 @@
+"""The command line as a user meets it: stdout is data, stderr the table, errors one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from typer.main import get_group
+from typer.testing import CliRunner
+
+from hfharvest.cli import app, main
+from hfharvest.testing import HubEmulator
+
+runner = CliRunner()
+
+
+def fetch(hub: HubEmulator, *args: str, env: dict[str, str] | None = None) -> Any:
+    return runner.invoke(app, ["fetch", "--endpoint", hub.url, *args], env=env)
+
+
+def lines(stdout: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+def record_validator() -> jsonschema.Draft202012Validator:
+    """The schema exactly as `hfharvest schema` prints it."""
+    schema = json.loads(runner.invoke(app, ["schema"]).stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    out, err = capsys.readouterr()
+    code = exit_info.value.code
+    return code if isinstance(code, int) else 0, out, err
+
+
+def test_limit_1000_table_and_json_lines(hub: HubEmulator) -> None:
+    result = fetch(hub, "--inference-provider", "hf-inference", "--limit", "1000")
+    assert result.exit_code == 0, result.stderr
+    records = lines(result.stdout)  # every stdout line parses: data only
+    assert len(records) == 1204
+    table = result.stderr
+    assert "models per sort" in table
+    likes_row = next(line for line in table.splitlines() if line.strip().startswith("likes"))
+    downloads_row = next(line for line in table.splitlines() if "downloads" in line)
+    assert likes_row.split()[1:4] == ["1,000", "1,000", "0"]
+    assert downloads_row.split()[1:4] == ["1,000", "204", "796"]
+    assert "1,204" in next(line for line in table.splitlines() if "unique" in line)
+
+
+def test_output_file_json_and_nothing_on_stdout(hub: HubEmulator, tmp_path: Path) -> None:
+    path = tmp_path / "models.json"
+    result = fetch(hub, "--inference-provider", "hf-inference", "-o", str(path), "--quiet")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    assert result.stderr == ""  # --quiet: no table
+    records = json.loads(path.read_text())
+    assert len(records) == 1377
+    validator = record_validator()
+    for record in records:
+        validator.validate(record)
+
+
+@pytest.mark.parametrize("repo_type", ["dataset", "space"])
+def test_datasets_and_spaces_fit_the_schema(hub: HubEmulator, repo_type: str) -> None:
+    result = fetch(hub, "--type", repo_type, "--sort", "likes", "--limit", "300", "-q")
+    assert result.exit_code == 0, result.stderr
+    validator = record_validator()
+    records = lines(result.stdout)
+    assert len(records) == 300
+    for record in records:
+        validator.validate(record)
+        assert record["type"] == repo_type
+    if repo_type == "space":
+        assert all(r["sdk"] for r in records)
+
+
+def test_same_answers_give_byte_identical_output(hub: HubEmulator) -> None:
+    args = ("--sort", "likes", "--sort", "downloads", "--sort", "id", "--limit", "700", "--raw")
+    first, second = fetch(hub, *args), fetch(hub, *args)
+    assert first.exit_code == second.exit_code == 0
+    assert first.stdout_bytes == second.stdout_bytes
+
+
+def test_expand_asks_only_for_those_fields(hub: HubEmulator) -> None:
+    result = fetch(hub, "--sort", "likes", "--limit", "5", "--expand", "downloadsAllTime", "-q")
+    assert result.exit_code == 0, result.stderr
+    record = lines(result.stdout)[0]
+    assert isinstance(record["downloads_all_time"], int)
+    assert record["likes"] is None and record["tags"] is None and record["files"] is None
+    assert "full=true" not in hub.requests_log[0].query
+
+
+def test_a_400_from_the_hub_is_shown_in_one_line(hub: HubEmulator) -> None:
+    result = fetch(hub, "--sort", "trending_score", "--inference-provider", "hf-inference")
+    assert result.exit_code == 1
+    error_lines = result.stderr.splitlines()
+    assert error_lines[0].startswith("hfharvest: error: HTTP 400 from ")
+    assert error_lines[0].endswith("Invalid sort parameter: trendingScore")
+    assert error_lines[1].startswith("hint: ")
+    assert len(error_lines) == 2
+    assert "Traceback" not in result.stderr
+
+
+def test_a_rejected_token_exits_1_and_never_shows_the_token(hub_catalog: Any) -> None:
+    with HubEmulator(hub_catalog, tokens=["hf_good"]) as hub:
+        result = fetch(hub, "--debug", env={"HF_TOKEN": "hf_canary_token_123"})
+    assert result.exit_code == 1
+    assert "Invalid credentials in Authorization header" in result.stderr
+    assert "token from HF_TOKEN was refused" in result.stderr
+    assert "hf_canary_token_123" not in result.stderr + result.stdout
+    assert hub.requests_log[0].token is True
+
+
+def test_earlier_file_untouched_when_the_harvest_fails(hub: HubEmulator, tmp_path: Path) -> None:
+    path = tmp_path / "models.jsonl"
+    path.write_text("yesterday\n")
+    hub.add_fault("400@2")
+    result = fetch(hub, "--limit", "1500", "-o", str(path))
+    assert result.exit_code == 1
+    assert path.read_text() == "yesterday\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models.jsonl"]
+
+
+def test_unreachable_endpoint_exits_1() -> None:
+    result = runner.invoke(
+        app, ["fetch", "--endpoint", "http://127.0.0.1:9", "--retries", "1", "-s", "likes"]
+    )
+    assert result.exit_code == 1
+    assert "cannot reach http://127.0.0.1:9: Connection refused (2 attempts" in result.stderr
+    assert result.stderr.count("retry 1 of 1") == 1
+
+
+def test_offline_mode_refuses_before_any_request(hub: HubEmulator) -> None:
+    result = fetch(hub, env={"HF_HUB_OFFLINE": "1"})
+    assert result.exit_code == 2
+    assert "HF_HUB_OFFLINE" in result.stderr
+    assert hub.requests_log == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--sort", "popularity"], "--sort 'popularity' is not a sort the Hub knows"),
+        (["--page-size", "0"], "--page-size must be between 1 and 1000, not 0"),
+        (["--page-size", "5000"], "--page-size must be between 1 and 1000, not 5000"),
+        (["--limit", "-1"], "--limit must be at least 1, not -1"),
+        (["--full", "--expand", "sha"], "--full cannot be combined with --expand"),
+        (["--limit", "many"], "Invalid value for '--limit'"),
+        (["--bogus"], "No such option: --bogus"),
+        (["-o", "/proc/version/x.jsonl"], "-o/--output: cannot write to /proc/version"),
+    ],
+)
+def test_bad_input_one_line_exit_2_no_request(
+    hub: HubEmulator, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code, out, err = run_main(["fetch", "--endpoint", hub.url, *args], capsys)
+    assert code == 2
+    assert out == ""
+    first, *rest = err.splitlines()
+    assert first == f"hfharvest: error: {message}" or (
+        first.startswith("hfharvest: error: ") and message in first
+    )
+    assert len(rest) <= 1 and all(line.startswith("hint: ") for line in rest)
+    assert "╭" not in err and "Usage:" not in err  # typer's boxed panel is gone
+    assert hub.requests_log == []
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_main(["--version"], capsys)
+    assert code == 0
+    assert out.startswith("hfharvest 0.")
+
+
+def all_commands() -> list[list[str]]:
+    return [[], *([name] for name in get_group(app).commands)]
+
+
+@pytest.mark.parametrize("command", all_commands(), ids=lambda c: " ".join(c) or "hfharvest")
+def test_every_command_has_help_with_an_example(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "Example" in result.stdout
+
+
+def test_fetch_help_documents_every_option_and_the_exit_codes() -> None:
+    result = runner.invoke(app, ["fetch", "--help"], env={"COLUMNS": "200"})
+    text = result.stdout
+    for option in ("--sort", "--limit", "--page-size", "--search", "--author", "--filter",
+                   "--pipeline-tag", "--inference-provider", "--full", "--expand", "--type",
+                   "--endpoint", "--token", "--token-file", "--no-token", "--timeout",
+                   "--retries", "--max-wait", "--output", "--format", "--raw", "--quiet",
+                   "--debug"):  # fmt: skip
+        assert option in text, option
+    assert text.count("Example: ") >= 23
+    assert "Exit codes" in text and "143" in text
+
+
+@pytest.mark.slow
+def test_installed_console_script_help() -> None:
+    script = Path(sys.executable).with_name("hfharvest")
+    result = subprocess.run([script, "--help"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0
+    assert "fetch" in result.stdout and "schema" in result.stdout
+    module = subprocess.run(
+        [sys.executable, "-m", "hfharvest", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert module.stdout.startswith("hfharvest ")

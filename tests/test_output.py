@@ -1,0 +1,100 @@
+"""Writers: JSONL and JSON, files all or nothing, deterministic gzip, umask permissions."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from hfharvest.errors import OutputError
+from hfharvest.output import open_output
+from hfharvest.settings import OutputTarget
+
+RECORDS: list[dict[str, object]] = [{"id": "a/b", "likes": 1}, {"id": "c/ü", "likes": None}]
+
+
+def write(target: OutputTarget, records: list[dict[str, object]] = RECORDS) -> bytes:
+    stdout = io.BytesIO()
+    with open_output(target, stdout) as writer:
+        for record in records:
+            writer.write(record)
+    return stdout.getvalue()
+
+
+def test_jsonl_to_stdout_one_record_a_line_utf8() -> None:
+    data = write(OutputTarget(None, "jsonl", False))
+    assert data == '{"id":"a/b","likes":1}\n{"id":"c/ü","likes":null}\n'.encode()
+
+
+def test_json_is_one_array() -> None:
+    data = write(OutputTarget(None, "json", False))
+    assert json.loads(data) == RECORDS
+    assert write(OutputTarget(None, "json", False), []) == b"[]\n"
+
+
+def test_file_appears_only_when_complete(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    path.write_text("yesterday\n")
+    with (
+        pytest.raises(RuntimeError),
+        open_output(OutputTarget(path, "jsonl", False), io.BytesIO()) as writer,
+    ):
+        writer.write(RECORDS[0])
+        raise RuntimeError("the harvest failed")
+    assert path.read_text() == "yesterday\n"
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+
+
+def test_interrupt_leaves_the_earlier_file_and_no_temp(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    path.write_text("yesterday\n")
+    with (
+        pytest.raises(KeyboardInterrupt),
+        open_output(OutputTarget(path, "jsonl", False), io.BytesIO()),
+    ):
+        raise KeyboardInterrupt
+    assert path.read_text() == "yesterday\n"
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_gzip_is_deterministic(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.jsonl.gz", tmp_path / "b.jsonl.gz"
+    write(OutputTarget(first, "jsonl", True))
+    os.utime(tmp_path, (0, 0))
+    write(OutputTarget(second, "jsonl", True))
+    assert first.read_bytes() == second.read_bytes()
+    assert gzip.decompress(first.read_bytes()).count(b"\n") == 2
+    header = first.read_bytes()[:10]
+    assert header[4:8] == b"\0\0\0\0"  # mtime 0
+    assert header[3] & 0x08 == 0  # no FNAME flag: no embedded file name
+
+
+def test_permissions_follow_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        path = tmp_path / "out.jsonl"
+        write(OutputTarget(path, "jsonl", False))
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
+def test_write_failure_becomes_an_output_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "out.jsonl"
+    path.write_text("yesterday\n")
+
+    def full_disk(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OutputError, match="No space left on device") as err:
+        write(OutputTarget(path, "jsonl", False))
+    assert err.value.exit_code == 1
+    assert path.read_text() == "yesterday\n"
+    assert list(tmp_path.iterdir()) == [path]
