@@ -26,7 +26,7 @@ run: $(STAMP)  ## harvest the real Hub: models served by hf-inference, by likes 
 	$(BIN)/hfharvest fetch --sort likes --sort downloads --inference-provider hf-inference -o models.jsonl
 
 demo: $(STAMP)  ## offline: the same harvest against the emulator, into demo/models.jsonl
-	$(BIN)/python scripts/demo.py
+	bash scripts/demo.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache demo *.egg-info

@@ -21,15 +21,17 @@ from typing import Annotated, NoReturn
 import typer
 
 from hfharvest import __version__
-from hfharvest.errors import HarvestError
+from hfharvest.errors import HarvestError, UsageError
 from hfharvest.harvest import harvest
 from hfharvest.output import open_output
 from hfharvest.report import Report
 from hfharvest.settings import SORTS_HELP, FetchOptions, resolve
 
-EXIT_CODES = """Exit codes: 0 complete · 1 harvest failed (no file written; an earlier file is
-untouched) · 2 refused before any request (bad option, HF_HUB_OFFLINE, unwritable output) · 130
-interrupted (SIGINT) · 141 stdout closed early (broken pipe) · 143 terminated (SIGTERM)."""
+EXIT_CODES = (
+    "Exit codes: 0 complete · 1 harvest failed (no file written; an earlier file is untouched) · "
+    "2 refused before any request (bad option, HF_HUB_OFFLINE, unwritable output) · "
+    "130 interrupted (SIGINT) · 141 stdout closed early (broken pipe) · 143 terminated (SIGTERM)."
+)
 
 app = typer.Typer(
     name="hfharvest",
@@ -38,6 +40,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: readable at 80 columns, and "[default: ...]" stays text
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -64,26 +67,23 @@ def _main_options(
     """Options that come before the command."""
 
 
-FETCH_HELP = f"""Walk the Hub listing once per sort, merge into one set unique by id, write records.
-
-Each sort follows the Hub's Link cursor to the end (or to --limit entries); a table on stderr
-says per sort how many entries came back, how many were new and how many were duplicates.
-Records go to stdout as JSONL unless -o names a file (written all or nothing; .gz compresses).
-
-Examples:
-
-  hfharvest fetch --sort likes --sort downloads --inference-provider hf-inference -o models.jsonl
-
-  hfharvest fetch --limit 1000 --sort trending_score | jq -r .id
-
-  hfharvest fetch --type dataset --author bigcode --format json -o datasets.json.gz
-
-{EXIT_CODES}"""
-
-# Help panels, so that `--help` groups forty options into what they are for.
-_Q = "Query"
-_C = "Connection"
-_O = "Output"
+# Paragraphs without line breaks: the help formatter wraps them to the terminal's width.
+FETCH_HELP = "\n\n".join(
+    [
+        "Walk the Hub listing once per sort, merge into one set unique by id, write records.",
+        "Each sort follows the Hub's Link cursor to the end (or to --limit entries); a table on "
+        "stderr says per sort how many entries came back, how many were new and how many were "
+        "duplicates. Records go to stdout as JSONL unless -o names a file (written all or "
+        "nothing; .gz compresses).",
+        # \b keeps click from rewrapping the examples, so each stays whole on its line.
+        "\b\nExamples:\n"
+        "  hfharvest fetch --sort likes --sort downloads \\\n"
+        "      --inference-provider hf-inference -o models.jsonl\n"
+        "  hfharvest fetch --limit 1000 --sort trending_score | jq -r .id\n"
+        "  hfharvest fetch --type dataset --author bigcode -o datasets.json.gz",
+        EXIT_CODES,
+    ]
+)
 
 
 @app.command(help=FETCH_HELP, no_args_is_help=False)
@@ -94,7 +94,6 @@ def fetch(
             "--sort",
             "-s",
             metavar="SORT",
-            rich_help_panel=_Q,
             help=f"A sort to walk; repeat for several [default: likes, downloads]. One of "
             f"{SORTS_HELP} (snake_case spellings are mapped). Example: --sort likes --sort id",
         ),
@@ -103,7 +102,6 @@ def fetch(
         int | None,
         typer.Option(
             metavar="N",
-            rich_help_panel=_Q,
             help="Stop each sort after N returned entries [default: walk to the end]. "
             "Example: --limit 1000",
         ),
@@ -112,24 +110,25 @@ def fetch(
         int,
         typer.Option(
             metavar="N",
-            rich_help_panel=_Q,
             help="Entries per request, 1 to 1000. Example: --page-size 500",
         ),
     ] = 1000,
     search: Annotated[
         str | None,
-        typer.Option(rich_help_panel=_Q, help="Substring of the repo id. Example: --search llama"),
+        typer.Option(
+            metavar="TEXT",
+            help="Substring of the repo id. Example: --search llama",
+        ),
     ] = None,
     author: Annotated[
         str | None,
-        typer.Option(rich_help_panel=_Q, help="Owner, user or org. Example: --author google"),
+        typer.Option(metavar="NAME", help="Owner, user or org. Example: --author google"),
     ] = None,
     filter_: Annotated[
         list[str] | None,
         typer.Option(
             "--filter",
             metavar="TAG",
-            rich_help_panel=_Q,
             help="A tag every repo must carry; repeat to require all. Example: --filter gguf",
         ),
     ] = None,
@@ -137,7 +136,6 @@ def fetch(
         str | None,
         typer.Option(
             metavar="TASK",
-            rich_help_panel=_Q,
             help="Models of this task. Example: --pipeline-tag text-generation",
         ),
     ] = None,
@@ -145,7 +143,6 @@ def fetch(
         list[str] | None,
         typer.Option(
             metavar="PROVIDER",
-            rich_help_panel=_Q,
             help="Models served by any of these providers (repeat; 'all' = any provider). "
             "Example: --inference-provider hf-inference",
         ),
@@ -154,7 +151,6 @@ def fetch(
         bool | None,
         typer.Option(
             "--full/--no-full",
-            rich_help_panel=_Q,
             show_default=False,
             help="Ask for author, sha, lastModified, gated, disabled and files [default: --full; "
             "--expand implies --no-full]. Example: --no-full",
@@ -164,7 +160,6 @@ def fetch(
         list[str] | None,
         typer.Option(
             metavar="FIELD",
-            rich_help_panel=_Q,
             help="Ask only for this field (repeat). Example: --expand downloadsAllTime "
             "--expand inferenceProviderMapping",
         ),
@@ -175,7 +170,6 @@ def fetch(
             "--type",
             "-t",
             metavar="model|dataset|space",
-            rich_help_panel=_Q,
             help="Which listing to walk. Example: --type dataset",
         ),
     ] = "model",
@@ -183,7 +177,6 @@ def fetch(
         str | None,
         typer.Option(
             metavar="URL",
-            rich_help_panel=_C,
             show_default=False,
             help="The Hub's address [default: $HF_ENDPOINT, else https://huggingface.co]. "
             "Example: --endpoint http://127.0.0.1:8080",
@@ -193,7 +186,6 @@ def fetch(
         str | None,
         typer.Option(
             metavar="TOKEN",
-            rich_help_panel=_C,
             show_default=False,
             help="Token to send (visible in `ps`: prefer $HF_TOKEN or --token-file) [default: "
             "$HF_TOKEN, else the file $HF_TOKEN_PATH or $HF_HOME/token]. Example: --token hf_...",
@@ -203,7 +195,6 @@ def fetch(
         Path | None,
         typer.Option(
             metavar="PATH",
-            rich_help_panel=_C,
             help="Read the token from this file. Example: --token-file ~/.config/hf-token",
         ),
     ] = None,
@@ -211,7 +202,6 @@ def fetch(
         bool,
         typer.Option(
             "--no-token",
-            rich_help_panel=_C,
             help="Send no token, whatever the environment holds. Example: --no-token",
         ),
     ] = False,
@@ -219,7 +209,6 @@ def fetch(
         bool,
         typer.Option(
             "--allow-insecure-token",
-            rich_help_panel=_C,
             help="Send the token over plain http to a host that is not this machine. "
             "Example: --endpoint http://mirror.lan --allow-insecure-token",
         ),
@@ -228,7 +217,6 @@ def fetch(
         float,
         typer.Option(
             metavar="SECONDS",
-            rich_help_panel=_C,
             help="Give up on a request after this long without an answer. Example: --timeout 60",
         ),
     ] = 30.0,
@@ -236,7 +224,6 @@ def fetch(
         int,
         typer.Option(
             metavar="N",
-            rich_help_panel=_C,
             help="Retries of a page after a transient failure (0 = one attempt). "
             "Example: --retries 10",
         ),
@@ -245,7 +232,6 @@ def fetch(
         float,
         typer.Option(
             metavar="SECONDS",
-            rich_help_panel=_C,
             help="Longest wait a Retry-After or RateLimit header may ask for; a longer one fails "
             "the sort. Example: --max-wait 60",
         ),
@@ -256,7 +242,6 @@ def fetch(
             "--output",
             "-o",
             metavar="PATH",
-            rich_help_panel=_O,
             help="File to write ('-' = stdout); written all or nothing; .gz compresses. "
             "Example: -o models.jsonl.gz",
         ),
@@ -266,7 +251,6 @@ def fetch(
         typer.Option(
             "--format",
             metavar="json|jsonl",
-            rich_help_panel=_O,
             show_default=False,
             help="One JSON array, or one record a line [default: from the file suffix; JSONL on "
             "stdout]. Example: --format json",
@@ -276,7 +260,6 @@ def fetch(
         bool,
         typer.Option(
             "--raw",
-            rich_help_panel=_O,
             help="Add 'raw', the API object untouched, to each record. Example: --raw",
         ),
     ] = False,
@@ -285,7 +268,6 @@ def fetch(
         typer.Option(
             "--quiet",
             "-q",
-            rich_help_panel=_O,
             help="No progress, no table, no warnings; errors still show. Example: -q",
         ),
     ] = False,
@@ -293,7 +275,6 @@ def fetch(
         bool,
         typer.Option(
             "--debug",
-            rich_help_panel=_O,
             help="Log every request and show tracebacks (the token is masked). Example: --debug",
         ),
     ] = False,
@@ -325,7 +306,7 @@ def fetch(
     report = Report.to_stderr(quiet=quiet)
     report.secret = token
     report.capture_logs(debug=debug)
-    with _error_boundary(report, debug=debug):
+    with _error_boundary(report, debug=debug, command="fetch"):
         settings = resolve(options, os.environ)
         report.secret = settings.token
         with (
@@ -344,13 +325,14 @@ def schema() -> None:
 
 
 @contextmanager
-def _error_boundary(report: Report, *, debug: bool) -> Iterator[None]:
+def _error_boundary(report: Report, *, debug: bool, command: str) -> Iterator[None]:
     """Turn every way a command can end badly into one message and its exit code."""
     try:
         yield
     except HarvestError as exc:
         _show_traceback(report, debug)
-        report.failure(str(exc), exc.hint)
+        usage_hint = f"see 'hfharvest {command} --help'" if isinstance(exc, UsageError) else None
+        report.failure(str(exc), exc.hint or usage_hint)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         report.failure("interrupted (SIGINT); no file was written, an earlier one is untouched")
