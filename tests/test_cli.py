@@ -200,7 +200,7 @@ def test_fetch_help_documents_every_option_and_the_exit_codes() -> None:
                    "--retries", "--max-wait", "--output", "--format", "--raw", "--quiet",
                    "--debug"):  # fmt: skip
         assert option in text, option
-    assert text.count("Example: ") >= 23
+    assert text.count("Example:") >= 23
     assert "Exit codes" in text and "143" in text
 
 
