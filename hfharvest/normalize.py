@@ -6,6 +6,7 @@ counts it as skipped), and a field of the wrong type becomes null rather than an
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ from typing import Any
 CREATED_AT_UNKNOWN = "2022-03-02T23:29:04.000Z"
 BASE_MODEL_RELATIONS = frozenset({"finetune", "quantized", "adapter", "merge"})
 GATED_VALUES = frozenset({"auto", "manual"})
+_HUB_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 
 
 def normalize(raw: Any, repo_type: str) -> dict[str, Any] | None:
@@ -75,22 +77,22 @@ def _number(value: Any) -> int | float | None:
 def _gated(value: Any) -> bool | str | None:
     if value is False:
         return False
-    return value if value in GATED_VALUES else None
+    return value if isinstance(value, str) and value in GATED_VALUES else None
 
 
 def _timestamp(value: Any) -> str | None:
     """ISO-8601 in UTC with a `Z`, milliseconds kept; None when it is no timestamp at all."""
     if not isinstance(value, str):
         return None
-    if len(value) == 24 and value[-1] == "Z" and value[10] == "T":
+    if _HUB_TIMESTAMP.fullmatch(value):
         return value  # the Hub's own form, by far the common case: no parsing needed
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # not a date, or out of datetime's range once in UTC
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
@@ -131,8 +133,8 @@ def _providers(value: Any) -> list[str] | None:
     if isinstance(value, dict):
         return sorted(str(name) for name in value)
     if isinstance(value, list):
-        names = {item.get("provider") for item in value if isinstance(item, dict)}
-        return sorted(name for name in names if isinstance(name, str))
+        names = (item.get("provider") for item in value if isinstance(item, dict))
+        return sorted({name for name in names if isinstance(name, str)})
     return None
 
 

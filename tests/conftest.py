@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import responses
+from hypothesis import settings as hypothesis_settings
 
 from hfharvest.settings import FetchOptions, Settings, resolve
+
+# CI replays the same examples every run (a red CI must be reproducible); a developer's run
+# explores new ones, and hypothesis keeps any failure it finds in .hypothesis/ to replay it.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 ENDPOINT = "https://hub.test"
 NO_WAIT_ENV = {"HFHARVEST_BACKOFF_BASE": "0", "HFHARVEST_BACKOFF_MAX": "0"}

@@ -194,3 +194,29 @@ def test_normalize_never_raises_and_any_record_fits_the_schema(raw: Any, repo_ty
     record = normalize(raw, repo_type)
     if record is not None:
         jsonschema.validate({**record, "found_by": {"likes": 1}}, SCHEMA)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2025-11-04T08:25:31.000Z", "2025-11-04T08:25:31.000Z"),
+        ("2025-11-04T08:25:31Z", "2025-11-04T08:25:31.000Z"),
+        ("2025-11-04T08:25:31.123456+01:00", "2025-11-04T07:25:31.123Z"),
+        ("2025-11-04", "2025-11-04T00:00:00.000Z"),
+        ("0001-01-01T00:00:00+01:00", None),  # out of range once in UTC
+        ("xxxxxxxxxxTxxxxxxxxxxxxZ", None),
+        ("", None),
+    ],
+)
+def test_timestamps_become_utc_with_milliseconds(value: str, expected: str | None) -> None:
+    record = normalize({"id": "a/b", "lastModified": value}, "model")
+    assert record is not None
+    assert record["last_modified"] == expected
+
+
+def test_unhashable_values_where_strings_belong_are_null() -> None:
+    raw = {"id": "a/b", "gated": ["auto"], "inferenceProviderMapping": [{"provider": ["x"]}]}
+    record = normalize(raw, "model")
+    assert record is not None
+    assert record["gated"] is None
+    assert record["inference_providers"] == []
