@@ -1,8 +1,8 @@
 """The command line: parse options, wire the parts, and map every failure to one exit code.
 
 This is the only module that knows typer, prints through `Report`, or exits. Everything below
-it returns values or raises `HarvestError`s, which `_error_boundary` turns into a one-line
-message, at most one line of hint, and the exit code documented in the README.
+it returns values or raises `HarvestError`s, which `_guarded` turns into a one-line message, at
+most one line of hint, and the exit code documented in the README.
 """
 
 from __future__ import annotations
@@ -12,25 +12,28 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
 from hfharvest import __version__
+from hfharvest.diff import DEFAULT_IGNORED, diff_snapshots
 from hfharvest.errors import HarvestError, UsageError
-from hfharvest.harvest import harvest
-from hfharvest.output import open_output
+from hfharvest.manifest import Ledger, build_stats, write_json
 from hfharvest.report import Report
-from hfharvest.settings import SORTS_HELP, FetchOptions, resolve
+from hfharvest.run import run_fetch
+from hfharvest.settings import SORTS_HELP, FetchOptions, Settings, resolve
 
 EXIT_CODES = (
     "Exit codes: 0 complete · 1 harvest failed (no file written; an earlier file is untouched) · "
-    "2 refused before any request (bad option, HF_HUB_OFFLINE, unwritable output) · "
-    "130 interrupted (SIGINT) · 141 stdout closed early (broken pipe) · 143 terminated (SIGTERM)."
+    "2 refused before any request (bad option, HF_HUB_OFFLINE, unwritable output, --state of "
+    "another job) · 3 partial result written (--allow-partial) · 4 fewer than --min-count "
+    "records (nothing written) · 130 interrupted (SIGINT) · 141 stdout closed early (broken "
+    "pipe) · 143 terminated (SIGTERM)."
 )
 
 app = typer.Typer(
@@ -67,290 +70,244 @@ def _main_options(
     """Options that come before the command."""
 
 
-# Paragraphs without line breaks: the help formatter wraps them to the terminal's width.
+def _opt(help_text: str, *names: str, metavar: str | None = None, **kwargs: Any) -> Any:
+    """A typer option whose help ends with its example, as every option's must."""
+    return typer.Option(*names, help=help_text, metavar=metavar, **kwargs)
+
+
 FETCH_HELP = "\n\n".join(
     [
         "Walk the Hub listing once per sort, merge into one set unique by id, write records.",
         "Each sort follows the Hub's Link cursor to the end (or to --limit entries); a table on "
         "stderr says per sort how many entries came back, how many were new and how many were "
         "duplicates. Records go to stdout as JSONL unless -o names a file (written all or "
-        "nothing; .gz compresses).",
+        "nothing, with a manifest beside it; .gz compresses).",
         # \b keeps click from rewrapping the examples, so each stays whole on its line.
         "\b\nExamples:\n"
         "  hfharvest fetch --sort likes --sort downloads \\\n"
         "      --inference-provider hf-inference -o models.jsonl\n"
         "  hfharvest fetch --limit 1000 --sort trending_score | jq -r .id\n"
-        "  hfharvest fetch --type dataset --author bigcode -o datasets.json.gz",
+        "  hfharvest fetch --type dataset --author bigcode -o datasets.json.gz\n"
+        "  hfharvest fetch -o 'snapshots/{type}s-{date}.jsonl.gz' --min-count 1000000 \\\n"
+        "      --state snapshots/.state --stats-json snapshots/last-run.json",
         EXIT_CODES,
     ]
 )
 
 
-@app.command(help=FETCH_HELP, no_args_is_help=False)
+@app.command(help=FETCH_HELP)
 def fetch(
-    sort: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--sort",
-            "-s",
-            metavar="SORT",
-            help=f"A sort to walk; repeat for several [default: likes, downloads]. One of "
-            f"{SORTS_HELP} (snake_case spellings are mapped). Example: --sort likes --sort id",
-        ),
-    ] = None,
-    limit: Annotated[
-        int | None,
-        typer.Option(
-            metavar="N",
-            help="Stop each sort after N returned entries [default: walk to the end]. "
-            "Example: --limit 1000",
-        ),
-    ] = None,
-    page_size: Annotated[
-        int,
-        typer.Option(
-            metavar="N",
-            help="Entries per request, 1 to 1000. Example: --page-size 500",
-        ),
-    ] = 1000,
-    search: Annotated[
-        str | None,
-        typer.Option(
-            metavar="TEXT",
-            help="Substring of the repo id. Example: --search llama",
-        ),
-    ] = None,
-    author: Annotated[
-        str | None,
-        typer.Option(metavar="NAME", help="Owner, user or org. Example: --author google"),
-    ] = None,
-    filter_: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--filter",
-            metavar="TAG",
-            help="A tag every repo must carry; repeat to require all. Example: --filter gguf",
-        ),
-    ] = None,
-    pipeline_tag: Annotated[
-        str | None,
-        typer.Option(
-            metavar="TASK",
-            help="Models of this task. Example: --pipeline-tag text-generation",
-        ),
-    ] = None,
-    inference_provider: Annotated[
-        list[str] | None,
-        typer.Option(
-            metavar="PROVIDER",
-            help="Models served by any of these providers (repeat; 'all' = any provider). "
-            "Example: --inference-provider hf-inference",
-        ),
-    ] = None,
-    full: Annotated[
-        bool | None,
-        typer.Option(
-            "--full/--no-full",
-            show_default=False,
-            help="Ask for author, sha, lastModified, gated, disabled and files [default: --full; "
-            "--expand implies --no-full]. Example: --no-full",
-        ),
-    ] = None,
-    expand: Annotated[
-        list[str] | None,
-        typer.Option(
-            metavar="FIELD",
-            help="Ask only for this field (repeat). Example: --expand downloadsAllTime "
-            "--expand inferenceProviderMapping",
-        ),
-    ] = None,
-    repo_type: Annotated[
-        str,
-        typer.Option(
-            "--type",
-            "-t",
-            metavar="model|dataset|space",
-            help="Which listing to walk. Example: --type dataset",
-        ),
-    ] = "model",
-    endpoint: Annotated[
-        str | None,
-        typer.Option(
-            metavar="URL",
-            show_default=False,
-            help="The Hub's address [default: $HF_ENDPOINT, else https://huggingface.co]. "
-            "Example: --endpoint http://127.0.0.1:8080",
-        ),
-    ] = None,
-    token: Annotated[
-        str | None,
-        typer.Option(
-            metavar="TOKEN",
-            show_default=False,
-            help="Token to send (visible in `ps`: prefer $HF_TOKEN or --token-file) [default: "
-            "$HF_TOKEN, else the file $HF_TOKEN_PATH or $HF_HOME/token]. Example: --token hf_...",
-        ),
-    ] = None,
-    token_file: Annotated[
-        Path | None,
-        typer.Option(
-            metavar="PATH",
-            help="Read the token from this file. Example: --token-file ~/.config/hf-token",
-        ),
-    ] = None,
-    no_token: Annotated[
-        bool,
-        typer.Option(
-            "--no-token",
-            help="Send no token, whatever the environment holds. Example: --no-token",
-        ),
-    ] = False,
-    allow_insecure_token: Annotated[
-        bool,
-        typer.Option(
-            "--allow-insecure-token",
-            help="Send the token over plain http to a host that is not this machine. "
-            "Example: --endpoint http://mirror.lan --allow-insecure-token",
-        ),
-    ] = False,
-    timeout: Annotated[
-        float,
-        typer.Option(
-            metavar="SECONDS",
-            help="Give up on a request after this long without an answer. Example: --timeout 60",
-        ),
-    ] = 30.0,
-    retries: Annotated[
-        int,
-        typer.Option(
-            metavar="N",
-            help="Retries of a page after a transient failure (0 = one attempt). "
-            "Example: --retries 10",
-        ),
-    ] = 5,
-    max_wait: Annotated[
-        float,
-        typer.Option(
-            metavar="SECONDS",
-            help="Longest wait a Retry-After or RateLimit header may ask for; a longer one fails "
-            "the sort. Example: --max-wait 60",
-        ),
-    ] = 300.0,
-    output: Annotated[
-        str,
-        typer.Option(
-            "--output",
-            "-o",
-            metavar="PATH",
-            help="File to write ('-' = stdout); written all or nothing; .gz compresses. "
-            "Example: -o models.jsonl.gz",
-        ),
-    ] = "-",
-    output_format: Annotated[
-        str | None,
-        typer.Option(
-            "--format",
-            metavar="json|jsonl",
-            show_default=False,
-            help="One JSON array, or one record a line [default: from the file suffix; JSONL on "
-            "stdout]. Example: --format json",
-        ),
-    ] = None,
-    raw: Annotated[
-        bool,
-        typer.Option(
-            "--raw",
-            help="Add 'raw', the API object untouched, to each record. Example: --raw",
-        ),
-    ] = False,
-    quiet: Annotated[
-        bool,
-        typer.Option(
-            "--quiet",
-            "-q",
-            help="No progress, no table, no warnings; errors still show. Example: -q",
-        ),
-    ] = False,
-    debug: Annotated[
-        bool,
-        typer.Option(
-            "--debug",
-            help="Log every request and show tracebacks (the token is masked). Example: --debug",
-        ),
-    ] = False,
-) -> None:
+    sort: Annotated[list[str] | None, _opt(
+        "A sort to walk; repeat for several [default: likes, downloads]. One of "
+        f"{SORTS_HELP} (snake_case spellings are mapped). Example: --sort likes --sort id",
+        "--sort", "-s", metavar="SORT")] = None,
+    limit: Annotated[int | None, _opt(
+        "Stop each sort after N returned entries [default: walk to the end]. "
+        "Example: --limit 1000", metavar="N")] = None,
+    page_size: Annotated[int, _opt(
+        "Entries per request, 1 to 1000. Example: --page-size 500", metavar="N")] = 1000,
+    search: Annotated[str | None, _opt(
+        "Substring of the repo id. Example: --search llama", metavar="TEXT")] = None,
+    author: Annotated[str | None, _opt(
+        "Owner, user or org. Example: --author google", metavar="NAME")] = None,
+    filter_: Annotated[list[str] | None, _opt(
+        "A tag every repo must carry; repeat to require all. Example: --filter gguf",
+        "--filter", metavar="TAG")] = None,
+    pipeline_tag: Annotated[str | None, _opt(
+        "Models of this task. Example: --pipeline-tag text-generation", metavar="TASK")] = None,
+    inference_provider: Annotated[list[str] | None, _opt(
+        "Models served by any of these providers (repeat; 'all' = any provider). "
+        "Example: --inference-provider hf-inference", metavar="PROVIDER")] = None,
+    full: Annotated[bool | None, _opt(
+        "Ask for author, sha, lastModified, gated, disabled and files [default: --full; "
+        "--expand implies --no-full]. Example: --no-full", "--full/--no-full",
+        show_default=False)] = None,
+    expand: Annotated[list[str] | None, _opt(
+        "Ask only for this field (repeat). Example: --expand downloadsAllTime "
+        "--expand inferenceProviderMapping", metavar="FIELD")] = None,
+    repo_type: Annotated[str, _opt(
+        "Which listing to walk. Example: --type dataset", "--type", "-t",
+        metavar="model|dataset|space")] = "model",
+    endpoint: Annotated[str | None, _opt(
+        "The Hub's address [default: $HF_ENDPOINT, else https://huggingface.co]. "
+        "Example: --endpoint http://127.0.0.1:8080", metavar="URL", show_default=False)] = None,
+    token: Annotated[str | None, _opt(
+        "Token to send (visible in `ps`: prefer $HF_TOKEN or --token-file) [default: $HF_TOKEN, "
+        "else the file $HF_TOKEN_PATH or $HF_HOME/token]. Example: --token hf_...",
+        metavar="TOKEN", show_default=False)] = None,
+    token_file: Annotated[Path | None, _opt(
+        "Read the token from this file. Example: --token-file ~/.config/hf-token",
+        metavar="PATH")] = None,
+    no_token: Annotated[bool, _opt(
+        "Send no token, whatever the environment holds. Example: --no-token",
+        "--no-token")] = False,
+    allow_insecure_token: Annotated[bool, _opt(
+        "Send the token over plain http to a host that is not this machine. "
+        "Example: --endpoint http://mirror.lan --allow-insecure-token",
+        "--allow-insecure-token")] = False,
+    timeout: Annotated[float, _opt(
+        "Give up on a request after this long without an answer. Example: --timeout 60",
+        metavar="SECONDS")] = 30.0,
+    retries: Annotated[int, _opt(
+        "Retries of a page after a transient failure (0 = one attempt). Example: --retries 10",
+        metavar="N")] = 5,
+    max_wait: Annotated[float, _opt(
+        "Longest wait a Retry-After or RateLimit header may ask for; a longer one fails the "
+        "sort. Example: --max-wait 60", metavar="SECONDS")] = 300.0,
+    output: Annotated[str, _opt(
+        "File to write ('-' = stdout), all or nothing; .gz compresses; {date} (UTC YYYY-MM-DD), "
+        "{time} (HHMMSSZ) and {type} are filled in, missing folders made. "
+        "Example: -o 'snapshots/models-{date}.jsonl.gz'", "--output", "-o", metavar="PATH")] = "-",
+    output_format: Annotated[str | None, _opt(
+        "One JSON array, or one record a line [default: from the file suffix; JSONL on stdout]. "
+        "Example: --format json", "--format", metavar="json|jsonl", show_default=False)] = None,
+    raw: Annotated[bool, _opt(
+        "Add 'raw', the API object untouched, to each record. Example: --raw", "--raw")] = False,
+    manifest: Annotated[Path | None, _opt(
+        "Where to write the manifest [default: <output>.manifest.json for a file; none for "
+        "stdout]. Example: --manifest run.manifest.json", metavar="PATH",
+        show_default=False)] = None,
+    no_manifest: Annotated[bool, _opt(
+        "Write no manifest. Example: --no-manifest", "--no-manifest")] = False,
+    stats_json: Annotated[Path | None, _opt(
+        "Write the stats and the exit code here on every exit, failures included (for "
+        "monitoring). Example: --stats-json /var/lib/hf/last-run.json", metavar="PATH")] = None,
+    state: Annotated[Path | None, _opt(
+        "Keep what the walks need to resume here (and in PATH.spool); the same command run "
+        "again goes on where it stopped; removed once complete. Example: --state models.state",
+        metavar="PATH")] = None,
+    min_count: Annotated[int | None, _opt(
+        "Exit 4 and write nothing when fewer unique records came back. "
+        "Example: --min-count 1000000", metavar="N")] = None,
+    allow_partial: Annotated[bool, _opt(
+        "When a sort fails after its retries, write what the others got and exit 3 "
+        "[default: the run fails, exit 1]. Example: --allow-partial", "--allow-partial")] = False,
+    quiet: Annotated[bool, _opt(
+        "No progress, no table, no warnings; errors still show. Example: -q",
+        "--quiet", "-q")] = False,
+    debug: Annotated[bool, _opt(
+        "Log every request and show tracebacks (the token is masked). Example: --debug",
+        "--debug")] = False,
+) -> None:  # fmt: skip
     options = FetchOptions(
-        sorts=tuple(sort or ()),
-        limit=limit,
-        page_size=page_size,
-        search=search,
-        author=author,
-        filters=tuple(filter_ or ()),
-        pipeline_tag=pipeline_tag,
-        inference_providers=tuple(inference_provider or ()),
-        full=full,
-        expand=tuple(expand or ()),
-        repo_type=repo_type,
-        endpoint=endpoint,
-        token=token,
-        token_file=token_file,
-        no_token=no_token,
-        allow_insecure_token=allow_insecure_token,
-        timeout=timeout,
-        retries=retries,
-        max_wait=max_wait,
-        output=output,
-        format=output_format,
-        raw=raw,
-    )
+        sorts=tuple(sort or ()), limit=limit, page_size=page_size, search=search, author=author,
+        filters=tuple(filter_ or ()), pipeline_tag=pipeline_tag,
+        inference_providers=tuple(inference_provider or ()), full=full,
+        expand=tuple(expand or ()), repo_type=repo_type, endpoint=endpoint, token=token,
+        token_file=token_file, no_token=no_token, allow_insecure_token=allow_insecure_token,
+        timeout=timeout, retries=retries, max_wait=max_wait, output=output,
+        format=output_format, raw=raw, manifest=manifest, no_manifest=no_manifest,
+        stats_json=stats_json, state=state, min_count=min_count, allow_partial=allow_partial,
+    )  # fmt: skip
     report = Report.to_stderr(quiet=quiet)
     report.secret = token
     report.capture_logs(debug=debug)
-    with _error_boundary(report, debug=debug, command="fetch"):
-        settings = resolve(options, os.environ)
+    ledger = Ledger(started=datetime.now(UTC))
+    resolved: list[Settings] = []
+
+    def harvest() -> int:
+        settings = resolve(options, os.environ, now=ledger.started)
+        resolved.append(settings)
         report.secret = settings.token
-        with (
-            report.walking(settings) as observer,
-            open_output(settings.output, sys.stdout.buffer) as writer,
-        ):
-            result = harvest(settings, writer.write, observer)
-        report.summary(result, settings)
+        try:
+            with report.walking(settings) as observer:
+                return run_fetch(settings, sys.stdout.buffer, observer, ledger)
+        finally:  # the table, for a failed run too, once there is something to count
+            if ledger.result is not None and any(s.pages for s in ledger.result.stats):
+                report.summary(ledger.result, settings)
+
+    def resume_hint() -> str | None:
+        if resolved and resolved[0].state is not None:
+            return f"run the same command again to resume from --state {resolved[0].state}"
+        return None
+
+    code, error = _guarded(report, harvest, debug=debug, command="fetch", on_stop=resume_hint)
+    if stats_json is not None:
+        document = build_stats(resolved[0] if resolved else None, ledger, code, error)
+
+        def write_stats() -> int:
+            write_json(stats_json, document)
+            return code
+
+        code, _ = _guarded(report, write_stats, debug=debug, command="fetch")
+    raise typer.Exit(code)
 
 
-@app.command(help="Print the JSON Schema of one output record.\n\nExample: hfharvest schema | jq .")
+@app.command(
+    help="Compare two snapshots: one JSONL line per added, removed or changed repo on stdout, a "
+    "summary on stderr. Counters that move every day (likes, downloads, downloads_all_time, "
+    "trending_score), found_by and raw are left out unless --fields names them.\n\n"
+    "\b\nExamples:\n"
+    "  hfharvest diff snapshots/models-2026-11-25.jsonl.gz snapshots/models-2026-11-26.jsonl.gz\n"
+    "  hfharvest diff old.jsonl new.jsonl --fields license,gated --exit-code | jq -r .id\n\n"
+    "Exit codes (as diff(1)): 0 no difference (or any result without --exit-code) · 1 they "
+    "differ, with --exit-code · 2 trouble (a file missing or unreadable)."
+)
+def diff(
+    old: Annotated[Path, typer.Argument(help="The earlier snapshot (JSON or JSONL, .gz or not).")],
+    new: Annotated[Path, typer.Argument(help="The later snapshot.")],
+    fields: Annotated[str | None, _opt(
+        "Comma-separated fields to compare, or 'all' [default: every field but "
+        f"{', '.join(sorted(DEFAULT_IGNORED))}]. Example: --fields license,gated,tags",
+        metavar="LIST", show_default=False)] = None,
+    exit_code: Annotated[bool, _opt(
+        "Exit 1 when the snapshots differ. Example: --exit-code", "--exit-code")] = False,
+    quiet: Annotated[bool, _opt(
+        "No summary on stderr. Example: -q", "--quiet", "-q")] = False,
+) -> None:  # fmt: skip
+    report = Report.to_stderr(quiet=quiet)
+
+    def compare() -> int:
+        summary = diff_snapshots(old, new, sys.stdout.buffer, fields=fields)
+        report.diff_summary(summary)
+        return 1 if exit_code and summary.differ else 0
+
+    code, error = _guarded(report, compare, debug=False, command="diff")
+    trouble = error is not None and code not in (130, 141, 143)
+    raise typer.Exit(2 if trouble else code)  # diff(1): any trouble is 2
+
+
+@app.command(help="Print the JSON Schema of one output record (its $defs hold the diff line)."
+             "\n\nExample: hfharvest schema | jq .required")  # fmt: skip
 def schema() -> None:
     text = importlib.resources.files("hfharvest").joinpath("schema.json").read_bytes()
     sys.stdout.buffer.write(text)
     sys.stdout.buffer.flush()
 
 
-@contextmanager
-def _error_boundary(report: Report, *, debug: bool, command: str) -> Iterator[None]:
-    """Turn every way a command can end badly into one message and its exit code."""
+def _guarded(
+    report: Report,
+    body: Callable[[], int],
+    *,
+    debug: bool,
+    command: str,
+    on_stop: Callable[[], str | None] = lambda: None,
+) -> tuple[int, str | None]:
+    """Run `body`; turn every way it can end badly into one message. Returns (exit code, error)."""
     try:
-        yield
+        return body(), None
     except HarvestError as exc:
         _show_traceback(report, debug)
         usage_hint = f"see 'hfharvest {command} --help'" if isinstance(exc, UsageError) else None
-        report.failure(str(exc), exc.hint or usage_hint)
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        report.failure("interrupted (SIGINT); no file was written, an earlier one is untouched")
-        raise typer.Exit(130) from None
-    except Terminated:
-        report.failure("terminated (SIGTERM); no file was written, an earlier one is untouched")
-        raise typer.Exit(143) from None
+        report.failure(str(exc), exc.hint or (on_stop() if exc.exit_code == 1 else usage_hint))
+        return exc.exit_code, str(exc)
+    except (KeyboardInterrupt, Terminated) as exc:
+        name, code = ("SIGINT", 130) if isinstance(exc, KeyboardInterrupt) else ("SIGTERM", 143)
+        where = report.where_stopped()
+        message = f"stopped by {name}{f' during {where}' if where else ''}; no file was written"
+        report.failure(f"{message}, an earlier one is untouched", on_stop())
+        return code, message
     except BrokenPipeError:
         # The reader went away (`| head`): nothing more can be said on stdout, so stop quietly.
         _silence_stdout()
-        raise typer.Exit(141) from None
+        return 141, "stdout was closed"
     except Exception as exc:
         _show_traceback(report, debug)
         report.failure(
             f"unexpected {type(exc).__name__}: {exc}",
             "this is a bug in hfharvest; run again with --debug and report what it prints",
         )
-        raise typer.Exit(1) from None
+        return 1, f"{type(exc).__name__}: {exc}"
 
 
 def _show_traceback(report: Report, debug: bool) -> None:
@@ -370,7 +327,7 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    """Console-script entry: run the app, formatting click's usage errors as one line."""
+    """Console-script entry: run the app, formatting typer's usage errors as one line."""
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code = app(args=argv, prog_name="hfharvest", standalone_mode=False)

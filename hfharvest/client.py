@@ -50,6 +50,7 @@ class Page:
     url: str
     entries: list[Any]
     next_url: str | None
+    rate_policy: str | None = None  # the RateLimit-Policy header: the quota and its window
 
 
 def user_agent() -> str:
@@ -128,9 +129,14 @@ class HubClient:
     def close(self) -> None:
         self.session.close()
 
-    def pages(self, sort: str, on_retry: Callable[[], None] = lambda: None) -> Iterator[Page]:
-        """Yield the pages of one sort's walk; the next page is fetched only when asked for."""
-        url: str | None = first_url(self.settings, sort)
+    def pages(
+        self, sort: str, on_retry: Callable[[], None] = lambda: None, start: str | None = None
+    ) -> Iterator[Page]:
+        """Yield the pages of one sort's walk; the next page is fetched only when asked for.
+
+        `start` is where a resumed walk goes on (a next URL the Hub gave); else the first page.
+        """
+        url: str | None = start or first_url(self.settings, sort)
         fetched: set[str] = set()
         while url is not None:
             fetched.add(url)
@@ -208,7 +214,8 @@ class HubClient:
             next_url = urljoin(url, next_link) if next_link else None
             if next_url is not None:
                 self._check_origin(next_url, "the next-page link")
-            return Page(url=url, entries=entries, next_url=next_url)
+            policy = response.headers.get("RateLimit-Policy")
+            return Page(url=url, entries=entries, next_url=next_url, rate_policy=policy)
         detail = error_detail(response)
         if status in TRANSIENT_STATUSES:
             wait = demanded_wait(response.headers)

@@ -70,6 +70,12 @@ class CursorLoopError(HubError):
     """A `Link` named a page the walk had already fetched: following it would loop forever."""
 
 
+class TooFewRecordsError(HarvestError):
+    """Fewer unique records than `--min-count`: nothing is written (exit 4)."""
+
+    exit_code = 4
+
+
 class OutputError(HarvestError):
     """Writing the output failed after the harvest (disk full, I/O error)."""
 

@@ -1,30 +1,36 @@
 """The harvest: one walk per sort, run concurrently, merged into one set unique by id.
 
-Each walk runs in its own thread with its own `HubClient`. With one sort, records go to the sink
-as their page arrives. With several, a record is final only when every walk has ended (its
-`found_by` must be complete), so each walk spools its new records to an anonymous temporary file
-and memory holds only ids and ranks; the merge then reads the spools in the order the sorts were
-given. The output therefore depends only on the Hub's answers, never on which walk finished first.
+Each walk runs in its own thread with its own `HubClient`. With one sort (and nothing that must
+see the whole set first) records go to the sink as their page arrives. Otherwise a record is
+final only when every walk has ended (its `found_by` must be complete), so each walk appends its
+new records to the spool and memory holds only ids and ranks; `Walks.merge` then reads the spool
+in the order the sorts were given. The output depends only on the Hub's answers, never on which
+walk finished first. With a `StateStore`, every page is committed so that a later run resumes.
 """
 
 from __future__ import annotations
 
-import tempfile
+import dataclasses
+import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 import orjson
 
-from hfharvest.client import HubClient
+from hfharvest.client import HubClient, Page
 from hfharvest.normalize import normalize
+from hfharvest.retry import ratelimit_policy
 from hfharvest.settings import Settings
+from hfharvest.state import SortProgress, Spool, StateStore
+
+log = logging.getLogger("hfharvest")
 
 Record = dict[str, Any]
 Sink = Callable[[Record], None]
+ClientFactory = Callable[[Callable[[float], None]], HubClient]
 
 
 @dataclass(frozen=True)
@@ -40,12 +46,17 @@ class SortStats:
     retries: int
     seconds: float
     reached_end: bool
+    error: str | None = None
 
 
 @dataclass(frozen=True)
 class HarvestResult:
     stats: tuple[SortStats, ...]
     unique: int
+
+    @property
+    def failed(self) -> tuple[SortStats, ...]:
+        return tuple(s for s in self.stats if s.error is not None)
 
 
 class Observer(Protocol):
@@ -63,64 +74,133 @@ class _Walk:
     """One sort's walk while it runs; only its own thread writes to it."""
 
     sort: str
+    index: int
+    progress: SortProgress
     seen: dict[str, int] = field(default_factory=dict)  # id -> 1-based rank of first return
-    returned: int = 0
-    skipped: int = 0
-    pages: int = 0
-    retries: int = 0
-    seconds: float = 0.0
-    reached_end: bool = False
-    spool: IO[bytes] | None = None
+    error: BaseException | None = None
 
     def count_retry(self) -> None:
-        self.retries += 1
+        self.progress.retries += 1
 
     def stats(self, new: int) -> SortStats:
+        p = self.progress
         return SortStats(
             sort=self.sort,
-            returned=self.returned,
+            returned=p.returned,
             new=new,
-            duplicates=self.returned - self.skipped - new,
-            skipped=self.skipped,
-            pages=self.pages,
-            retries=self.retries,
-            seconds=round(self.seconds, 3),
-            reached_end=self.reached_end,
+            duplicates=p.returned - p.skipped - new,
+            skipped=p.skipped,
+            pages=p.pages,
+            retries=p.retries,
+            seconds=round(p.seconds, 3),
+            reached_end=p.reached_end,
+            error=str(self.error) if self.error is not None else None,
         )
 
 
-def harvest(
+class Walks:
+    """Every sort's walk once it has ended: counts, failures, and the merge still to do."""
+
+    def __init__(self, walks: Sequence[_Walk], spool: Spool | None, with_raw: bool) -> None:
+        self._walks = walks
+        self._spool = spool
+        self._with_raw = with_raw
+        self.failures: list[BaseException] = []  # in the order they happened
+
+    def result(self) -> HarvestResult:
+        new = self._new_counts()
+        return HarvestResult(
+            tuple(w.stats(n) for w, n in zip(self._walks, new, strict=True)), sum(new)
+        )
+
+    def merge(self, sink: Sink) -> None:
+        """Send every unique record to `sink`: sorts in the order given, each in page order."""
+        assert self._spool is not None, "a streamed walk has no spool to merge"
+        walks = self._walks
+        for index, walk in enumerate(walks):
+            earlier = walks[:index]
+            for _, data in self._spool.records(walk.index):
+                record = orjson.loads(data)
+                repo_id = record["id"]
+                if any(repo_id in other.seen for other in earlier):
+                    continue
+                found_by = {w.sort: w.seen[repo_id] for w in walks if repo_id in w.seen}
+                sink(_final(record, found_by, record.pop("raw", None), self._with_raw))
+
+    def _new_counts(self) -> list[int]:
+        walks = self._walks
+        return [
+            sum(1 for repo_id in walk.seen if not any(repo_id in e.seen for e in walks[:index]))
+            for index, walk in enumerate(walks)
+        ]
+
+
+def walk_all(
     settings: Settings,
-    sink: Sink,
     observer: Observer,
     *,
-    make_client: Callable[[Callable[[float], None]], HubClient] | None = None,
-) -> HarvestResult:
-    """Walk every sort of `settings`, send each unique record to `sink`, and return the stats."""
+    spool: Spool | None,
+    store: StateStore | None = None,
+    sink: Sink | None = None,
+    make_client: ClientFactory | None = None,
+) -> Walks:
+    """Walk every sort; stream to `sink` if given, else append new records to `spool`."""
+    progress = store.progress if store else {s: SortProgress() for s in settings.sorts}
+    walks = [
+        _Walk(sort, index, dataclasses.replace(progress[sort]))
+        for index, sort in enumerate(settings.sorts)
+    ]
+    if store is not None:
+        for index, rank, repo_id in store.spool.ids():
+            walks[index].seen[repo_id] = rank
+    outcome = Walks(walks, spool, settings.raw)
     cancel = threading.Event()
+    commit_lock = threading.Lock()
 
     def client_for_walk() -> HubClient:
         sleep = _cancellable_sleep(cancel)
         return make_client(sleep) if make_client else HubClient(settings, sleep=sleep)
 
-    walks = [_Walk(sort) for sort in settings.sorts]
-    single = len(walks) == 1
-    with ExitStack() as stack:
-        if not single:
-            for walk in walks:
-                walk.spool = stack.enter_context(tempfile.TemporaryFile(prefix="hfharvest-"))
+    def run(walk: _Walk) -> None:
+        try:
+            context = _WalkContext(settings, observer, spool, store, sink, commit_lock, cancel)
+            _walk(walk, client_for_walk(), context)
+        except _Cancelled:
+            pass
+        except BaseException as exc:  # handed to the caller, which decides what it means
+            walk.error = exc
+            with commit_lock:
+                outcome.failures.append(exc)
+            if not settings.allow_partial:
+                cancel.set()
 
-        def emit(walk: _Walk, record: Record, raw: Any) -> None:
-            if single:
-                sink(_final(record, {walk.sort: walk.returned}, raw, settings.raw))
-            else:
-                assert walk.spool is not None
-                walk.spool.write(orjson.dumps(_spooled(record, raw, settings.raw)) + b"\n")
+    # Daemon threads: an interrupted run must be able to exit without waiting for a slow read.
+    threads = [
+        threading.Thread(target=run, args=(w,), name=w.sort, daemon=True)
+        for w in walks
+        if not w.progress.done
+    ]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        cancel.set()
+    return outcome
 
-        _run_concurrently(walks, settings, client_for_walk, emit, observer, cancel)
-        if single:
-            return HarvestResult((walks[0].stats(new=len(walks[0].seen)),), len(walks[0].seen))
-        return _merge(walks, sink, settings.raw)
+
+@dataclass(frozen=True)
+class _WalkContext:
+    """What every walk shares: settings, where records go, and the lock around commits."""
+
+    settings: Settings
+    observer: Observer
+    spool: Spool | None
+    store: StateStore | None
+    sink: Sink | None
+    commit_lock: threading.Lock
+    cancel: threading.Event
 
 
 def _cancellable_sleep(cancel: threading.Event) -> Callable[[float], None]:
@@ -131,106 +211,100 @@ def _cancellable_sleep(cancel: threading.Event) -> Callable[[float], None]:
     return sleep
 
 
-def _run_concurrently(
-    walks: Sequence[_Walk],
-    settings: Settings,
-    client_for_walk: Callable[[], HubClient],
-    emit: Callable[[_Walk, Record, Any], None],
-    observer: Observer,
-    cancel: threading.Event,
-) -> None:
-    failures: list[BaseException] = []
-
-    def run(walk: _Walk) -> None:
-        try:
-            _walk(walk, client_for_walk(), settings, emit, observer, cancel)
-        except _Cancelled:
-            pass
-        except BaseException as exc:  # handed to the main thread, which re-raises it
-            failures.append(exc)
-            cancel.set()
-
-    # Daemon threads: an interrupted run must be able to exit without waiting for a slow read.
-    threads = [threading.Thread(target=run, args=(w,), name=w.sort, daemon=True) for w in walks]
+def _walk(walk: _Walk, client: HubClient, context: _WalkContext) -> None:
+    progress = walk.progress
+    limit = context.settings.limit
+    started, seconds_before = time.monotonic(), progress.seconds  # a resumed walk adds to its time
     try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    finally:
-        cancel.set()
-    if failures:
-        raise failures[0]
-
-
-def _walk(
-    walk: _Walk,
-    client: HubClient,
-    settings: Settings,
-    emit: Callable[[_Walk, Record, Any], None],
-    observer: Observer,
-    cancel: threading.Event,
-) -> None:
-    started = time.monotonic()
-    limit = settings.limit
-    try:
-        for page in client.pages(walk.sort, on_retry=walk.count_retry):
-            if cancel.is_set():
+        for page in client.pages(walk.sort, on_retry=walk.count_retry, start=progress.next_url):
+            if context.cancel.is_set():
                 raise _Cancelled
-            walk.pages += 1
-            entries = page.entries if limit is None else page.entries[: limit - walk.returned]
-            for raw in entries:
-                walk.returned += 1
-                _take(walk, raw, settings, emit)
-            observer.page_done(walk.sort, walk.returned, walk.pages)
-            walk.reached_end = page.next_url is None and len(entries) == len(page.entries)
-            if limit is not None and walk.returned >= limit:
+            entries = page.entries if limit is None else page.entries[: limit - progress.returned]
+            lines = [line for raw in entries if (line := _take(walk, raw, context)) is not None]
+            stopped = limit is not None and progress.returned >= limit
+            _advance(progress, page, reached_end=len(entries) == len(page.entries), stopped=stopped)
+            progress.seconds = seconds_before + time.monotonic() - started
+            _commit(walk, lines, context)
+            context.observer.page_done(walk.sort, progress.returned, progress.pages)
+            if walk.index == 0 and progress.pages == 1 and _walks_everything(context.settings):
+                log.warning("%s", whole_hub_warning(context.settings, page.rate_policy))
+            if progress.done:
                 break
     finally:
-        walk.seconds = time.monotonic() - started
         client.close()
+    if not progress.reached_end and context.settings.limit is not None:
+        log.warning(
+            "sort %s stopped at --limit %d; the Hub had more", walk.sort, context.settings.limit
+        )
 
 
-def _take(
-    walk: _Walk, raw: Any, settings: Settings, emit: Callable[[_Walk, Record, Any], None]
-) -> None:
-    record = normalize(raw, settings.repo_type)
+# Orders of magnitude, for a warning only (hub-api.md, "Scale"; the Hub gives no total count).
+CATALOG_SIZE = {
+    "model": "over 2 million",
+    "dataset": "about 1.5 million",
+    "space": "about 1.5 million",
+}
+_CATALOG_ENTRIES = {"model": 2_000_000, "dataset": 1_500_000, "space": 1_500_000}
+
+
+def _walks_everything(settings: Settings) -> bool:
+    return settings.limit is None and not settings.filtered
+
+
+def whole_hub_warning(settings: Settings, rate_policy: str | None) -> str:
+    """What an unfiltered walk without --limit costs, in pages and, from the quota, in time."""
+    pages = -(-_CATALOG_ENTRIES[settings.repo_type] // settings.page_size)
+    requests = pages * len(settings.sorts)
+    size = CATALOG_SIZE[settings.repo_type]
+    text = (
+        f"no filter and no --limit: this walks the whole Hub listing ({size} "
+        f"{settings.repo_type}s, about {pages:,} pages per sort, {requests:,} requests in all)"
+    )
+    policy = ratelimit_policy(rate_policy) if rate_policy else None
+    if policy is None:
+        return text
+    quota, window = policy
+    minutes = requests / quota * window / 60
+    return (
+        f"{text}; at the Hub's quota of {quota:,} requests per {window} s "
+        f"that is {minutes:,.0f} minutes or more"
+    )
+
+
+def _advance(progress: SortProgress, page: Page, *, reached_end: bool, stopped: bool) -> None:
+    progress.pages += 1
+    progress.next_url = page.next_url
+    progress.reached_end = page.next_url is None and reached_end
+    progress.done = stopped or page.next_url is None
+
+
+def _take(walk: _Walk, raw: Any, context: _WalkContext) -> bytes | None:
+    """Count one entry; return its spool line when it is new to this walk (and not streamed)."""
+    progress = walk.progress
+    progress.returned += 1
+    record = normalize(raw, context.settings.repo_type)
     if record is None:
-        walk.skipped += 1
-    elif record["id"] not in walk.seen:  # a repeat within the sort is a duplicate: dropped
-        walk.seen[record["id"]] = walk.returned
-        emit(walk, record, raw)
+        progress.skipped += 1
+        return None
+    if record["id"] in walk.seen:  # a repeat within the sort is a duplicate: dropped
+        return None
+    walk.seen[record["id"]] = progress.returned
+    with_raw = context.settings.raw
+    if context.sink is not None:
+        context.sink(_final(record, {walk.sort: progress.returned}, raw, with_raw))
+        return None
+    spooled = {**record, "raw": raw} if with_raw else record
+    return Spool.line(walk.index, progress.returned, orjson.dumps(spooled))
 
 
-def _merge(walks: Sequence[_Walk], sink: Sink, with_raw: bool) -> HarvestResult:
-    stats: list[SortStats] = []
-    unique = 0
-    for index, walk in enumerate(walks):
-        earlier = walks[:index]
-        new = 0
-        for record, raw in _read_spool(walk):
-            repo_id = record["id"]
-            if any(repo_id in other.seen for other in earlier):
-                continue
-            found_by = {w.sort: w.seen[repo_id] for w in walks if repo_id in w.seen}
-            sink(_final(record, found_by, raw, with_raw))
-            new += 1
-        stats.append(walk.stats(new=new))
-        unique += new
-    return HarvestResult(tuple(stats), unique)
-
-
-def _read_spool(walk: _Walk) -> Iterator[tuple[Record, Any]]:
-    assert walk.spool is not None
-    walk.spool.seek(0)
-    for line in walk.spool:
-        record = orjson.loads(line)
-        raw = record.pop("raw", None)
-        yield record, raw
-
-
-def _spooled(record: Record, raw: Any, with_raw: bool) -> Record:
-    return {**record, "raw": raw} if with_raw else record
+def _commit(walk: _Walk, lines: list[bytes], context: _WalkContext) -> None:
+    """Make a page's records and progress durable together, so a resume never sees half."""
+    with context.commit_lock:
+        if lines and context.spool is not None:
+            context.spool.append(lines)
+        if context.store is not None:
+            context.store.progress[walk.sort] = dataclasses.replace(walk.progress)
+            context.store.commit()
 
 
 def _final(record: Record, found_by: dict[str, int], raw: Any, with_raw: bool) -> Record:

@@ -2,18 +2,21 @@
 
 A file is written to a temporary file beside the target, flushed and fsynced, then renamed into
 place with the permissions the umask gives; a failure leaves an earlier file as it was. Gzip is
-written with mtime 0 and no embedded name, so equal records give equal bytes.
+written with mtime 0 and no embedded name, so equal records give equal bytes. The sha256 of the
+bytes that reach the disk (or stdout) is taken on the way, for the manifest.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import orjson
 
@@ -21,12 +24,46 @@ from hfharvest.errors import OutputError
 from hfharvest.settings import OutputFormat, OutputTarget
 
 
+@dataclass(frozen=True)
+class Written:
+    """What a completed output holds: where, how many records, and the sha256 of its bytes."""
+
+    path: Path | None
+    records: int
+    sha256: str
+    bytes: int
+
+
+class _Writable(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
+class _Hashing:
+    """A write-only stream that hashes and counts what passes through to `target`."""
+
+    def __init__(self, target: IO[bytes]) -> None:
+        self._target = target
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return self._target.write(data)
+
+    def flush(self) -> None:
+        self._target.flush()
+
+
 class RecordWriter:
     """Serializes records one by one: one per line (JSONL) or as one JSON array."""
 
-    def __init__(self, stream: IO[bytes], fmt: OutputFormat) -> None:
+    def __init__(self, stream: _Writable, fmt: OutputFormat, hashing: _Hashing) -> None:
         self._stream = stream
         self._format = fmt
+        self._hashing = hashing  # below any compression: it sees the bytes as stored
         self.count = 0
 
     def write(self, record: dict[str, Any]) -> None:
@@ -42,20 +79,31 @@ class RecordWriter:
             self._stream.write(b"\n]\n" if self.count else b"[]\n")
         self._stream.flush()
 
+    def written(self, path: Path | None) -> Written:
+        """Call once the bytes are final (after the gzip trailer, if any)."""
+        hashing = self._hashing
+        return Written(path, self.count, hashing.digest.hexdigest(), hashing.size)
+
 
 @contextlib.contextmanager
 def open_output(target: OutputTarget, stdout: IO[bytes]) -> Iterator[RecordWriter]:
-    """Yield a writer for `target`; the file appears at its path only if the block succeeds."""
+    """Yield a writer for `target`; the file appears at its path only if the block succeeds.
+
+    Once the block is over, `writer.written(target.path)` tells what was written.
+    """
     if target.path is None:
-        writer = RecordWriter(stdout, target.format)
+        hashing = _Hashing(stdout)
+        writer = RecordWriter(hashing, target.format, hashing)
         yield writer
         writer.finish()
         return
     try:
-        with atomic_file(target.path, compress=target.gzip) as stream:
-            writer = RecordWriter(stream, target.format)
-            yield writer
-            writer.finish()
+        with atomic_file(target.path) as raw:
+            hashing = _Hashing(raw)
+            with _compressed(hashing) if target.gzip else contextlib.nullcontext(hashing) as stream:
+                writer = RecordWriter(stream, target.format, hashing)
+                yield writer
+                writer.finish()
     except OSError as exc:
         raise OutputError(
             f"cannot write {target.path}: {exc.strerror or exc}; an earlier file is untouched",
@@ -63,21 +111,19 @@ def open_output(target: OutputTarget, stdout: IO[bytes]) -> Iterator[RecordWrite
         ) from exc
 
 
+def _compressed(target: _Hashing) -> gzip.GzipFile:
+    # filename="" and mtime=0: no name or time in the header, so equal data give equal bytes.
+    return gzip.GzipFile(filename="", mode="wb", fileobj=target, mtime=0, compresslevel=6)
+
+
 @contextlib.contextmanager
-def atomic_file(path: Path, *, compress: bool = False) -> Iterator[IO[bytes]]:
-    """A binary stream whose bytes replace `path` at once when the block ends without error."""
+def atomic_file(path: Path) -> Iterator[IO[bytes]]:
+    """A binary file whose bytes replace `path` at once when the block ends without error."""
     fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     temp = Path(temp_name)
     try:
         with open(fd, "wb") as raw:  # noqa: PTH123 (a file descriptor, not a path)
-            if compress:
-                # filename="" and mtime=0: no name or time in the header, so equal data, equal bytes
-                with gzip.GzipFile(
-                    filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6
-                ) as zipped:
-                    yield zipped  # type: ignore[misc]
-            else:
-                yield raw
+            yield raw
             raw.flush()
             os.fsync(raw.fileno())
         temp.chmod(0o666 & ~_umask())

@@ -15,26 +15,34 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from hfharvest.diff import DiffSummary
 from hfharvest.errors import redact
 from hfharvest.harvest import HarvestResult, Observer
 from hfharvest.settings import Settings
 
 
-class _Silent:
-    """The observer used when no progress is drawn."""
+class _Tracker:
+    """Remembers how far each walk got, to say where a run stopped; draws nothing."""
+
+    def __init__(self) -> None:
+        self.latest: dict[str, tuple[int, int]] = {}
 
     def page_done(self, sort: str, returned: int, pages: int) -> None:
-        pass
+        self.latest[sort] = (returned, pages)
 
 
-class _ProgressObserver:
+class _ProgressObserver(_Tracker):
+    """A live line per walk, on a terminal."""
+
     def __init__(self, progress: Progress, sorts: tuple[str, ...], limit: int | None) -> None:
+        super().__init__()
         self._progress = progress
         self._tasks = {
             sort: progress.add_task(sort, total=limit, returned=0, pages=0) for sort in sorts
         }
 
     def page_done(self, sort: str, returned: int, pages: int) -> None:
+        super().page_done(sort, returned, pages)
         self._progress.update(self._tasks[sort], completed=returned, returned=returned, pages=pages)
 
 
@@ -45,6 +53,7 @@ class Report:
         self.console = console
         self.quiet = quiet
         self.secret: str | None = None  # the token, once known: masked in every line printed
+        self._tracker = _Tracker()
 
     @classmethod
     def to_stderr(cls, *, quiet: bool = False) -> Report:
@@ -76,7 +85,7 @@ class Report:
     def walking(self, settings: Settings) -> Iterator[Observer]:
         """A live progress display per walk, on a terminal and unless `--quiet`."""
         if self.quiet or not self.console.is_terminal:
-            yield _Silent()
+            yield self._tracker
             return
         progress = Progress(
             SpinnerColumn(),
@@ -88,7 +97,26 @@ class Report:
             transient=True,
         )
         with progress:
-            yield _ProgressObserver(progress, settings.sorts, settings.limit)
+            self._tracker = _ProgressObserver(progress, settings.sorts, settings.limit)
+            yield self._tracker
+
+    def where_stopped(self) -> str:
+        """How far each walk got, e.g. "likes: 12 pages, 12,000 returned"."""
+        return "; ".join(
+            f"{sort}: {pages:,} pages, {returned:,} returned"
+            for sort, (returned, pages) in self._tracker.latest.items()
+        )
+
+    def diff_summary(self, summary: DiffSummary) -> None:
+        if self.quiet:
+            return
+        self.line(
+            f"added {summary.added:,} · removed {summary.removed:,} · changed {summary.changed:,}"
+            f" · unchanged {summary.unchanged:,}"
+        )
+        for counter, movers in summary.movers.items():
+            if movers:
+                self.console.print(_movers_table(counter, movers))
 
     def summary(self, result: HarvestResult, settings: Settings) -> None:
         if self.quiet:
@@ -117,6 +145,17 @@ class Report:
         table.add_section()
         table.add_row("unique", "", f"{result.unique:,}", "", "", "", "", "")
         self.console.print(table)
+
+
+def _movers_table(counter: str, movers: list[tuple[int, str, int, int]]) -> Table:
+    table = Table(title=f"biggest moves in {counter}", title_justify="left", box=box.SIMPLE_HEAD,
+                  show_edge=False, pad_edge=False)  # fmt: skip
+    table.add_column("id", overflow="fold")
+    for name in ("before", "after", "change"):
+        table.add_column(name, justify="right")
+    for _, repo_id, old, new in sorted(movers, reverse=True):
+        table.add_row(repo_id, f"{old:,}", f"{new:,}", f"{new - old:+,}")
+    return table
 
 
 class _ReportHandler(logging.Handler):

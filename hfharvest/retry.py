@@ -50,6 +50,8 @@ TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (
 _ERRNO_TEXT = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
 _RATELIMIT_REMAINING = re.compile(r"(?:^|;)\s*r=(\d+)")
 _RATELIMIT_RESET = re.compile(r"(?:^|;)\s*t=(\d+)")
+_POLICY_QUOTA = re.compile(r"(?:^|;)\s*q=(\d+)")
+_POLICY_WINDOW = re.compile(r"(?:^|;)\s*w=(\d+)")
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,14 @@ def ratelimit_reset(value: str) -> tuple[int, int] | None:
     if remaining is None or reset is None:
         return None
     return int(remaining.group(1)), int(reset.group(1))
+
+
+def ratelimit_policy(value: str) -> tuple[int, int] | None:
+    """Parse `RateLimit-Policy: "fixed window";"api";q=<quota>;w=<window>` into (quota, window)."""
+    quota, window = _POLICY_QUOTA.search(value), _POLICY_WINDOW.search(value)
+    if quota is None or window is None:
+        return None
+    return int(quota.group(1)), int(window.group(1))
 
 
 def demanded_wait(headers: Mapping[str, str]) -> tuple[float, str] | None:

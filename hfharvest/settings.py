@@ -10,8 +10,9 @@ import ipaddress
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from hfharvest.errors import OfflineError, UsageError
@@ -78,6 +79,12 @@ class FetchOptions:
     output: str = "-"
     format: str | None = None
     raw: bool = False
+    manifest: Path | None = None
+    no_manifest: bool = False
+    stats_json: Path | None = None
+    state: Path | None = None
+    min_count: int | None = None
+    allow_partial: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,13 +106,56 @@ class Settings:
     timeout: float
     retry: RetryPolicy
     output: OutputTarget
+    output_template: str  # -o as given, before {date} and friends: what names the job
     raw: bool
+    manifest: Path | None
+    stats_json: Path | None
+    state: Path | None
+    min_count: int | None
+    allow_partial: bool
+    started: datetime
     token: str | None = field(default=None, repr=False)
     token_source: str | None = None
 
+    def job(self) -> dict[str, Any]:
+        """What makes two runs the same job (a `--state` file is only taken up by its own job).
 
-def resolve(options: FetchOptions, environ: Mapping[str, str]) -> Settings:
-    """Validate `options` against each other and the environment; raise `UsageError` if unfit."""
+        The output is compared as its template, so tomorrow's `{date}` run is the same job.
+        """
+        return {
+            "endpoint": self.endpoint,
+            "type": self.repo_type,
+            "sorts": list(self.sorts),
+            "limit": self.limit,
+            "page_size": self.page_size,
+            "search": self.search,
+            "author": self.author,
+            "filters": list(self.filters),
+            "pipeline_tag": self.pipeline_tag,
+            "inference_providers": list(self.inference_providers),
+            "full": self.full,
+            "expand": list(self.expand),
+            "output": self.output_template,
+            "format": self.output.format,
+            "raw": self.raw,
+        }
+
+    @property
+    def filtered(self) -> bool:
+        return bool(
+            self.search or self.author or self.filters or self.pipeline_tag
+            or self.inference_providers
+        )  # fmt: skip
+
+
+def resolve(
+    options: FetchOptions, environ: Mapping[str, str], now: datetime | None = None
+) -> Settings:
+    """Validate `options` against each other and the environment; raise `UsageError` if unfit.
+
+    `now` (UTC) is when the run starts: what `{date}` and `{time}` in `-o` expand to.
+    """
+    started = now or datetime.now(UTC)
     if environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE:
         raise OfflineError(
             "HF_HUB_OFFLINE is set: hfharvest makes no request in offline mode",
@@ -116,6 +166,7 @@ def resolve(options: FetchOptions, environ: Mapping[str, str]) -> Settings:
     token, source = _token(options, environ)
     if token is not None and not options.allow_insecure_token:
         _refuse_clear_text_token(endpoint)
+    output = _output(_expand(options.output, started, repo_type), options.format)
     return Settings(
         repo_type=repo_type,
         sorts=_sorts(options.sorts or DEFAULT_SORTS),
@@ -131,8 +182,15 @@ def resolve(options: FetchOptions, environ: Mapping[str, str]) -> Settings:
         endpoint=endpoint,
         timeout=_positive(options.timeout, "--timeout"),
         retry=_retry_policy(options, environ),
-        output=_output(options.output, options.format),
+        output=output,
+        output_template=options.output,
         raw=options.raw,
+        manifest=_manifest(options, output),
+        stats_json=options.stats_json,
+        state=options.state,
+        min_count=_at_least(options.min_count, 1, "--min-count"),
+        allow_partial=options.allow_partial,
+        started=started,
         token=token,
         token_source=source,
     )
@@ -271,6 +329,32 @@ def _env_seconds(environ: Mapping[str, str], name: str, default: float) -> float
     if value < 0:
         raise UsageError(f"{name} must be a number of seconds, not {text!r}")
     return value
+
+
+def _expand(template: str, moment: datetime, repo_type: str) -> str:
+    """Fill `{date}` (UTC YYYY-MM-DD), `{time}` (HHMMSSZ) and `{type}` in an output path."""
+    if "{" not in template:
+        return template
+    values = {
+        "date": moment.strftime("%Y-%m-%d"),
+        "time": moment.strftime("%H%M%SZ"),
+        "type": repo_type,
+    }
+    try:
+        return template.format_map(values)
+    except (KeyError, ValueError, IndexError) as exc:
+        fields = "{date}, {time} and {type}"
+        raise UsageError(f"-o/--output {template!r}: only {fields} are filled in ({exc})") from None
+
+
+def _manifest(options: FetchOptions, output: OutputTarget) -> Path | None:
+    if options.no_manifest:
+        if options.manifest is not None:
+            raise UsageError("--manifest and --no-manifest cannot be combined")
+        return None
+    if options.manifest is not None or output.path is None:
+        return options.manifest  # on stdout there is a manifest only when one is asked for
+    return output.path.with_name(output.path.name + ".manifest.json")
 
 
 def _output(output: str, fmt: str | None) -> OutputTarget:

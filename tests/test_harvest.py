@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import pytest
@@ -16,7 +19,9 @@ from hypothesis import strategies as st
 
 from hfharvest.client import HubClient, Page
 from hfharvest.errors import HubResponseError
-from hfharvest.harvest import HarvestResult, SortStats, harvest
+from hfharvest.harvest import HarvestResult, SortStats
+from hfharvest.manifest import Ledger
+from hfharvest.run import run_fetch
 from hfharvest.settings import Settings
 
 LIST = f"{ENDPOINT}/api/models"
@@ -30,10 +35,15 @@ class Silent:
         self.pages.append((sort, returned, pages))
 
 
-def run(settings: Settings, **kwargs: Any) -> tuple[list[dict[str, Any]], HarvestResult]:
-    records: list[dict[str, Any]] = []
-    result = harvest(settings, records.append, Silent(), **kwargs)
-    return records, result
+def run(
+    settings: Settings, stdout: io.BytesIO | None = None, **kwargs: Any
+) -> tuple[list[dict[str, Any]], HarvestResult]:
+    """The real path of `fetch` (run_fetch) into memory: the records and the stats."""
+    stdout = stdout if stdout is not None else io.BytesIO()
+    ledger = Ledger(started=datetime.now(UTC))
+    run_fetch(settings, stdout, Silent(), ledger, **kwargs)
+    assert ledger.result is not None
+    return [json.loads(line) for line in stdout.getvalue().splitlines()], ledger.result
 
 
 def first(sort: str, limit: int = 1000) -> str:
@@ -178,10 +188,10 @@ def test_one_failed_sort_fails_the_harvest_and_stops_the_others(
             status=400,
             headers={"X-Error-Message": "Invalid sort parameter: trendingScore"},
         )
-        records: list[dict[str, Any]] = []
+        stdout = io.BytesIO()
         with pytest.raises(HubResponseError, match="Invalid sort parameter: trendingScore"):
-            harvest(make_settings(sorts=("likes", "trendingScore")), records.append, Silent())
-    assert records == []  # with several sorts nothing is final before every walk ends
+            run(make_settings(sorts=("likes", "trendingScore")), stdout)
+    assert stdout.getvalue() == b""  # with several sorts nothing is final before every walk ends
 
 
 class ScriptedClient(HubClient):
@@ -194,7 +204,9 @@ class ScriptedClient(HubClient):
         self._scripted = pages
         self._delays = delays
 
-    def pages(self, sort: str, on_retry: Callable[[], None] = lambda: None) -> Any:
+    def pages(
+        self, sort: str, on_retry: Callable[[], None] = lambda: None, start: str | None = None
+    ) -> Any:
         time.sleep(self._delays.get(sort, 0))
         for index, entries in enumerate(self._scripted[sort]):
             last = index == len(self._scripted[sort]) - 1
@@ -270,7 +282,7 @@ def test_progress_is_reported_after_every_page(
     mocked.get(url, json=by_sort([1, 2]), headers=link(f"{url}&cursor=x"))
     mocked.get(f"{url}&cursor=x", json=by_sort([3]))
     observer = Silent()
-    harvest(make_settings(sorts=("likes",)), lambda r: None, observer)
+    run_fetch(make_settings(sorts=("likes",)), io.BytesIO(), observer, Ledger(datetime.now(UTC)))
     assert observer.pages == [("likes", 2, 1), ("likes", 3, 2)]
 
 
@@ -280,9 +292,10 @@ def test_single_sort_streams_records_while_walking(
     url = f"{LIST}?sort=likes&limit=1000&full=true"
     mocked.get(url, json=by_sort([1]), headers=link(f"{url}&cursor=x"))
     mocked.get(f"{url}&cursor=x", status=400, json={"error": "boom"})
-    streamed: list[str] = []
+    stdout = io.BytesIO()
     with pytest.raises(HubResponseError):
-        harvest(make_settings(sorts=("likes",)), lambda r: streamed.append(r["id"]), Silent())
+        run(make_settings(sorts=("likes",)), stdout)
+    streamed = [json.loads(line)["id"] for line in stdout.getvalue().splitlines()]
     assert streamed == ["org/m1"]  # written as its page arrived, before the failure
 
 
@@ -291,7 +304,9 @@ def test_walks_run_concurrently(make_settings: SettingsFactory) -> None:
     inside = threading.Barrier(2, timeout=5)
 
     class Meeting(ScriptedClient):
-        def pages(self, sort: str, on_retry: Callable[[], None] = lambda: None) -> Any:
+        def pages(
+            self, sort: str, on_retry: Callable[[], None] = lambda: None, start: str | None = None
+        ) -> Any:
             inside.wait()  # both walks must be running at once to get past this
             yield from super().pages(sort, on_retry)
 

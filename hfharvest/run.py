@@ -1,0 +1,76 @@
+"""One `fetch` from settings to a finished snapshot: walk, guard, write, record.
+
+This is the order of decisions a cron job relies on: the walks end (or fail); `--min-count` is
+checked first (exit 4, nothing written); a failed sort fails the run unless `--allow-partial`
+(exit 1, nothing written; every sort failed is exit 1 too); then the records are written all or
+nothing, the manifest after them, and a `--state` is removed once the run is complete.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import IO
+
+from hfharvest.errors import TooFewRecordsError
+from hfharvest.harvest import ClientFactory, HarvestResult, Observer, Walks, walk_all
+from hfharvest.manifest import Ledger, build_manifest, write_json
+from hfharvest.output import open_output
+from hfharvest.settings import Settings
+from hfharvest.state import Spool, StateStore
+
+EXIT_COMPLETE = 0
+EXIT_PARTIAL = 3
+
+
+def run_fetch(
+    settings: Settings,
+    stdout: IO[bytes],
+    observer: Observer,
+    ledger: Ledger,
+    *,
+    make_client: ClientFactory | None = None,
+) -> int:
+    """Harvest into `settings.output`; return the exit code of a run that wrote its records."""
+    store = (
+        StateStore.open(settings.state, settings.job(), settings.sorts) if settings.state else None
+    )
+    ledger.resumed = store is not None and store.resumed
+    # Records stream out as they come only when nothing must see the whole set first.
+    streaming = len(settings.sorts) == 1 and store is None and settings.min_count is None
+    spool = store.spool if store else None if streaming else Spool.temporary()
+    try:
+        with open_output(settings.output, stdout) as writer:
+            walks = walk_all(
+                settings,
+                observer,
+                spool=spool,
+                store=store,
+                sink=writer.write if streaming else None,
+                make_client=make_client,
+            )
+            ledger.result = walks.result()
+            _guard(settings, walks, ledger.result)
+            if not streaming:
+                walks.merge(writer.write)
+    finally:
+        if spool is not None and store is None:
+            spool.close()
+    ledger.written = writer.written(settings.output.path)
+    ledger.ended = datetime.now(UTC)
+    if settings.manifest is not None:
+        write_json(settings.manifest, build_manifest(settings, ledger))
+    if store is not None and not ledger.result.failed:
+        store.remove()
+    return EXIT_PARTIAL if ledger.result.failed else EXIT_COMPLETE
+
+
+def _guard(settings: Settings, walks: Walks, result: HarvestResult) -> None:
+    """Refuse to write what must not replace yesterday's snapshot."""
+    if settings.min_count is not None and result.unique < settings.min_count:
+        raise TooFewRecordsError(
+            f"only {result.unique:,} unique {settings.repo_type}s came back, fewer than "
+            f"--min-count {settings.min_count:,}; nothing was written",
+            hint="an earlier file is untouched; check the filters, or lower --min-count",
+        )
+    if walks.failures and (not settings.allow_partial or len(result.failed) == len(result.stats)):
+        raise walks.failures[0]
