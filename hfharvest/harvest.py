@@ -217,8 +217,6 @@ def _walk(walk: _Walk, client: HubClient, context: _WalkContext) -> None:
     started, seconds_before = time.monotonic(), progress.seconds  # a resumed walk adds to its time
     try:
         for page in client.pages(walk.sort, on_retry=walk.count_retry, start=progress.next_url):
-            if context.cancel.is_set():
-                raise _Cancelled
             entries = page.entries if limit is None else page.entries[: limit - progress.returned]
             lines = [line for raw in entries if (line := _take(walk, raw, context)) is not None]
             stopped = limit is not None and progress.returned >= limit
@@ -230,6 +228,8 @@ def _walk(walk: _Walk, client: HubClient, context: _WalkContext) -> None:
                 log.warning("%s", whole_hub_warning(context.settings, page.rate_policy))
             if progress.done:
                 break
+            if context.cancel.is_set():  # after the commit: a page that came is never lost
+                raise _Cancelled
     finally:
         client.close()
     if not progress.reached_end and context.settings.limit is not None:

@@ -126,7 +126,8 @@ class Report:
             title_justify="left",
             box=box.SIMPLE_HEAD,
             show_edge=False,
-            pad_edge=False,  # with these, eight columns fit in 80 characters without truncation
+            pad_edge=False,
+            collapse_padding=True,  # with these, eight columns fit in 80 characters uncut
         )
         table.add_column("sort")
         for name in ("returned", "new", "duplicates", "skipped", "pages", "retries", "seconds"):
@@ -145,6 +146,8 @@ class Report:
         table.add_section()
         table.add_row("unique", "", f"{result.unique:,}", "", "", "", "", "")
         self.console.print(table)
+        for stats in result.failed:
+            self.warning(f"sort {stats.sort} failed: {stats.error}")
 
 
 def _movers_table(counter: str, movers: list[tuple[int, str, int, int]]) -> Table:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import IO
 
 from hfharvest.errors import TooFewRecordsError
-from hfharvest.harvest import ClientFactory, HarvestResult, Observer, Walks, walk_all
+from hfharvest.harvest import ClientFactory, HarvestResult, Observer, Sink, Walks, walk_all
 from hfharvest.manifest import Ledger, build_manifest, write_json
 from hfharvest.output import open_output
 from hfharvest.settings import Settings
@@ -38,19 +38,23 @@ def run_fetch(
     # Records stream out as they come only when nothing must see the whole set first.
     streaming = len(settings.sorts) == 1 and store is None and settings.min_count is None
     spool = store.spool if store else None if streaming else Spool.temporary()
+
+    def walk_and_guard(sink: Sink | None) -> Walks:
+        walks = walk_all(
+            settings, observer, spool=spool, store=store, sink=sink, make_client=make_client
+        )
+        ledger.result = walks.result()
+        _guard(settings, walks, ledger.result)
+        return walks
+
     try:
-        with open_output(settings.output, stdout) as writer:
-            walks = walk_all(
-                settings,
-                observer,
-                spool=spool,
-                store=store,
-                sink=writer.write if streaming else None,
-                make_client=make_client,
-            )
-            ledger.result = walks.result()
-            _guard(settings, walks, ledger.result)
-            if not streaming:
+        if streaming:
+            with open_output(settings.output, stdout) as writer:
+                walks = walk_and_guard(writer.write)
+        else:
+            # The output's temporary file is made only now: a run killed mid-walk leaves none.
+            walks = walk_and_guard(None)
+            with open_output(settings.output, stdout) as writer:
                 walks.merge(writer.write)
     finally:
         if spool is not None and store is None:
@@ -59,9 +63,9 @@ def run_fetch(
     ledger.ended = datetime.now(UTC)
     if settings.manifest is not None:
         write_json(settings.manifest, build_manifest(settings, ledger))
-    if store is not None and not ledger.result.failed:
+    if store is not None and not walks.failures:
         store.remove()
-    return EXIT_PARTIAL if ledger.result.failed else EXIT_COMPLETE
+    return EXIT_PARTIAL if walks.failures else EXIT_COMPLETE
 
 
 def _guard(settings: Settings, walks: Walks, result: HarvestResult) -> None:

@@ -67,6 +67,13 @@ def mocked() -> Iterator[responses.RequestsMock]:
         yield mock
 
 
+@pytest.fixture
+def unordered() -> Iterator[responses.RequestsMock]:
+    """`responses` for concurrent walks: any order, every registered answer used."""
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        yield mock
+
+
 def models(start: int, count: int, prefix: str = "org/m") -> list[dict[str, Any]]:
     """`count` minimal default-listing entries with ids prefix{start}..."""
     return [

@@ -102,8 +102,9 @@ class TestTheHfInferenceCase:
 
 
 def test_merge_order_and_found_by_ranks(
-    mocked: responses.RequestsMock, make_settings: SettingsFactory
+    unordered: responses.RequestsMock, make_settings: SettingsFactory
 ) -> None:
+    mocked = unordered  # the walks run concurrently: their requests come in any order
     mocked.get(f"{LIST}?sort=likes&limit=1000&full=true", json=by_sort([1, 2, 3]))
     mocked.get(f"{LIST}?sort=downloads&limit=1000&full=true", json=by_sort([3, 4, 1]))
     records, result = run(make_settings())
@@ -157,8 +158,9 @@ def test_duplicates_within_a_sort_and_skipped_entries(
 
 
 def test_raw_adds_the_untouched_object_after_found_by(
-    mocked: responses.RequestsMock, make_settings: SettingsFactory
+    unordered: responses.RequestsMock, make_settings: SettingsFactory
 ) -> None:
+    mocked = unordered
     entry = {"_id": "1", "id": "a/b", "weird": {"nested": [1]}}
     mocked.get(f"{LIST}?sort=likes&limit=1000&full=true", json=[entry])
     mocked.get(f"{LIST}?sort=id&limit=1000&full=true", json=[entry])

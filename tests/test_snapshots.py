@@ -1,0 +1,246 @@
+"""Snapshots for cron: dated paths, manifests, stats, guards, resumable walks, warnings."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import SettingsFactory
+from hfharvest.cli import app
+from hfharvest.errors import UsageError
+from hfharvest.harvest import whole_hub_warning
+from hfharvest.testing import HubEmulator
+from hfharvest.testing.catalog import Catalog
+
+runner = CliRunner()
+CANARY = "hf_canary_snapshot_77aa"
+
+
+def fetch(hub: HubEmulator, *args: str, env: dict[str, str] | None = None) -> Any:
+    return runner.invoke(app, ["fetch", "--endpoint", hub.url, *args], env=env)
+
+
+def ids_in(path: Path) -> list[str]:
+    data = path.read_bytes()
+    if path.suffix == ".gz":
+        data = gzip.decompress(data)
+    return [json.loads(line)["id"] for line in data.splitlines()]
+
+
+class TestDatedPaths:
+    def test_date_time_and_type_are_filled_in(
+        self, make_settings: SettingsFactory, tmp_path: Path
+    ) -> None:
+        moment = datetime(2026, 11, 26, 23, 5, 9, tzinfo=UTC)
+        template = str(tmp_path / "snaps" / "{type}s-{date}T{time}.jsonl.gz")
+        from hfharvest.settings import FetchOptions, resolve
+
+        settings = resolve(
+            FetchOptions(output=template, repo_type="dataset", no_token=True), {}, now=moment
+        )
+        assert settings.output.path == tmp_path / "snaps" / "datasets-2026-11-26T230509Z.jsonl.gz"
+        assert settings.output.gzip
+        assert settings.output_template == template
+        assert (tmp_path / "snaps").is_dir()
+        assert settings.manifest == tmp_path / "snaps" / (
+            settings.output.path.name + ".manifest.json"
+        )
+
+    def test_unknown_placeholder_is_refused(
+        self, make_settings: SettingsFactory, tmp_path: Path
+    ) -> None:
+        with pytest.raises(UsageError, match=r"only \{date\}, \{time\} and \{type\}"):
+            make_settings(output=str(tmp_path / "{hostname}.jsonl"))
+
+
+class TestManifest:
+    def test_beside_the_file_with_everything_a_cron_job_needs(
+        self, hub: HubEmulator, tmp_path: Path
+    ) -> None:
+        output = tmp_path / "models-{date}.jsonl.gz"
+        result = fetch(hub, "--inference-provider", "hf-inference", "--limit", "1200", "-o",
+                       str(output), env={"HF_TOKEN": CANARY})  # fmt: skip
+        assert result.exit_code == 0, result.stderr
+        [data] = tmp_path.glob("models-*.jsonl.gz")
+        manifest_path = data.with_name(data.name + ".manifest.json")
+        text = manifest_path.read_text()
+        assert CANARY not in text
+        manifest = json.loads(text)
+        assert manifest["version"].startswith("0.")
+        assert manifest["endpoint"] == hub.url
+        assert manifest["request"]["inference_providers"] == ["hf-inference"]
+        assert manifest["request"]["limit"] == 1200
+        assert manifest["request"]["output"] == str(output)
+        assert manifest["request"]["authenticated"] is True
+        assert manifest["request"]["queries"]["likes"] == (
+            "inference_provider=hf-inference&sort=likes&limit=1000&full=true"
+        )
+        assert manifest["status"] == "complete"
+        assert manifest["started"] <= manifest["ended"]
+        likes = manifest["sorts"][0]
+        assert (likes["sort"], likes["returned"], likes["reached_end"]) == ("likes", 1200, False)
+        assert manifest["unique"] == manifest["output"]["records"] == len(ids_in(data))
+        assert manifest["output"]["sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
+        assert manifest["output"]["bytes"] == data.stat().st_size
+
+    def test_on_stdout_only_when_asked_and_never_with_no_manifest(
+        self, hub: HubEmulator, tmp_path: Path
+    ) -> None:
+        manifest = tmp_path / "run.json"
+        result = fetch(hub, "--limit", "10", "--manifest", str(manifest), "-q")
+        assert result.exit_code == 0
+        document = json.loads(manifest.read_text())
+        assert document["output"]["path"] == "-"
+        assert document["output"]["sha256"] == hashlib.sha256(result.stdout_bytes).hexdigest()
+        output = tmp_path / "m.jsonl"
+        assert fetch(hub, "--limit", "10", "-o", str(output), "--no-manifest", "-q").exit_code == 0
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["m.jsonl", "run.json"]
+
+
+class TestStatsJson:
+    @pytest.mark.parametrize(
+        ("args", "code", "status"),
+        [
+            ((), 0, "complete"),
+            (("--min-count", "5000"), 4, "failed"),
+            (("--sort", "nonsense"), 2, "failed"),
+            (("--sort", "likes", "--sort", "trendingScore", "--inference-provider", "x"), 1,
+             "failed"),
+            (("--sort", "likes", "--sort", "trendingScore", "--inference-provider",
+              "hf-inference", "--allow-partial"), 3, "partial"),
+        ],
+    )  # fmt: skip
+    def test_written_on_every_exit(
+        self, hub: HubEmulator, tmp_path: Path, args: tuple[str, ...], code: int, status: str
+    ) -> None:
+        stats = tmp_path / "stats.json"
+        result = fetch(hub, *args, "-o", str(tmp_path / "m.jsonl"), "--stats-json", str(stats))
+        assert result.exit_code == code, result.stderr
+        document = json.loads(stats.read_text())
+        assert document["exit_code"] == code
+        assert document["status"] == status
+        assert (document["error"] is None) == (code in (0, 3))  # partial: see its sorts
+
+
+class TestGuards:
+    def test_min_count_exits_4_and_keeps_yesterday(self, hub: HubEmulator, tmp_path: Path) -> None:
+        output = tmp_path / "models.jsonl"
+        output.write_text("yesterday\n")
+        result = fetch(hub, "--inference-provider", "hf-inference", "--min-count", "1378", "-o",
+                       str(output))  # fmt: skip
+        assert result.exit_code == 4
+        assert "only 1,377 unique models came back, fewer than --min-count 1,378" in result.stderr
+        assert output.read_text() == "yesterday\n"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["models.jsonl"]
+
+    def test_min_count_on_stdout_writes_nothing_even_with_one_sort(self, hub: HubEmulator) -> None:
+        result = fetch(hub, "--sort", "likes", "--limit", "10", "--min-count", "11")
+        assert result.exit_code == 4
+        assert result.stdout == ""
+
+    def test_min_count_is_checked_before_partial(self, hub: HubEmulator, tmp_path: Path) -> None:
+        result = fetch(hub, "--sort", "likes", "--sort", "trendingScore", "--inference-provider",
+                       "hf-inference", "--allow-partial", "--min-count", "2000",
+                       "-o", str(tmp_path / "m.jsonl"))  # fmt: skip
+        assert result.exit_code == 4
+
+    def test_a_failed_sort_fails_the_run_without_allow_partial(
+        self, hub: HubEmulator, tmp_path: Path
+    ) -> None:
+        output = tmp_path / "m.jsonl"
+        result = fetch(hub, "--sort", "likes", "--sort", "trendingScore", "--inference-provider",
+                       "hf-inference", "-o", str(output))  # fmt: skip
+        assert result.exit_code == 1
+        assert not output.exists()
+
+    def test_allow_partial_writes_the_rest_and_says_so(
+        self, hub: HubEmulator, tmp_path: Path
+    ) -> None:
+        output = tmp_path / "m.jsonl"
+        result = fetch(hub, "--sort", "likes", "--sort", "trendingScore", "--inference-provider",
+                       "hf-inference", "--allow-partial", "-o", str(output))  # fmt: skip
+        assert result.exit_code == 3
+        assert len(ids_in(output)) == 1377
+        manifest = json.loads((tmp_path / "m.jsonl.manifest.json").read_text())
+        assert manifest["status"] == "partial"
+        assert "Invalid sort parameter: trendingScore" in manifest["failed"]["trendingScore"]
+        assert "warning: sort trendingScore failed" in result.stderr
+
+    def test_every_sort_failed_is_exit_1_even_with_allow_partial(
+        self, hub: HubEmulator, tmp_path: Path
+    ) -> None:
+        result = fetch(hub, "--sort", "createdAt", "--sort", "trendingScore",
+                       "--inference-provider", "hf-inference", "--allow-partial",
+                       "-o", str(tmp_path / "m.jsonl"))  # fmt: skip
+        assert result.exit_code == 1
+        assert list(tmp_path.iterdir()) == []
+
+
+class TestResume:
+    def args(self, tmp_path: Path) -> list[str]:
+        return ["--page-size", "200", "-o", str(tmp_path / "out-{date}.jsonl"), "--state",
+                str(tmp_path / "job.state"), "--retries", "0"]  # fmt: skip
+
+    def test_resume_after_a_failure_fetches_no_page_twice(
+        self, hub_catalog: Catalog, tmp_path: Path
+    ) -> None:
+        with HubEmulator(hub_catalog) as clean_hub:
+            clean = fetch(clean_hub, "--page-size", "200", "-q")
+        with HubEmulator(hub_catalog, faults=["503@/cursor=/x1"]) as hub:
+            first = fetch(hub, *self.args(tmp_path), env={"HF_TOKEN": CANARY})
+            assert first.exit_code == 1
+            assert "run the same command again to resume from --state" in first.stderr
+            state_text = (tmp_path / "job.state").read_text()
+            assert CANARY not in state_text
+            assert CANARY.encode() not in (tmp_path / "job.state.spool").read_bytes()
+            done = {r.query for r in hub.requests_log if r.status == 200}
+            second = fetch(hub, *self.args(tmp_path), env={"HF_TOKEN": CANARY})
+            assert second.exit_code == 0, second.stderr
+            again = [r.query for r in hub.requests_log[len(done) + 1 :]]
+        assert not done & set(again)  # no page that was done is fetched again
+        [output] = tmp_path.glob("out-*.jsonl")
+        assert ids_in(output) == [json.loads(line)["id"] for line in clean.stdout.splitlines()]
+        assert json.loads(Path(f"{output}.manifest.json").read_text())["resumed"] is True
+        assert not (tmp_path / "job.state").exists()
+        assert not (tmp_path / "job.state.spool").exists()
+
+    def test_a_state_of_another_job_is_refused(self, hub: HubEmulator, tmp_path: Path) -> None:
+        hub.add_fault("503@/cursor=/x1")
+        assert fetch(hub, *self.args(tmp_path)).exit_code == 1
+        result = fetch(hub, *self.args(tmp_path), "--limit", "500")
+        assert result.exit_code == 2
+        assert "belongs to another job (it differs in: limit)" in result.stderr
+
+    def test_tomorrows_dated_run_is_the_same_job(
+        self, make_settings: SettingsFactory, tmp_path: Path
+    ) -> None:
+        from hfharvest.settings import FetchOptions, resolve
+
+        template = str(tmp_path / "m-{date}.jsonl")
+        days = [datetime(2026, 11, d, tzinfo=UTC) for d in (26, 27)]
+        jobs = [
+            resolve(FetchOptions(output=template, no_token=True), {}, now=d).job() for d in days
+        ]
+        assert jobs[0] == jobs[1]
+
+
+def test_whole_hub_warning_uses_the_announced_quota(make_settings: SettingsFactory) -> None:
+    settings = make_settings()
+    text = whole_hub_warning(settings, '"fixed window";"api";q=500;w=300')
+    assert "over 2 million models, about 2,000 pages per sort, 4,000 requests in all" in text
+    assert "quota of 500 requests per 300 s that is 40 minutes or more" in text
+    assert "quota" not in whole_hub_warning(settings, None)
+
+
+def test_unfiltered_walk_without_limit_warns_once(hub: HubEmulator) -> None:
+    result = fetch(hub, "--page-size", "1000")
+    assert result.exit_code == 0
+    assert result.stderr.count("no filter and no --limit: this walks the whole Hub") == 1
+    assert fetch(hub, "--search", "llama").stderr.count("no filter and no --limit") == 0
