@@ -24,8 +24,8 @@ from hfharvest.settings import Settings
 class _Tracker:
     """Remembers how far each walk got, to say where a run stopped; draws nothing."""
 
-    def __init__(self) -> None:
-        self.latest: dict[str, tuple[int, int]] = {}
+    def __init__(self, sorts: tuple[str, ...] = ()) -> None:
+        self.latest: dict[str, tuple[int, int]] = dict.fromkeys(sorts, (0, 0))  # in sort order
 
     def page_done(self, sort: str, returned: int, pages: int) -> None:
         self.latest[sort] = (returned, pages)
@@ -35,7 +35,7 @@ class _ProgressObserver(_Tracker):
     """A live line per walk, on a terminal."""
 
     def __init__(self, progress: Progress, sorts: tuple[str, ...], limit: int | None) -> None:
-        super().__init__()
+        super().__init__(sorts)
         self._progress = progress
         self._tasks = {
             sort: progress.add_task(sort, total=limit, returned=0, pages=0) for sort in sorts
@@ -85,6 +85,7 @@ class Report:
     def walking(self, settings: Settings) -> Iterator[Observer]:
         """A live progress display per walk, on a terminal and unless `--quiet`."""
         if self.quiet or not self.console.is_terminal:
+            self._tracker = _Tracker(settings.sorts)
             yield self._tracker
             return
         progress = Progress(

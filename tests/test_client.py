@@ -7,8 +7,8 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 import requests
 import responses
-from conftest import ENDPOINT, SettingsFactory, link, models
 
+from conftest import ENDPOINT, SettingsFactory, link, models
 from hfharvest.client import HubClient, Page
 from hfharvest.errors import (
     CrossOriginError,

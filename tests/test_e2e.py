@@ -193,6 +193,33 @@ def test_a_signal_mid_walk_leaves_no_partial_file(
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=10)
     assert process.returncode == code
+    name = "SIGTERM" if signum == signal.SIGTERM else "SIGINT"
+    assert f"stopped by {name} during likes: " in stderr  # where it stopped
     assert "an earlier one is untouched" in stderr
     assert output.read_text() == "yesterday\n"
     assert [p.name for p in tmp_path.iterdir()] == ["models.jsonl"]
+
+
+def test_resume_after_kill_9_ends_with_the_clean_set(
+    slow_hub: HubEmulator, clean_ids: list[str], tmp_path: Path
+) -> None:
+    args = ["--inference-provider", "hf-inference", "--page-size", "100", "-q",
+            "-o", str(tmp_path / "m.jsonl"), "--state", str(tmp_path / "m.state")]  # fmt: skip
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    environment["HF_ENDPOINT"] = slow_hub.url
+    process = subprocess.Popen([HFHARVEST, "fetch", *args], env=environment)
+    deadline = time.monotonic() + 10
+    while len(slow_hub.requests_log) < 7 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.kill()
+    process.wait(timeout=5)
+    state = json.loads((tmp_path / "m.state").read_text())
+    committed = sum(s["pages"] for s in state["sorts"].values())
+    assert committed >= 4
+    before = len(slow_hub.requests_log)
+    slow_hub.latency = 0
+    result = run(slow_hub, *args)
+    assert result.returncode == 0, result.stderr
+    assert len(slow_hub.requests_log) - before == 28 - committed  # 14 pages a sort, none again
+    assert ids(Path(tmp_path / "m.jsonl").read_text()) == clean_ids
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.jsonl", "m.jsonl.manifest.json"]

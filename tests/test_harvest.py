@@ -13,10 +13,10 @@ from typing import Any, ClassVar
 
 import pytest
 import responses
-from conftest import ENDPOINT, SettingsFactory, link, models
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import ENDPOINT, SettingsFactory, link, models
 from hfharvest.client import HubClient, Page
 from hfharvest.errors import HubResponseError
 from hfharvest.harvest import HarvestResult, SortStats

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import SettingsFactory
 
+from conftest import SettingsFactory
 from hfharvest.errors import OfflineError, UsageError
 
 

@@ -16,6 +16,7 @@ from conftest import SettingsFactory
 from hfharvest.cli import app
 from hfharvest.errors import UsageError
 from hfharvest.harvest import whole_hub_warning
+from hfharvest.settings import FetchOptions, resolve
 from hfharvest.testing import HubEmulator
 from hfharvest.testing.catalog import Catalog
 
@@ -40,8 +41,6 @@ class TestDatedPaths:
     ) -> None:
         moment = datetime(2026, 11, 26, 23, 5, 9, tzinfo=UTC)
         template = str(tmp_path / "snaps" / "{type}s-{date}T{time}.jsonl.gz")
-        from hfharvest.settings import FetchOptions, resolve
-
         settings = resolve(
             FetchOptions(output=template, repo_type="dataset", no_token=True), {}, now=moment
         )
@@ -221,8 +220,6 @@ class TestResume:
     def test_tomorrows_dated_run_is_the_same_job(
         self, make_settings: SettingsFactory, tmp_path: Path
     ) -> None:
-        from hfharvest.settings import FetchOptions, resolve
-
         template = str(tmp_path / "m-{date}.jsonl")
         days = [datetime(2026, 11, d, tzinfo=UTC) for d in (26, 27)]
         jobs = [
