@@ -148,6 +148,9 @@ def fetch(
     timeout: Annotated[float, _opt(
         "Give up on a request after this long without an answer. Example: --timeout 60",
         metavar="SECONDS")] = 30.0,
+    max_rps: Annotated[float | None, _opt(
+        "At most this many requests a second, all sorts together [default: as fast as the "
+        "Hub's RateLimit budget allows]. Example: --max-rps 2", metavar="N")] = None,
     retries: Annotated[int, _opt(
         "Retries of a page after a transient failure (0 = one attempt). Example: --retries 10",
         metavar="N")] = 5,
@@ -198,6 +201,7 @@ def fetch(
         timeout=timeout, retries=retries, max_wait=max_wait, output=output,
         format=output_format, raw=raw, manifest=manifest, no_manifest=no_manifest,
         stats_json=stats_json, state=state, min_count=min_count, allow_partial=allow_partial,
+        max_rps=max_rps,
     )  # fmt: skip
     report = Report.to_stderr(quiet=quiet)
     report.secret = token

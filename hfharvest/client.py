@@ -27,6 +27,7 @@ from hfharvest.errors import (
     TransientResponseError,
     UnreachableError,
 )
+from hfharvest.pacing import Pacer
 from hfharvest.retry import (
     TRANSIENT_STATUSES,
     call_with_retries,
@@ -120,11 +121,13 @@ class HubClient:
         *,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        pacer: Pacer | None = None,
     ) -> None:
         self.settings = settings
         self.session = session or build_session()
         self.origin = origin_of(settings.endpoint)
         self._sleep = sleep
+        self._pacer = pacer or Pacer(settings.max_rps)
 
     def close(self) -> None:
         self.session.close()
@@ -179,12 +182,14 @@ class HubClient:
     def _follow_redirects(self, url: str) -> requests.Response:
         for _ in range(MAX_REDIRECTS + 1):
             self._check_origin(url, "a link")
-            response = self.session.get(
-                url,
-                headers=self._auth_headers(),
-                timeout=self.settings.timeout,
-                allow_redirects=False,
-            )
+            with self._pacer.request(self._sleep) as observe:
+                response = self.session.get(
+                    url,
+                    headers=self._auth_headers(),
+                    timeout=self.settings.timeout,
+                    allow_redirects=False,
+                )
+                observe(response.headers)
             if response.status_code not in _REDIRECT_STATUSES or "Location" not in response.headers:
                 return response
             target = urljoin(url, response.headers["Location"])

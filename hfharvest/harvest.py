@@ -10,11 +10,13 @@ walk finished first. With a `StateStore`, every page is committed so that a late
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -22,6 +24,7 @@ import orjson
 
 from hfharvest.client import HubClient, Page
 from hfharvest.normalize import normalize
+from hfharvest.pacing import Pacer
 from hfharvest.retry import ratelimit_policy
 from hfharvest.settings import Settings
 from hfharvest.state import SortProgress, Spool, StateStore
@@ -128,11 +131,14 @@ class Walks:
                 sink(_final(record, found_by, record.pop("raw", None), self._with_raw))
 
     def _new_counts(self) -> list[int]:
-        walks = self._walks
-        return [
-            sum(1 for repo_id in walk.seen if not any(repo_id in e.seen for e in walks[:index]))
-            for index, walk in enumerate(walks)
-        ]
+        """Per walk, the ids no earlier walk returned (set operations on the keys, at C speed)."""
+        counts = []
+        for index, walk in enumerate(self._walks):
+            new: Set[str] = walk.seen.keys()
+            for earlier in self._walks[:index]:
+                new = new - earlier.seen.keys()  # a set no larger than this walk's ids
+            counts.append(len(new))
+        return counts
 
 
 def walk_all(
@@ -156,10 +162,13 @@ def walk_all(
     outcome = Walks(walks, spool, settings.raw)
     cancel = threading.Event()
     commit_lock = threading.Lock()
+    pacer = Pacer(settings.max_rps)  # one rate-limit budget for every walk
 
     def client_for_walk() -> HubClient:
         sleep = _cancellable_sleep(cancel)
-        return make_client(sleep) if make_client else HubClient(settings, sleep=sleep)
+        if make_client:
+            return make_client(sleep)
+        return HubClient(settings, sleep=sleep, pacer=pacer)
 
     def run(walk: _Walk) -> None:
         try:
@@ -215,8 +224,10 @@ def _walk(walk: _Walk, client: HubClient, context: _WalkContext) -> None:
     progress = walk.progress
     limit = context.settings.limit
     started, seconds_before = time.monotonic(), progress.seconds  # a resumed walk adds to its time
+    pages = client.pages(walk.sort, on_retry=walk.count_retry, start=progress.next_url)
+    left = None if limit is None else limit - progress.returned
     try:
-        for page in client.pages(walk.sort, on_retry=walk.count_retry, start=progress.next_url):
+        for page in _prefetched(pages, left, context.cancel):
             entries = page.entries if limit is None else page.entries[: limit - progress.returned]
             lines = [line for raw in entries if (line := _take(walk, raw, context)) is not None]
             stopped = limit is not None and progress.returned >= limit
@@ -257,8 +268,8 @@ def whole_hub_warning(settings: Settings, rate_policy: str | None) -> str:
     requests = pages * len(settings.sorts)
     size = CATALOG_SIZE[settings.repo_type]
     text = (
-        f"no filter and no --limit: this walks the whole Hub listing ({size} "
-        f"{settings.repo_type}s, about {pages:,} pages per sort, {requests:,} requests in all)"
+        f"no filter and no --limit: this walks the whole listing (on the Hub, {size} "
+        f"{settings.repo_type}s: about {pages:,} pages per sort, {requests:,} requests in all)"
     )
     policy = ratelimit_policy(rate_policy) if rate_policy else None
     if policy is None:
@@ -269,6 +280,63 @@ def whole_hub_warning(settings: Settings, rate_policy: str | None) -> str:
         f"{text}; at the Hub's quota of {quota:,} requests per {window} s "
         f"that is {minutes:,.0f} minutes or more"
     )
+
+
+class _End:
+    """What the fetching thread hands over last: the walk's end, or the error that ended it."""
+
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.error = error
+
+
+def _prefetched(
+    pages: Iterator[Page], entries_left: int | None, cancel: threading.Event
+) -> Iterator[Page]:
+    """Fetch page k+1 in a thread of its own while the caller works on page k.
+
+    The network wait and the Hub's own work then overlap the normalizing and writing here. A
+    page is only asked for when the walk will use it: once the pages already fetched hold the
+    `--limit`'s remaining entries, nothing more is fetched.
+    """
+    handover: queue.Queue[Page | _End] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: Page | _End) -> None:
+        while not stop.is_set():  # the walk has gone: nobody will take it
+            with contextlib.suppress(queue.Full):
+                handover.put(item, timeout=0.1)
+                return
+
+    def fetch() -> None:
+        left = entries_left
+        try:
+            for page in pages:
+                put(page)
+                if left is not None:
+                    left -= len(page.entries)
+                    if left <= 0:
+                        break
+        except BaseException as exc:  # handed to the walk, which raises it as its own
+            put(_End(exc))
+        else:
+            put(_End())
+
+    threading.Thread(target=fetch, name="prefetch", daemon=True).start()
+    try:
+        while True:
+            try:
+                item = handover.get(timeout=0.1)
+            except queue.Empty:
+                if cancel.is_set():  # another walk failed; this one's next page is not needed
+                    raise _Cancelled from None
+                continue
+            if isinstance(item, _End):
+                if item.error is not None:
+                    raise item.error
+                return
+            yield item
+    finally:
+        stop.set()
 
 
 def _advance(progress: SortProgress, page: Page, *, reached_end: bool, stopped: bool) -> None:

@@ -14,58 +14,111 @@ from typing import Any
 CREATED_AT_UNKNOWN = "2022-03-02T23:29:04.000Z"
 BASE_MODEL_RELATIONS = frozenset({"finetune", "quantized", "adapter", "merge"})
 GATED_VALUES = frozenset({"auto", "manual"})
-_HUB_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+_HUB_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z").fullmatch
 
 
 def normalize(raw: Any, repo_type: str) -> dict[str, Any] | None:
-    """Turn one listing entry into a record (without `found_by`), or None when it has no id."""
-    if not isinstance(raw, dict):
+    """Turn one listing entry into a record (without `found_by`), or None when it has no id.
+
+    This runs once per entry of a walk of millions, so it is written for speed: exact type
+    checks (`type(x) is int`, which also keeps bools out), one pass over the tags, and the Hub's
+    own timestamp form let through without parsing.
+    """
+    if type(raw) is not dict:
         return None
-    repo_id = _string(raw.get("id")) or _string(raw.get("modelId"))
-    if not repo_id:
-        return None
+    get = raw.get
+    repo_id = get("id")
+    if type(repo_id) is not str or not repo_id:
+        repo_id = get("modelId")
+        if type(repo_id) is not str or not repo_id:
+            return None
     owner, _, name = repo_id.rpartition("/")
-    tags = _tags(raw.get("tags"))
+    author = get("author")
+    likes, downloads, all_time = get("likes"), get("downloads"), get("downloadsAllTime")
+    private, disabled, gated = get("private"), get("disabled"), get("gated")
+    trending = get("trendingScore")
+    sha, created, modified = get("sha"), get("createdAt"), get("lastModified")
+    pipeline, library = get("pipeline_tag"), get("library_name")
+    is_model = repo_type == "model"
+    tags, license_, arxiv, datasets, base_models = _tag_facts(get("tags"))
+    siblings = get("siblings")
     record: dict[str, Any] = {
         "id": repo_id,
         "type": repo_type,
-        "author": _string(raw.get("author")) or owner or None,
+        "author": author if type(author) is str and author else owner or None,
         "name": name,
-        "sha": _string(raw.get("sha")),
-        "created_at": _created_at(raw.get("createdAt")),
-        "last_modified": _timestamp(raw.get("lastModified")),
-        "private": _bool(raw.get("private")),
-        "disabled": _bool(raw.get("disabled")),
-        "gated": _gated(raw.get("gated")),
-        "likes": _int(raw.get("likes")),
-        "downloads": _int(raw.get("downloads")),
-        "downloads_all_time": _int(raw.get("downloadsAllTime")),
-        "trending_score": _number(raw.get("trendingScore")),
-        "pipeline_tag": _string(raw.get("pipeline_tag")) if repo_type == "model" else None,
-        "library_name": _string(raw.get("library_name")) if repo_type == "model" else None,
+        "sha": sha if type(sha) is str else None,
+        # The Hub's own form is by far the common case: let it through without parsing.
+        "created_at": created
+        if type(created) is str and _HUB_TIMESTAMP(created) and created != CREATED_AT_UNKNOWN
+        else _created_at(created),
+        "last_modified": modified
+        if type(modified) is str and _HUB_TIMESTAMP(modified)
+        else _timestamp(modified),
+        "private": private if type(private) is bool else None,
+        "disabled": disabled if type(disabled) is bool else None,
+        "gated": gated
+        if gated is False or (type(gated) is str and gated in GATED_VALUES)
+        else None,
+        "likes": likes if type(likes) is int else None,
+        "downloads": downloads if type(downloads) is int else None,
+        "downloads_all_time": all_time if type(all_time) is int else None,
+        "trending_score": trending if type(trending) is int else _number(trending),
+        "pipeline_tag": pipeline if is_model and type(pipeline) is str else None,
+        "library_name": library if is_model and type(library) is str else None,
         "tags": tags,
-        "license": _license(tags),
-        "arxiv": _tag_values(tags, "arxiv:"),
-        "datasets": _tag_values(tags, "dataset:"),
-        "base_models": _base_models(tags),
-        "inference_providers": _providers(raw.get("inferenceProviderMapping")),
-        "files": _files(raw.get("siblings")),
+        "license": license_,
+        "arxiv": arxiv,
+        "datasets": datasets,
+        "base_models": base_models,
+        "inference_providers": _providers(get("inferenceProviderMapping")),
+        "files": _files(siblings) if type(siblings) is list else None,
     }
     if repo_type == "space":
-        record["sdk"] = _string(raw.get("sdk"))
+        record["sdk"] = _string(get("sdk"))
     return record
+
+
+TagFacts = tuple[list[str] | None, str | None, list[str] | None, list[str] | None, list[str] | None]
+
+
+def _tag_facts(value: Any) -> TagFacts:
+    """(tags sorted and unique, license, arxiv, datasets, base models), in one pass."""
+    if type(value) is not list:
+        return None, None, None, None, None  # no tags came: nothing can be said of them
+    try:
+        tags = sorted(set(value))  # the common case, all strings, at C speed
+    except TypeError:  # something unhashable, or strings mixed with other types
+        tags = None
+    # Strings sort only among strings: if the first is one, all are.
+    if tags is None or (tags and type(tags[0]) is not str):
+        tags = sorted({tag for tag in value if type(tag) is str})
+    license_ = None
+    arxiv: list[str] = []
+    datasets: list[str] = []
+    bases: list[str] = []
+    for tag in tags:
+        if ":" not in tag:
+            continue
+        key, _, rest = tag.partition(":")
+        if not rest:
+            continue
+        if key == "license":
+            license_ = license_ or rest
+        elif key == "arxiv":
+            arxiv.append(rest)
+        elif key == "dataset":
+            datasets.append(rest)
+        elif key == "base_model":
+            relation, _, model = rest.partition(":")
+            bases.append(model if relation in BASE_MODEL_RELATIONS and model else rest)
+    if len(bases) > 1:
+        bases = sorted(set(bases))  # org/x and base_model:finetune:org/x name the same model
+    return tags, license_, arxiv, datasets, bases
 
 
 def _string(value: Any) -> str | None:
     return value if isinstance(value, str) else None
-
-
-def _bool(value: Any) -> bool | None:
-    return value if isinstance(value, bool) else None
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _number(value: Any) -> int | float | None:
@@ -74,17 +127,11 @@ def _number(value: Any) -> int | float | None:
     return value if value == value else None  # NaN is not a number a record can carry
 
 
-def _gated(value: Any) -> bool | str | None:
-    if value is False:
-        return False
-    return value if isinstance(value, str) and value in GATED_VALUES else None
-
-
 def _timestamp(value: Any) -> str | None:
     """ISO-8601 in UTC with a `Z`, milliseconds kept; None when it is no timestamp at all."""
     if not isinstance(value, str):
         return None
-    if _HUB_TIMESTAMP.fullmatch(value):
+    if _HUB_TIMESTAMP(value):
         return value  # the Hub's own form, by far the common case: no parsing needed
     try:
         moment = datetime.fromisoformat(value)
@@ -101,34 +148,6 @@ def _created_at(value: Any) -> str | None:
     return None if stamp == CREATED_AT_UNKNOWN else stamp
 
 
-def _tags(value: Any) -> list[str] | None:
-    if not isinstance(value, list):
-        return None
-    return sorted({tag for tag in value if isinstance(tag, str)})
-
-
-def _tag_values(tags: list[str] | None, prefix: str) -> list[str] | None:
-    if tags is None:
-        return None
-    return [tag[len(prefix) :] for tag in tags if tag.startswith(prefix) and len(tag) > len(prefix)]
-
-
-def _license(tags: list[str] | None) -> str | None:
-    licenses = _tag_values(tags, "license:")
-    return licenses[0] if licenses else None
-
-
-def _base_models(tags: list[str] | None) -> list[str] | None:
-    values = _tag_values(tags, "base_model:")
-    if values is None:
-        return None
-    models = set()
-    for value in values:
-        relation, _, rest = value.partition(":")
-        models.add(rest if relation in BASE_MODEL_RELATIONS and rest else value)
-    return sorted(models)
-
-
 def _providers(value: Any) -> list[str] | None:
     if isinstance(value, dict):
         return sorted(str(name) for name in value)
@@ -138,11 +157,15 @@ def _providers(value: Any) -> list[str] | None:
     return None
 
 
-def _files(value: Any) -> list[str] | None:
-    if not isinstance(value, list):
-        return None
+def _files(value: list[Any]) -> list[str]:
+    try:
+        files = [item["rfilename"] for item in value]  # the common case, at comprehension speed
+    except (TypeError, KeyError):
+        files = []
+    if len(files) == len(value) and all(type(name) is str for name in files):
+        return files
     return [
         item["rfilename"]
         for item in value
-        if isinstance(item, dict) and isinstance(item.get("rfilename"), str)
+        if type(item) is dict and type(item.get("rfilename")) is str
     ]

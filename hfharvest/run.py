@@ -14,7 +14,7 @@ from typing import IO
 from hfharvest.errors import TooFewRecordsError
 from hfharvest.harvest import ClientFactory, HarvestResult, Observer, Sink, Walks, walk_all
 from hfharvest.manifest import Ledger, build_manifest, write_json
-from hfharvest.output import open_output
+from hfharvest.output import RecordWriter, open_output
 from hfharvest.settings import Settings
 from hfharvest.state import Spool, StateStore
 
@@ -50,6 +50,7 @@ def run_fetch(
     try:
         if streaming:
             with open_output(settings.output, stdout) as writer:
+                observer = _FlushEveryPage(observer, writer)
                 walks = walk_and_guard(writer.write)
         else:
             # The output's temporary file is made only now: a run killed mid-walk leaves none.
@@ -66,6 +67,18 @@ def run_fetch(
     if store is not None and not walks.failures:
         store.remove()
     return EXIT_PARTIAL if walks.failures else EXIT_COMPLETE
+
+
+class _FlushEveryPage:
+    """Streaming: each page's records leave as the page is done, not when a chunk is full."""
+
+    def __init__(self, observer: Observer, writer: RecordWriter) -> None:
+        self._observer = observer
+        self._writer = writer
+
+    def page_done(self, sort: str, returned: int, pages: int) -> None:
+        self._writer.flush()
+        self._observer.page_done(sort, returned, pages)
 
 
 def _guard(settings: Settings, walks: Walks, result: HarvestResult) -> None:

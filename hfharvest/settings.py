@@ -85,6 +85,7 @@ class FetchOptions:
     state: Path | None = None
     min_count: int | None = None
     allow_partial: bool = False
+    max_rps: float | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,7 @@ class Settings:
     state: Path | None
     min_count: int | None
     allow_partial: bool
+    max_rps: float | None
     started: datetime
     token: str | None = field(default=None, repr=False)
     token_source: str | None = None
@@ -190,6 +192,7 @@ def resolve(
         state=options.state,
         min_count=_at_least(options.min_count, 1, "--min-count"),
         allow_partial=options.allow_partial,
+        max_rps=None if options.max_rps is None else _positive(options.max_rps, "--max-rps"),
         started=started,
         token=token,
         token_source=source,

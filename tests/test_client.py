@@ -17,6 +17,7 @@ from hfharvest.errors import (
     UnreachableError,
     WaitTooLongError,
 )
+from hfharvest.pacing import Pacer
 from hfharvest.settings import Settings
 
 LIST = f"{ENDPOINT}/api/models"
@@ -24,8 +25,21 @@ FIRST = f"{LIST}?sort=likes&limit=1000&full=true"
 NEXT = f"{LIST}?sort=likes&limit=1000&full=true&cursor=abc%3D"
 
 
+class FakeTime:
+    """A clock that only moves when something sleeps: waits are recorded, never spent."""
+
+    def __init__(self, sleeps: list[float]) -> None:
+        self.now = 1000.0
+        self.sleeps = sleeps
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
 def walk(settings: Settings, sleeps: list[float] | None = None) -> list[Page]:
-    client = HubClient(settings, sleep=(sleeps if sleeps is not None else []).append)
+    time = FakeTime(sleeps if sleeps is not None else [])
+    client = HubClient(settings, sleep=time.sleep, pacer=Pacer(clock=lambda: time.now))
     return list(client.pages(settings.sorts[0]))
 
 

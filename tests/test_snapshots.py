@@ -199,10 +199,18 @@ class TestResume:
             state_text = (tmp_path / "job.state").read_text()
             assert CANARY not in state_text
             assert CANARY.encode() not in (tmp_path / "job.state.spool").read_bytes()
-            done = {r.query for r in hub.requests_log if r.status == 200}
+            committed = json.loads(state_text)["sorts"]
+            answered = [r.query for r in hub.requests_log if r.status == 200]
+            done = {  # each sort's first committed pages, in the order it asked for them
+                query
+                for sort, progress in committed.items()
+                for query in [q for q in answered if f"sort={sort}&" in q][: progress["pages"]]
+            }
+            assert len(done) == sum(p["pages"] for p in committed.values()) >= 2
+            first_run = len(hub.requests_log)
             second = fetch(hub, *self.args(tmp_path), env={"HF_TOKEN": CANARY})
             assert second.exit_code == 0, second.stderr
-            again = [r.query for r in hub.requests_log[len(done) + 1 :]]
+            again = [r.query for r in hub.requests_log[first_run:]]
         assert not done & set(again)  # no page that was done is fetched again
         [output] = tmp_path.glob("out-*.jsonl")
         assert ids_in(output) == [json.loads(line)["id"] for line in clean.stdout.splitlines()]
@@ -231,7 +239,7 @@ class TestResume:
 def test_whole_hub_warning_uses_the_announced_quota(make_settings: SettingsFactory) -> None:
     settings = make_settings()
     text = whole_hub_warning(settings, '"fixed window";"api";q=500;w=300')
-    assert "over 2 million models, about 2,000 pages per sort, 4,000 requests in all" in text
+    assert "over 2 million models: about 2,000 pages per sort, 4,000 requests in all" in text
     assert "quota of 500 requests per 300 s that is 40 minutes or more" in text
     assert "quota" not in whole_hub_warning(settings, None)
 
@@ -239,5 +247,5 @@ def test_whole_hub_warning_uses_the_announced_quota(make_settings: SettingsFacto
 def test_unfiltered_walk_without_limit_warns_once(hub: HubEmulator) -> None:
     result = fetch(hub, "--page-size", "1000")
     assert result.exit_code == 0
-    assert result.stderr.count("no filter and no --limit: this walks the whole Hub") == 1
+    assert result.stderr.count("no filter and no --limit: this walks the whole listing") == 1
     assert fetch(hub, "--search", "llama").stderr.count("no filter and no --limit") == 0
