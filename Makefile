@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: install test lint run demo clean
+.PHONY: install test lint run demo bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ test: lint  ## lint, then every test (the slow end-to-end ones too: they take se
 
 run: $(STAMP)  ## harvest the real Hub: models served by hf-inference, by likes and downloads
 	$(BIN)/hfharvest fetch --sort likes --sort downloads --inference-provider hf-inference -o models.jsonl
+
+bench: $(STAMP)  ## hfharvest against its baselines; writes bench/results/*.json (minutes)
+	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
 demo: $(STAMP)  ## offline: the same harvest against the emulator, into demo/models.jsonl
 	bash scripts/demo.sh
