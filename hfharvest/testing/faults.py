@@ -32,7 +32,17 @@ KINDS = {
     "link-away": "the Link header names another origin",
     "redirect": "a redirect (ARG = 301, 302, 307 or 308; default 302) to the same page",
     "redirect-away": "a 302 redirect to another origin",
+    "huge": "the page's entries are padded to about ARG MB in all (default 50)",
+    "mix": "one transient fault drawn at random each time (5xx, HTML, 429 of each form, "
+    "resets, cut bodies, HTML/empty 200s, slow answers of ARG s, default 0.5): for soaks",
 }
+# What `mix` draws from: every fault a client must get through by retrying, with its ARG.
+TRANSIENT = (
+    ("status", 500.0), ("status", 502.0), ("status", 503.0), ("status", 504.0), ("status", 408.0),
+    ("html", 502.0), ("retry-after", 0.0), ("retry-date", 0.0), ("ratelimit", 0.0),
+    ("reset", None), ("reset-body", None), ("truncate", None), ("html200", None),
+    ("empty200", None), ("slow", None),
+)  # fmt: skip
 _SPEC = re.compile(r"(?P<kind>[a-z0-9-]+)(?::(?P<arg>[0-9.]+))?(?:@(?P<when>.+))?")
 _REGEX_WHEN = re.compile(r"/(?P<pattern>.*)/(?:x(?P<times>\d+))?")
 
@@ -65,6 +75,13 @@ class Fault:
 
     def arg_or(self, default: float) -> float:
         return default if self.arg is None else self.arg
+
+    def concrete(self) -> Fault:
+        """For `mix`, the fault drawn this time; any other fault is itself."""
+        if self.kind != "mix":
+            return self
+        kind, arg = TRANSIENT[int(self._rng.random() * len(TRANSIENT))]
+        return Fault(kind=kind, arg=self.arg_or(0.5) if kind == "slow" else arg)
 
 
 def parse_fault(spec: str, seed: int = 0) -> Fault:

@@ -114,6 +114,7 @@ class HubEmulator:
         drift: int = 0,
         faults: Iterable[Fault | str] = (),
         seed: int = 0,
+        away: str = AWAY,
     ) -> None:
         self.catalog = catalog if catalog is not None else make_catalog()
         self.tokens = frozenset(tokens)
@@ -121,6 +122,8 @@ class HubEmulator:
         self.drift = drift
         self.faults: list[Fault] = [parse_fault(f) if isinstance(f, str) else f for f in faults]
         self.requests_log: list[LoggedRequest] = []
+        self.away = away  # where hostile links and redirects point: another origin
+        self.drifted: set[str] = set()  # ids whose likes or downloads moved during drift
         self._rates = _RateWindow(quota, window)
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -171,6 +174,7 @@ class HubEmulator:
             number = len(self.requests_log) + 1
             target = f"{path}?{query}"
             fault = next((f for f in self.faults if f.applies(number, target)), None)
+            fault = fault.concrete() if fault is not None else None
             answer = self._answer(path, query, authorization, base, fault, number)
             token = bool(authorization)
             self.requests_log.append(
@@ -249,7 +253,7 @@ class HubEmulator:
             return _Answer(200, orjson.dumps({"error": "emulated error in a 200 answer"}))
         if kind in ("redirect", "redirect-away"):
             status = int(arg or 302) if kind == "redirect" else 302
-            origin = AWAY if kind == "redirect-away" else ""
+            origin = self.away if kind == "redirect-away" else ""
             return _Answer(status, b"", {"Location": f"{origin}{path}?{query}"})
         return None
 
@@ -265,6 +269,9 @@ class HubEmulator:
         page: list[Any] = list(entries)
         if fault is not None and fault.kind == "junk":
             page[1:1] = ["not an object", {"likes": 3}, 42, {"id": ""}][: int(fault.arg_or(2))]
+        if fault is not None and fault.kind == "huge" and page:
+            padding = "x" * int(fault.arg_or(50) * 1_000_000 / len(page))
+            page = [{**entry, "padding": padding} for entry in page]
         answer = _Answer(200, orjson.dumps(page))
         link = self._link(path, params, cursor, base, fault)
         if link:
@@ -289,12 +296,13 @@ class HubEmulator:
         query = urlencode([(k, v) for k, v in params if k != "cursor"] + [("cursor", cursor)])
         if kind == "relative":
             return f"{path}?{query}"
-        return f"{AWAY if kind == 'link-away' else base}{path}?{query}"
+        return f"{self.away if kind == 'link-away' else base}{path}?{query}"
 
     def _drift(self, repos: dict[str, list[Repo]]) -> None:
         """Live data: a few models gain or lose likes and downloads between two pages."""
         models = repos["model"]
         for repo in self._rng.sample(models, min(self.drift, len(models))):
+            self.drifted.add(repo["id"])
             repo["likes"] = max(0, repo["likes"] + self._rng.randint(-3, 40))
             repo["downloads"] = max(0, int(repo["downloads"] * self._rng.uniform(0.5, 3.0)))
 
