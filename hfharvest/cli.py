@@ -7,7 +7,6 @@ most one line of hint, and the exit code documented in the README.
 
 from __future__ import annotations
 
-import importlib.resources
 import os
 import signal
 import sys
@@ -274,6 +273,8 @@ def diff(
 @app.command(help="Print the JSON Schema of one output record (its $defs hold the diff line)."
              "\n\nExample: hfharvest schema | jq .required")  # fmt: skip
 def schema() -> None:
+    import importlib.resources  # only `schema` needs it: kept out of every run's start-up
+
     text = importlib.resources.files("hfharvest").joinpath("schema.json").read_bytes()
     sys.stdout.buffer.write(text)
     sys.stdout.buffer.flush()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import heapq
-import importlib.resources
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -53,10 +52,10 @@ class DiffSummary:
 
 
 def record_fields() -> list[str]:
-    schema = orjson.loads(
-        importlib.resources.files("hfharvest").joinpath("schema.json").read_bytes()
-    )
-    return list(schema["properties"])
+    import importlib.resources  # only `diff` needs it: kept out of every run's start-up
+
+    schema = importlib.resources.files("hfharvest").joinpath("schema.json").read_bytes()
+    return list(orjson.loads(schema)["properties"])
 
 
 def chosen_fields(spec: str | None) -> list[str] | None:

@@ -1,19 +1,22 @@
 """Everything hfharvest shows a person, all of it on stderr: progress, the table, warnings, errors.
 
-stdout is for data alone, so `hfharvest fetch | jq` always parses. Messages are printed with
-soft wrapping, so a one-line error stays one line however narrow the terminal.
+stdout is for data alone, so `hfharvest fetch | jq` always parses. Messages are plain lines,
+so a one-line error stays one line however narrow the terminal; rich is loaded only for what it
+draws (the progress and the tables), which keeps it out of the start-up of every run.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, TextIO
 
-from rich import box
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
 
 from hfharvest.diff import DiffSummary
 from hfharvest.errors import redact
@@ -49,18 +52,32 @@ class _ProgressObserver(_Tracker):
 class Report:
     """The one voice of hfharvest on stderr."""
 
-    def __init__(self, console: Console, *, quiet: bool = False) -> None:
-        self.console = console
+    def __init__(self, stream: TextIO | None = None, *, quiet: bool = False) -> None:
+        self._stream = stream  # None: whatever sys.stderr is when something is said
         self.quiet = quiet
         self.secret: str | None = None  # the token, once known: masked in every line printed
         self._tracker = _Tracker()
+        self._console: Console | None = None
 
     @classmethod
     def to_stderr(cls, *, quiet: bool = False) -> Report:
-        return cls(Console(stderr=True, highlight=False), quiet=quiet)
+        return cls(quiet=quiet)
+
+    @property
+    def stream(self) -> TextIO:
+        return self._stream or sys.stderr
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(file=self.stream, highlight=False)
+        return self._console
 
     def line(self, text: str) -> None:
-        self.console.print(redact(text, self.secret), markup=False, highlight=False, soft_wrap=True)
+        self.stream.write(redact(text, self.secret) + "\n")
+        self.stream.flush()
 
     def failure(self, message: str, hint: str | None = None) -> None:
         """An error is always shown, `--quiet` or not: one line of cause, one of hint."""
@@ -84,10 +101,12 @@ class Report:
     @contextmanager
     def walking(self, settings: Settings) -> Iterator[Observer]:
         """A live progress display per walk, on a terminal and unless `--quiet`."""
-        if self.quiet or not self.console.is_terminal:
+        if self.quiet or not self.stream.isatty():
             self._tracker = _Tracker(settings.sorts)
             yield self._tracker
             return
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
         progress = Progress(
             SpinnerColumn(),
             TextColumn("[bold]{task.description:<14}"),
@@ -122,6 +141,9 @@ class Report:
     def summary(self, result: HarvestResult, settings: Settings) -> None:
         if self.quiet:
             return
+        from rich import box
+        from rich.table import Table
+
         table = Table(
             title=f"{settings.repo_type}s per sort",
             title_justify="left",
@@ -152,6 +174,9 @@ class Report:
 
 
 def _movers_table(counter: str, movers: list[tuple[int, str, int, int]]) -> Table:
+    from rich import box
+    from rich.table import Table
+
     table = Table(title=f"biggest moves in {counter}", title_justify="left", box=box.SIMPLE_HEAD,
                   show_edge=False, pad_edge=False)  # fmt: skip
     table.add_column("id", overflow="fold")
