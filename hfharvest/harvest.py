@@ -170,9 +170,10 @@ def walk_all(
             return make_client(sleep)
         return HubClient(settings, sleep=sleep, pacer=pacer)
 
+    context = _WalkContext(settings, observer, spool, store, sink, commit_lock, cancel)
+
     def run(walk: _Walk) -> None:
         try:
-            context = _WalkContext(settings, observer, spool, store, sink, commit_lock, cancel)
             _walk(walk, client_for_walk(), context)
         except _Cancelled:
             pass
