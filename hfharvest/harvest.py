@@ -16,8 +16,9 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence, Set
-from dataclasses import dataclass, field
+from array import array
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
@@ -68,6 +69,58 @@ class Observer(Protocol):
     def page_done(self, sort: str, returned: int, pages: int) -> None: ...
 
 
+class Seen:
+    """Every id the walks returned and the rank at which each sort first did: one table for all.
+
+    Only this grows with the catalog, so it is kept small: each id is stored once whatever the
+    number of sorts (a slot in one dict), and each sort's ranks sit in a machine-integer array
+    indexed by slot (0: not returned by that sort). Walks add from their own threads; a new slot
+    is handed out under a lock, everything else is one sort's own array.
+    """
+
+    def __init__(self, sorts: int) -> None:
+        self._slots: dict[str, int] = {}
+        self._ranks = [array("q") for _ in range(sorts)]
+        self._lock = threading.Lock()
+
+    def add(self, index: int, repo_id: str, rank: int) -> bool:
+        """Record that sort `index` returned `repo_id` at `rank`; False if it already had."""
+        slot = self._slots.get(repo_id)
+        if slot is None:
+            with self._lock:
+                slot = self._slots.setdefault(repo_id, len(self._slots))
+        ranks = self._ranks[index]
+        if slot >= len(ranks):
+            ranks.frombytes(bytes(8 * max(slot + 1 - len(ranks), len(ranks))))  # doubling
+        if ranks[slot]:
+            return False
+        ranks[slot] = rank
+        return True
+
+    def found_by(self, repo_id: str, sorts: Sequence[str]) -> dict[str, int]:
+        slot = self._slots[repo_id]
+        return {
+            sort: ranks[slot]
+            for sort, ranks in zip(sorts, self._ranks, strict=True)
+            if slot < len(ranks) and ranks[slot]
+        }
+
+    def first_found_by(self, repo_id: str) -> int:
+        """The first sort (in the order given) that returned `repo_id`."""
+        slot = self._slots[repo_id]
+        return next(i for i, ranks in enumerate(self._ranks) if slot < len(ranks) and ranks[slot])
+
+    def new_counts(self) -> list[int]:
+        """Per sort, the ids no earlier sort returned."""
+        counts = [0] * len(self._ranks)
+        for slot in range(len(self._slots)):
+            for index, ranks in enumerate(self._ranks):
+                if slot < len(ranks) and ranks[slot]:
+                    counts[index] += 1
+                    break
+        return counts
+
+
 class _Cancelled(Exception):
     """Raised inside a walk when another walk failed: its work would be thrown away."""
 
@@ -79,7 +132,7 @@ class _Walk:
     sort: str
     index: int
     progress: SortProgress
-    seen: dict[str, int] = field(default_factory=dict)  # id -> 1-based rank of first return
+    seen: Seen
     error: BaseException | None = None
 
     def count_retry(self) -> None:
@@ -104,14 +157,17 @@ class _Walk:
 class Walks:
     """Every sort's walk once it has ended: counts, failures, and the merge still to do."""
 
-    def __init__(self, walks: Sequence[_Walk], spool: Spool | None, with_raw: bool) -> None:
+    def __init__(
+        self, walks: Sequence[_Walk], seen: Seen, spool: Spool | None, with_raw: bool
+    ) -> None:
         self._walks = walks
+        self._seen = seen
         self._spool = spool
         self._with_raw = with_raw
         self.failures: list[BaseException] = []  # in the order they happened
 
     def result(self) -> HarvestResult:
-        new = self._new_counts()
+        new = self._seen.new_counts()
         return HarvestResult(
             tuple(w.stats(n) for w, n in zip(self._walks, new, strict=True)), sum(new)
         )
@@ -119,26 +175,15 @@ class Walks:
     def merge(self, sink: Sink) -> None:
         """Send every unique record to `sink`: sorts in the order given, each in page order."""
         assert self._spool is not None, "a streamed walk has no spool to merge"
-        walks = self._walks
-        for index, walk in enumerate(walks):
-            earlier = walks[:index]
+        sorts = [walk.sort for walk in self._walks]
+        for walk in self._walks:
             for _, data in self._spool.records(walk.index):
                 record = orjson.loads(data)
                 repo_id = record["id"]
-                if any(repo_id in other.seen for other in earlier):
-                    continue
-                found_by = {w.sort: w.seen[repo_id] for w in walks if repo_id in w.seen}
+                if self._seen.first_found_by(repo_id) != walk.index:
+                    continue  # an earlier sort wrote it
+                found_by = self._seen.found_by(repo_id, sorts)
                 sink(_final(record, found_by, record.pop("raw", None), self._with_raw))
-
-    def _new_counts(self) -> list[int]:
-        """Per walk, the ids no earlier walk returned (set operations on the keys, at C speed)."""
-        counts = []
-        for index, walk in enumerate(self._walks):
-            new: Set[str] = walk.seen.keys()
-            for earlier in self._walks[:index]:
-                new = new - earlier.seen.keys()  # a set no larger than this walk's ids
-            counts.append(len(new))
-        return counts
 
 
 def walk_all(
@@ -152,14 +197,15 @@ def walk_all(
 ) -> Walks:
     """Walk every sort; stream to `sink` if given, else append new records to `spool`."""
     progress = store.progress if store else {s: SortProgress() for s in settings.sorts}
+    seen = Seen(len(settings.sorts))
     walks = [
-        _Walk(sort, index, dataclasses.replace(progress[sort]))
+        _Walk(sort, index, dataclasses.replace(progress[sort]), seen)
         for index, sort in enumerate(settings.sorts)
     ]
     if store is not None:
         for index, rank, repo_id in store.spool.ids():
-            walks[index].seen[repo_id] = rank
-    outcome = Walks(walks, spool, settings.raw)
+            seen.add(index, repo_id, rank)
+    outcome = Walks(walks, seen, spool, settings.raw)
     cancel = threading.Event()
     commit_lock = threading.Lock()
     pacer = Pacer(settings.max_rps)  # one rate-limit budget for every walk
@@ -355,9 +401,8 @@ def _take(walk: _Walk, raw: Any, context: _WalkContext) -> bytes | None:
     if record is None:
         progress.skipped += 1
         return None
-    if record["id"] in walk.seen:  # a repeat within the sort is a duplicate: dropped
-        return None
-    walk.seen[record["id"]] = progress.returned
+    if not walk.seen.add(walk.index, record["id"], progress.returned):
+        return None  # a repeat within the sort is a duplicate: dropped
     with_raw = context.settings.raw
     if context.sink is not None:
         context.sink(_final(record, {walk.sort: progress.returned}, raw, with_raw))
