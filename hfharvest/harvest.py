@@ -323,6 +323,8 @@ def whole_hub_warning(settings: Settings, rate_policy: str | None) -> str:
         return text
     quota, window = policy
     minutes = requests / quota * window / 60
+    if minutes < 1:
+        return text  # a quota this large costs no time worth a warning
     return (
         f"{text}; at the Hub's quota of {quota:,} requests per {window} s "
         f"that is {minutes:,.0f} minutes or more"

@@ -242,6 +242,7 @@ def test_whole_hub_warning_uses_the_announced_quota(make_settings: SettingsFacto
     assert "over 2 million models: about 2,000 pages per sort, 4,000 requests in all" in text
     assert "quota of 500 requests per 300 s that is 40 minutes or more" in text
     assert "quota" not in whole_hub_warning(settings, None)
+    assert "quota" not in whole_hub_warning(settings, '"fixed window";"api";q=1000000;w=300')
 
 
 def test_unfiltered_walk_without_limit_warns_once(hub: HubEmulator) -> None:
