@@ -78,5 +78,15 @@ class Pacer:
             return
         remaining, reset = parsed
         with self._lock:
+            now = self._clock()
+            # t is rounded down, so now + t + 1 is never before the real reset: the smallest such
+            # estimate in a window is the best one.
+            estimate = now + reset + 1
+            if self._remaining is not None and now < self._reset_at:
+                # The same window as far as can be told: the budget only shrinks. Answers of
+                # concurrent requests overtake each other, and an older one's is stale.
+                self._remaining = min(self._remaining, remaining)
+                self._reset_at = min(self._reset_at, estimate)
+                return
             self._remaining = remaining
-            self._reset_at = self._clock() + reset + 1  # the Hub rounds t down
+            self._reset_at = estimate

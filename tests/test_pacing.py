@@ -104,3 +104,15 @@ def test_max_rps_option_is_validated() -> None:
     result: Any = CliRunner().invoke(app, ["fetch", "--max-rps", "0"])
     assert result.exit_code == 2
     assert threading.active_count() >= 1
+
+
+def test_an_answer_arriving_late_does_not_restore_spent_budget() -> None:
+    clock = Clock()
+    pacer = Pacer(clock=lambda: clock.now)
+    with pacer.request(clock.sleep) as first, pacer.request(clock.sleep) as second:
+        second({"RateLimit": '"api";r=0;t=5'})  # one answer comes first
+        first({"RateLimit": '"api";r=1;t=5'})  # the other's budget is stale in this window
+    assert pacer._wait_needed(clock.now) == (6, True)
+    clock.now += 6
+    go(pacer, clock, {"RateLimit": '"api";r=9;t=300'})  # a new window: its budget, whole
+    assert pacer._wait_needed(clock.now) == (0, False)
