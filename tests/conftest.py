@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -65,6 +66,16 @@ def mocked() -> Iterator[responses.RequestsMock]:
         registry=responses.registries.OrderedRegistry, assert_all_requests_are_fired=True
     ) as mock:
         yield mock
+
+
+@pytest.fixture
+def disk_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk fills up as the output is made durable: fsync fails with ENOSPC."""
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
 
 
 @pytest.fixture

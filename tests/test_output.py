@@ -83,16 +83,10 @@ def test_permissions_follow_the_umask(tmp_path: Path) -> None:
     assert path.stat().st_mode & 0o777 == 0o640
 
 
-def test_write_failure_becomes_an_output_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.usefixtures("disk_full")
+def test_write_failure_becomes_an_output_error(tmp_path: Path) -> None:
     path = tmp_path / "out.jsonl"
     path.write_text("yesterday\n")
-
-    def full_disk(fd: int) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(os, "fsync", full_disk)
     with pytest.raises(OutputError, match="No space left on device") as err:
         write(OutputTarget(path, "jsonl", False))
     assert err.value.exit_code == 1

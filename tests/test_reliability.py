@@ -122,16 +122,10 @@ def test_head_1_ends_quietly() -> None:
     assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
 
 
-def test_disk_full_while_writing_keeps_the_earlier_file(
-    hub: HubEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.usefixtures("disk_full")
+def test_disk_full_while_writing_keeps_the_earlier_file(hub: HubEmulator, tmp_path: Path) -> None:
     path = tmp_path / "models.jsonl"
     path.write_text("yesterday\n")
-
-    def full(fd: int) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(os, "fsync", full)
     result = fetch(hub, "--limit", "10", "-o", str(path))
     assert result.exit_code == 1
     assert f"cannot write {path}: No space left on device" in result.stderr
