@@ -105,11 +105,6 @@ class Seen:
             if slot < len(ranks) and ranks[slot]
         }
 
-    def first_found_by(self, repo_id: str) -> int:
-        """The first sort (in the order given) that returned `repo_id`."""
-        slot = self._slots[repo_id]
-        return next(i for i, ranks in enumerate(self._ranks) if slot < len(ranks) and ranks[slot])
-
     def new_counts(self) -> list[int]:
         """Per sort, the ids no earlier sort returned."""
         counts = [0] * len(self._ranks)
@@ -179,10 +174,9 @@ class Walks:
         for walk in self._walks:
             for _, data in self._spool.records(walk.index):
                 record = orjson.loads(data)
-                repo_id = record["id"]
-                if self._seen.first_found_by(repo_id) != walk.index:
+                found_by = self._seen.found_by(record["id"], sorts)  # in the order sorts were given
+                if next(iter(found_by)) != walk.sort:
                     continue  # an earlier sort wrote it
-                found_by = self._seen.found_by(repo_id, sorts)
                 sink(_final(record, found_by, record.pop("raw", None), self._with_raw))
 
 

@@ -189,14 +189,24 @@ def test_401_says_the_token_was_refused_and_how_to_set_another(
     assert "hf_bad" not in str(err.value) + (err.value.hint or "")
 
 
-def test_retry_after_in_seconds_sets_the_wait(
-    mocked: responses.RequestsMock, make_settings: SettingsFactory
+@pytest.mark.parametrize(
+    ("headers", "wait"),
+    [
+        ({"Retry-After": "1"}, 1),  # seconds
+        ({"RateLimit": '"api";r=0;t=12'}, 13),  # no Retry-After: the reset, plus the rounding
+    ],
+)
+def test_a_demanded_wait_replaces_the_backoff(
+    mocked: responses.RequestsMock,
+    make_settings: SettingsFactory,
+    headers: dict[str, str],
+    wait: float,
 ) -> None:
-    mocked.get(FIRST, status=429, headers={"Retry-After": "1"})
+    mocked.get(FIRST, status=429, headers=headers)
     mocked.get(FIRST, json=[])
     sleeps: list[float] = []
     walk(make_settings(sorts=("likes",)), sleeps)
-    assert sleeps == [1]
+    assert sleeps == [wait]
 
 
 def test_retry_after_as_http_date_sets_the_wait(
@@ -211,16 +221,6 @@ def test_retry_after_as_http_date_sets_the_wait(
     walk(make_settings(sorts=("likes",)), sleeps)
     assert len(sleeps) == 1
     assert 2 <= sleeps[0] <= 4
-
-
-def test_ratelimit_without_retry_after_waits_for_the_reset(
-    mocked: responses.RequestsMock, make_settings: SettingsFactory
-) -> None:
-    mocked.get(FIRST, status=429, headers={"RateLimit": '"api";r=0;t=12'})
-    mocked.get(FIRST, json=[])
-    sleeps: list[float] = []
-    walk(make_settings(sorts=("likes",)), sleeps)
-    assert sleeps == [13]
 
 
 def test_a_wait_beyond_max_wait_fails_at_once(
