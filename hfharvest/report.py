@@ -92,11 +92,15 @@ class Report:
     def capture_logs(self, *, debug: bool) -> None:
         """Route the `hfharvest` logger (retries, and with --debug every request) here."""
         handler = _ReportHandler(self)
-        for name in ("hfharvest", "urllib3") if debug else ("hfharvest",):
+        for name in ("hfharvest", "urllib3"):
+            # Both set every time: a run in the same process (tests) must not inherit --debug.
             logger = logging.getLogger(name)
-            logger.handlers = [handler]
-            logger.setLevel(logging.DEBUG if debug else logging.WARNING)
-            logger.propagate = False
+            routed = debug or name == "hfharvest"
+            logger.handlers = [handler] if routed else []
+            logger.setLevel(
+                logging.DEBUG if debug else logging.WARNING if routed else logging.NOTSET
+            )
+            logger.propagate = not routed
 
     @contextmanager
     def walking(self, settings: Settings) -> Iterator[Observer]:
