@@ -12,7 +12,6 @@ import platform
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import orjson
@@ -28,6 +27,7 @@ from hfharvest.errors import (
     UnreachableError,
 )
 from hfharvest.pacing import Pacer
+from hfharvest.pageworker import PageReader
 from hfharvest.retry import (
     TRANSIENT_STATUSES,
     call_with_retries,
@@ -36,6 +36,7 @@ from hfharvest.retry import (
     describe_failure,
 )
 from hfharvest.settings import Settings
+from hfharvest.shaping import ErrorBody, NotAnArray, NotJSON, error_text
 
 MAX_REDIRECTS = 5
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -46,10 +47,10 @@ Origin = tuple[str, str, int]
 
 @dataclass(frozen=True)
 class Page:
-    """One answer of the listing: its URL, its entries and the next page's URL, if any."""
+    """One answer of the listing: its URL and the next page's URL, if any (its entries went to
+    the walk's `PageReader`)."""
 
     url: str
-    entries: list[Any]
     next_url: str | None
     rate_policy: str | None = None  # the RateLimit-Policy header: the quota and its window
 
@@ -133,18 +134,26 @@ class HubClient:
         self.session.close()
 
     def pages(
-        self, sort: str, on_retry: Callable[[], None] = lambda: None, start: str | None = None
+        self,
+        sort: str,
+        reader: PageReader,
+        on_retry: Callable[[], None] = lambda: None,
+        start: str | None = None,
     ) -> Iterator[Page]:
         """Yield the pages of one sort's walk; the next page is fetched only when asked for.
 
-        `start` is where a resumed walk goes on (a next URL the Hub gave); else the first page.
+        Each page's body goes to `reader`, which checks it (within the retry attempt) and shapes
+        it. `start` is where a resumed walk goes on (a next URL the Hub gave); else the first page.
         """
         url: str | None = start or first_url(self.settings, sort)
         fetched: set[str] = set()
         while url is not None:
             fetched.add(url)
-            page = self.get_page(url, on_retry, describe=f"sort {sort}, page {len(fetched)}")
+            describe = f"sort {sort}, page {len(fetched)}"
+            page = self.get_page(url, reader, on_retry, describe=describe)
             yield page
+            if reader.enough:
+                return  # the pages so far hold the --limit's entries: ask for no more
             if page.next_url in fetched:
                 raise CursorLoopError(
                     f"the Hub's next link repeats a page already fetched ({page.next_url}); "
@@ -153,12 +162,17 @@ class HubClient:
             url = page.next_url
 
     def get_page(
-        self, url: str, on_retry: Callable[[], None] = lambda: None, *, describe: str = ""
+        self,
+        url: str,
+        reader: PageReader,
+        on_retry: Callable[[], None] = lambda: None,
+        *,
+        describe: str = "",
     ) -> Page:
         policy = self.settings.retry
         try:
             return call_with_retries(
-                lambda: self._get_once(url),
+                lambda: self._get_once(url, reader),
                 policy,
                 describe=describe or f"GET {url}",
                 on_retry=on_retry,
@@ -175,9 +189,9 @@ class HubClient:
                 hint="check --endpoint (or HF_ENDPOINT) and the network; --retries tries longer",
             ) from exc
 
-    def _get_once(self, url: str) -> Page:
+    def _get_once(self, url: str, reader: PageReader) -> Page:
         response = self._follow_redirects(url)
-        return self._page_or_raise(response)
+        return self._page_or_raise(response, reader)
 
     def _follow_redirects(self, url: str) -> requests.Response:
         for _ in range(MAX_REDIRECTS + 1):
@@ -210,17 +224,17 @@ class HubClient:
         token = self.settings.token
         return {"Authorization": f"Bearer {token}"} if token else {}
 
-    def _page_or_raise(self, response: requests.Response) -> Page:
+    def _page_or_raise(self, response: requests.Response, reader: PageReader) -> Page:
         url = response.url
         status = response.status_code
         if 200 <= status < 300:
-            entries = self._entries(response)
             next_link = response.links.get("next", {}).get("url")
             next_url = urljoin(url, next_link) if next_link else None
             if next_url is not None:
                 self._check_origin(next_url, "the next-page link")
+            self._read(response, reader, more=next_url is not None)
             policy = response.headers.get("RateLimit-Policy")
-            return Page(url=url, entries=entries, next_url=next_url, rate_policy=policy)
+            return Page(url=url, next_url=next_url, rate_policy=policy)
         detail = error_detail(response)
         if status in TRANSIENT_STATUSES:
             wait = demanded_wait(response.headers)
@@ -230,18 +244,19 @@ class HubClient:
             )
         raise HubResponseError(status, url, detail, hint=self._hint_for(status))
 
-    def _entries(self, response: requests.Response) -> list[Any]:
+    @staticmethod
+    def _read(response: requests.Response, reader: PageReader, *, more: bool) -> None:
         url, status, body = response.url, response.status_code, response.content
         try:
-            parsed = orjson.loads(body)
-        except orjson.JSONDecodeError:
+            reader.read(body, more=more)
+        except NotJSON:
             detail = f"the body is not JSON ({_peek(body)})"
             raise TransientResponseError(status, url, detail) from None
-        if isinstance(parsed, list):
-            return parsed
-        if isinstance(parsed, dict) and "error" in parsed:
-            raise HubResponseError(status, url, _error_text(parsed) or "an error with no text")
-        raise TransientResponseError(status, url, f"the body is not a JSON array ({_peek(body)})")
+        except NotAnArray:
+            detail = f"the body is not a JSON array ({_peek(body)})"
+            raise TransientResponseError(status, url, detail) from None
+        except ErrorBody as exc:
+            raise HubResponseError(status, url, str(exc)) from None
 
     def _hint_for(self, status: int) -> str | None:
         settings = self.settings
@@ -268,21 +283,8 @@ def error_detail(response: requests.Response) -> str:
         body = orjson.loads(response.content)
     except (orjson.JSONDecodeError, requests.RequestException):
         body = None
-    text = _error_text(body) if isinstance(body, dict) else None
+    text = error_text(body) if isinstance(body, dict) else None
     return text or response.reason or f"HTTP {response.status_code}"
-
-
-def _error_text(body: dict[str, Any]) -> str | None:
-    error = body.get("error")
-    if isinstance(error, str):
-        return error
-    if isinstance(error, list):
-        return "; ".join(str(item) for item in error)
-    errors = body.get("errors")
-    if isinstance(errors, list):
-        messages = [e.get("message") for e in errors if isinstance(e, dict)]
-        return "; ".join(str(m) for m in messages if m) or None
-    return None
 
 
 def _peek(body: bytes) -> str:

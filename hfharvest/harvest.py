@@ -19,21 +19,23 @@ import time
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import orjson
 
 from hfharvest.client import HubClient, Page
-from hfharvest.normalize import normalize
+from hfharvest.errors import HubResponseError
 from hfharvest.pacing import Pacer
+from hfharvest.pageworker import PageReader
 from hfharvest.retry import ratelimit_policy
 from hfharvest.settings import Settings
+from hfharvest.shaping import BodyError, Shaped, Shaper, WalkShape, final_line
 from hfharvest.state import SortProgress, Spool, StateStore
 
 log = logging.getLogger("hfharvest")
 
-Record = dict[str, Any]
-Sink = Callable[[Record], None]
+# Where records go: JSONL lines (each ending in a newline) and how many records they hold.
+Sink = Callable[[bytes, int], None]
 ClientFactory = Callable[[Callable[[float], None]], HubClient]
 
 
@@ -177,7 +179,7 @@ class Walks:
                 found_by = self._seen.found_by(record["id"], sorts)  # in the order sorts were given
                 if next(iter(found_by)) != walk.sort:
                     continue  # an earlier sort wrote it
-                sink(_final(record, found_by, record.pop("raw", None), self._with_raw))
+                sink(final_line(record, found_by, record.pop("raw", None), self._with_raw), 1)
 
 
 def walk_all(
@@ -265,16 +267,17 @@ def _walk(walk: _Walk, client: HubClient, context: _WalkContext) -> None:
     progress = walk.progress
     limit = context.settings.limit
     started, seconds_before = time.monotonic(), progress.seconds  # a resumed walk adds to its time
-    pages = client.pages(walk.sort, on_retry=walk.count_retry, start=progress.next_url)
-    left = None if limit is None else limit - progress.returned
+    reader = _reader(walk, context)
+    pages = client.pages(walk.sort, reader, on_retry=walk.count_retry, start=progress.next_url)
     try:
-        for page in _prefetched(pages, left, context.cancel):
-            entries = page.entries if limit is None else page.entries[: limit - progress.returned]
-            lines = [line for raw in entries if (line := _take(walk, raw, context)) is not None]
+        for page in _prefetched(pages, context.cancel):
+            shaped = _take(reader, page)
+            progress.returned += shaped.returned
+            progress.skipped += shaped.skipped
             stopped = limit is not None and progress.returned >= limit
-            _advance(progress, page, reached_end=len(entries) == len(page.entries), stopped=stopped)
+            _advance(progress, page, reached_end=shaped.returned == shaped.entries, stopped=stopped)
             progress.seconds = seconds_before + time.monotonic() - started
-            _commit(walk, lines, context)
+            _deliver(walk, shaped, context)
             context.observer.page_done(walk.sort, progress.returned, progress.pages)
             if walk.index == 0 and progress.pages == 1 and _walks_everything(context.settings):
                 log.warning("%s", whole_hub_warning(context.settings, page.rate_policy))
@@ -284,6 +287,7 @@ def _walk(walk: _Walk, client: HubClient, context: _WalkContext) -> None:
                 raise _Cancelled
     finally:
         client.close()
+        reader.close()
     if not progress.reached_end and context.settings.limit is not None:
         log.warning(
             "sort %s stopped at --limit %d; the Hub had more", walk.sort, context.settings.limit
@@ -332,14 +336,11 @@ class _End:
         self.error = error
 
 
-def _prefetched(
-    pages: Iterator[Page], entries_left: int | None, cancel: threading.Event
-) -> Iterator[Page]:
+def _prefetched(pages: Iterator[Page], cancel: threading.Event) -> Iterator[Page]:
     """Fetch page k+1 in a thread of its own while the caller works on page k.
 
-    The network wait and the Hub's own work then overlap the normalizing and writing here. A
-    page is only asked for when the walk will use it: once the pages already fetched hold the
-    `--limit`'s remaining entries, nothing more is fetched.
+    The network wait and the Hub's own work then overlap the shaping and writing of the page
+    before (and with a page worker, the fetching does not wait for the shaping at all).
     """
     handover: queue.Queue[Page | _End] = queue.Queue(maxsize=1)
     stop = threading.Event()
@@ -351,14 +352,9 @@ def _prefetched(
                 return
 
     def fetch() -> None:
-        left = entries_left
         try:
             for page in pages:
                 put(page)
-                if left is not None:
-                    left -= len(page.entries)
-                    if left <= 0:
-                        break
         except BaseException as exc:  # handed to the walk, which raises it as its own
             put(_End(exc))
         else:
@@ -389,36 +385,44 @@ def _advance(progress: SortProgress, page: Page, *, reached_end: bool, stopped: 
     progress.done = stopped or page.next_url is None
 
 
-def _take(walk: _Walk, raw: Any, context: _WalkContext) -> bytes | None:
-    """Count one entry; return its spool line when it is new to this walk (and not streamed)."""
-    progress = walk.progress
-    progress.returned += 1
-    record = normalize(raw, context.settings.repo_type)
-    if record is None:
-        progress.skipped += 1
-        return None
-    if not walk.seen.add(walk.index, record["id"], progress.returned):
-        return None  # a repeat within the sort is a duplicate: dropped
-    with_raw = context.settings.raw
+def _take(reader: PageReader, page: Page) -> Shaped:
+    try:
+        return reader.take()
+    except BodyError as exc:  # found by the page worker, once the walk had gone on
+        raise HubResponseError(
+            200,
+            page.url,
+            f"the body had the shape of a JSON array but is no page of entries ({exc})",
+            hint="run again; with --state the walk goes on from this page",
+        ) from None
+
+
+def _reader(walk: _Walk, context: _WalkContext) -> PageReader:
+    settings = context.settings
+    shape = WalkShape(
+        repo_type=settings.repo_type,
+        sort=walk.sort,
+        sort_index=walk.index,
+        streaming=context.sink is not None,
+        with_raw=settings.raw,
+    )
+    shaper = Shaper(shape, returned=walk.progress.returned, limit=settings.limit)
+    return PageReader(shaper, offload=settings.page_worker)
+
+
+def _deliver(walk: _Walk, shaped: Shaped, context: _WalkContext) -> None:
+    """Send a page's new records on: to the output (streaming), or durably to the spool.
+
+    A record is new when this sort has not returned its id before (a repeat is a duplicate).
+    """
+    add, index = walk.seen.add, walk.index
+    new = [add(index, id_, rank) for id_, rank in zip(shaped.ids, shaped.ranks, strict=True)]
+    lines = shaped.kept(new)
     if context.sink is not None:
-        context.sink(_final(record, {walk.sort: progress.returned}, raw, with_raw))
-        return None
-    spooled = {**record, "raw": raw} if with_raw else record
-    return Spool.line(walk.index, progress.returned, orjson.dumps(spooled))
-
-
-def _commit(walk: _Walk, lines: list[bytes], context: _WalkContext) -> None:
-    """Make a page's records and progress durable together, so a resume never sees half."""
-    with context.commit_lock:
+        context.sink(lines, sum(new))
+    with context.commit_lock:  # the page's records and progress together: a resume never sees half
         if lines and context.spool is not None:
             context.spool.append(lines)
         if context.store is not None:
             context.store.progress[walk.sort] = dataclasses.replace(walk.progress)
             context.store.commit()
-
-
-def _final(record: Record, found_by: dict[str, int], raw: Any, with_raw: bool) -> Record:
-    record["found_by"] = found_by
-    if with_raw:
-        record["raw"] = raw
-    return record

@@ -16,9 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol
-
-import orjson
+from typing import IO, Protocol
 
 from hfharvest.errors import OutputError
 from hfharvest.settings import OutputFormat, OutputTarget
@@ -74,13 +72,17 @@ class RecordWriter:
         self._pending = bytearray()
         self.count = 0
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write_lines(self, lines: bytes, count: int) -> None:
+        """Write `count` records, serialized as JSONL lines (each ends in a newline)."""
+        if not count:
+            return
         if self._jsonl:
-            self._pending += orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+            self._pending += lines
         else:
+            # orjson escapes newlines within strings: each newline ends a record.
             self._pending += b",\n" if self.count else b"[\n"
-            self._pending += orjson.dumps(record)
-        self.count += 1
+            self._pending += lines[:-1].replace(b"\n", b",\n")
+        self.count += count
         if len(self._pending) >= self._chunk:
             self._send()
 

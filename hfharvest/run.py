@@ -51,12 +51,12 @@ def run_fetch(
         if streaming:
             with open_output(settings.output, stdout) as writer:
                 observer = _FlushEveryPage(observer, writer)
-                walks = walk_and_guard(writer.write)
+                walks = walk_and_guard(writer.write_lines)
         else:
             # The output's temporary file is made only now: a run killed mid-walk leaves none.
             walks = walk_and_guard(None)
             with open_output(settings.output, stdout) as writer:
-                walks.merge(writer.write)
+                walks.merge(writer.write_lines)
     finally:
         if spool is not None and store is None:
             spool.close()

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ SORT_ALIASES: Mapping[str, str] = {
 SORTS_HELP = "likes, downloads, trendingScore, createdAt, lastModified, likes30d, id"
 
 _TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,7 @@ class Settings:
     allow_partial: bool
     max_rps: float | None
     started: datetime
+    page_worker: bool  # shape pages in a second process once a walk is longer than a page
     token: str | None = field(default=None, repr=False)
     token_source: str | None = None
 
@@ -194,6 +197,7 @@ def resolve(
         allow_partial=options.allow_partial,
         max_rps=None if options.max_rps is None else _positive(options.max_rps, "--max-rps"),
         started=started,
+        page_worker=_page_worker(environ),
         token=token,
         token_source=source,
     )
@@ -319,6 +323,27 @@ def _retry_policy(options: FetchOptions, environ: Mapping[str, str]) -> RetryPol
         backoff_max=_env_seconds(environ, "HFHARVEST_BACKOFF_MAX", defaults.backoff_max),
         max_wait=options.max_wait,
     )
+
+
+def _page_worker(environ: Mapping[str, str]) -> bool:
+    """HFHARVEST_PAGE_WORKER: 0 keeps all work in one process, 1 uses a worker even on one CPU.
+
+    Unset, a worker is used where it can run beside the walk: on POSIX (it is given a pipe by
+    descriptor) with more than one CPU to run on.
+    """
+    text = environ.get("HFHARVEST_PAGE_WORKER", "").strip().lower()
+    possible = os.name == "posix"
+    if not text:
+        return possible and _usable_cpus() > 1
+    if text in _TRUE | _FALSE:
+        return possible and text in _TRUE
+    raise UsageError(f"HFHARVEST_PAGE_WORKER must be 0 or 1, not {text!r}")
+
+
+def _usable_cpus() -> int:
+    if hasattr(os, "sched_getaffinity"):  # the CPUs this process may run on, not the machine's
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _env_seconds(environ: Mapping[str, str], name: str, default: float) -> float:

@@ -55,19 +55,15 @@ class Spool:
     def close(self) -> None:
         self._file.close()
 
-    def append(self, lines: list[bytes]) -> int:
+    def append(self, lines: bytes) -> int:
         """Append a page's lines; with `durable`, they are on disk before this returns."""
         self._file.seek(self.length)
-        self._file.write(b"".join(lines))
+        self._file.write(lines)
         self._file.flush()
         if self._durable:
             os.fsync(self._file.fileno())
         self.length = self._file.tell()
         return self.length
-
-    @staticmethod
-    def line(sort_index: int, rank: int, record: bytes) -> bytes:
-        return b"%d\t%d\t%s\n" % (sort_index, rank, record)
 
     def records(self, sort_index: int) -> Iterator[tuple[int, bytes]]:
         """(rank, record JSON) of one sort, in the order its walk found them."""

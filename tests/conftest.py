@@ -28,6 +28,7 @@ _SCRUBBED = (
     "HF_HOME",
     "HF_ENDPOINT",
     "HF_HUB_OFFLINE",
+    "HFHARVEST_PAGE_WORKER",
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -18,7 +19,9 @@ from hfharvest.errors import (
     WaitTooLongError,
 )
 from hfharvest.pacing import Pacer
+from hfharvest.pageworker import PageReader
 from hfharvest.settings import Settings
+from hfharvest.shaping import Shaper, WalkShape
 
 LIST = f"{ENDPOINT}/api/models"
 FIRST = f"{LIST}?sort=likes&limit=1000&full=true"
@@ -37,10 +40,20 @@ class FakeTime:
         self.now += seconds
 
 
-def walk(settings: Settings, sleeps: list[float] | None = None) -> list[Page]:
+@dataclass(frozen=True)
+class Fetched:
+    page: Page
+    entries: int  # how many entries the page's body held
+
+
+def walk(settings: Settings, sleeps: list[float] | None = None) -> list[Fetched]:
+    """One sort's walk through the real client; every body read in this process."""
     time = FakeTime(sleeps if sleeps is not None else [])
     client = HubClient(settings, sleep=time.sleep, pacer=Pacer(clock=lambda: time.now))
-    return list(client.pages(settings.sorts[0]))
+    shape = WalkShape(settings.repo_type, settings.sorts[0], 0, streaming=True, with_raw=False)
+    reader = PageReader(Shaper(shape, returned=0, limit=settings.limit), offload=False)
+    pages = list(client.pages(settings.sorts[0], reader))
+    return [Fetched(page, reader.take().entries) for page in pages]
 
 
 def query(call: responses.Call) -> list[tuple[str, str]]:
@@ -55,9 +68,9 @@ def test_follows_link_as_is_until_there_is_none(
     mocked.get(NEXT, json=models(2, 2), headers=link(third))
     mocked.get(third, json=models(4, 1))
     pages = walk(make_settings(sorts=("likes",)))
-    assert [len(p.entries) for p in pages] == [2, 2, 1]
+    assert [p.entries for p in pages] == [2, 2, 1]
     assert [c.request.url for c in mocked.calls] == [FIRST, NEXT, third]
-    assert pages[-1].next_url is None
+    assert pages[-1].page.next_url is None
 
 
 @pytest.mark.parametrize(
@@ -109,7 +122,7 @@ def test_transient_statuses_are_retried_first_page_included(
     mocked.get(FIRST, status=status, body="<html>oops</html>")
     mocked.get(FIRST, json=models(0, 1))
     pages = walk(make_settings(sorts=("likes",)))
-    assert len(pages[0].entries) == 1
+    assert pages[0].entries == 1
     assert len(mocked.calls) == 2
 
 
@@ -121,7 +134,7 @@ def test_a_200_that_is_not_a_json_array_is_retried(
 ) -> None:
     mocked.get(FIRST, body=body)
     mocked.get(FIRST, json=models(0, 1))
-    assert len(walk(make_settings(sorts=("likes",)))[0].entries) == 1
+    assert walk(make_settings(sorts=("likes",)))[0].entries == 1
 
 
 @pytest.mark.parametrize(
@@ -137,7 +150,7 @@ def test_network_failures_are_retried(
 ) -> None:
     mocked.get(FIRST, body=failure)
     mocked.get(FIRST, json=models(0, 1))
-    assert len(walk(make_settings(sorts=("likes",)))[0].entries) == 1
+    assert walk(make_settings(sorts=("likes",)))[0].entries == 1
 
 
 def test_a_200_with_an_error_object_is_permanent(
@@ -285,7 +298,7 @@ def test_redirects_within_the_endpoint_are_followed_with_the_token(
     mocked.get(FIRST, status=status, headers={"Location": "/api/v2/models?sort=likes"})
     mocked.get(moved, json=models(0, 1))
     pages = walk(make_settings(sorts=("likes",), token="hf_secret"))
-    assert pages[0].url == moved
+    assert pages[0].page.url == moved
     assert mocked.calls[1].request.headers["Authorization"] == "Bearer hf_secret"
 
 

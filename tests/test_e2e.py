@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -170,6 +171,28 @@ def test_same_ids_in_the_same_order_as_the_official_client(
     assert len(official) > 0
 
 
+def children(pid: int) -> set[int]:
+    """The processes `pid` started (its page workers), from /proc."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.update(int(child) for child in (task / "children").read_text().split())
+    return found
+
+
+def assert_all_end(pids: set[int], within: float = 10) -> None:
+    deadline = time.monotonic() + within
+    while pids and time.monotonic() < deadline:
+        pids = {pid for pid in pids if Path(f"/proc/{pid}").exists() and not zombie(pid)}
+        time.sleep(0.05)
+    assert not pids, f"page workers {pids} outlived the walk"
+
+
+def zombie(pid: int) -> bool:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    return False
+
+
 @pytest.fixture
 def slow_hub(hub_catalog: Catalog) -> Iterator[HubEmulator]:
     with HubEmulator(hub_catalog, latency=0.3) as hub:
@@ -190,8 +213,11 @@ def test_a_signal_mid_walk_leaves_no_partial_file(
     deadline = time.monotonic() + 10
     while len(slow_hub.requests_log) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
+    workers = children(process.pid)
+    assert workers  # the walk is past its first page: its pages go to a page worker
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=10)
+    assert_all_end(workers)
     assert process.returncode == code
     name = "SIGTERM" if signum == signal.SIGTERM else "SIGINT"
     assert f"stopped by {name} during likes: " in stderr  # where it stopped
@@ -211,8 +237,11 @@ def test_resume_after_kill_9_ends_with_the_clean_set(
     deadline = time.monotonic() + 10
     while len(slow_hub.requests_log) < 7 and time.monotonic() < deadline:
         time.sleep(0.05)
+    workers = children(process.pid)
+    assert len(workers) == 2  # one per sort
     process.kill()
     process.wait(timeout=5)
+    assert_all_end(workers)  # a worker ends when its walk's process is gone, even by kill -9
     state = json.loads((tmp_path / "m.state").read_text())
     committed = sum(s["pages"] for s in state["sorts"].values())
     assert committed >= 4

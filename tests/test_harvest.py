@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+import orjson
 import pytest
 import responses
 from hypothesis import HealthCheck, given, settings
@@ -21,6 +22,7 @@ from hfharvest.client import HubClient, Page
 from hfharvest.errors import HubResponseError
 from hfharvest.harvest import HarvestResult, SortStats
 from hfharvest.manifest import Ledger
+from hfharvest.pageworker import PageReader
 from hfharvest.run import run_fetch
 from hfharvest.settings import Settings
 
@@ -207,12 +209,17 @@ class ScriptedClient(HubClient):
         self._delays = delays
 
     def pages(
-        self, sort: str, on_retry: Callable[[], None] = lambda: None, start: str | None = None
+        self,
+        sort: str,
+        reader: PageReader,
+        on_retry: Callable[[], None] = lambda: None,
+        start: str | None = None,
     ) -> Any:
         time.sleep(self._delays.get(sort, 0))
         for index, entries in enumerate(self._scripted[sort]):
             last = index == len(self._scripted[sort]) - 1
-            yield Page(url=f"p{index}", entries=entries, next_url=None if last else f"p{index + 1}")
+            reader.read(orjson.dumps(entries), more=not last)
+            yield Page(url=f"p{index}", next_url=None if last else f"p{index + 1}")
 
 
 def scripted_run(
@@ -307,11 +314,36 @@ def test_walks_run_concurrently(make_settings: SettingsFactory) -> None:
 
     class Meeting(ScriptedClient):
         def pages(
-            self, sort: str, on_retry: Callable[[], None] = lambda: None, start: str | None = None
+            self,
+            sort: str,
+            reader: PageReader,
+            on_retry: Callable[[], None] = lambda: None,
+            start: str | None = None,
         ) -> Any:
             inside.wait()  # both walks must be running at once to get past this
-            yield from super().pages(sort, on_retry)
+            yield from super().pages(sort, reader, on_retry)
 
     pages = {"likes": [by_sort([1])], "downloads": [by_sort([2])]}
     records, _ = run(settings, make_client=lambda sleep: Meeting(settings, pages, {}))
     assert len(records) == 2
+
+
+def test_a_page_shaped_like_an_array_that_does_not_parse(
+    mocked: responses.RequestsMock, make_settings: SettingsFactory
+) -> None:
+    """Read here, it is fetched again; by the page worker, the walk has moved on: it stops."""
+    url = f"{LIST}?sort=likes&limit=1000&full=true"
+    broken = b'[{"id": "org/m2"},]'
+    mocked.get(url, json=by_sort([1]), headers=link(f"{url}&cursor=x"))
+    mocked.get(f"{url}&cursor=x", body=broken)
+    mocked.get(f"{url}&cursor=x", json=by_sort([2]))
+    in_process = make_settings(sorts=("likes",), environ={"HFHARVEST_PAGE_WORKER": "0"})
+    records, result = run(in_process)
+    assert [r["id"] for r in records] == ["org/m1", "org/m2"]
+    assert result.stats[0].retries == 1
+
+    mocked.get(url, json=by_sort([1]), headers=link(f"{url}&cursor=x"))
+    mocked.get(f"{url}&cursor=x", body=broken)
+    with pytest.raises(HubResponseError, match=r"from .*cursor=x: the body had the shape of a "
+                       r"JSON array but is no page of entries \(trailing comma"):  # fmt: skip
+        run(make_settings(sorts=("likes",), environ={"HFHARVEST_PAGE_WORKER": "1"}))

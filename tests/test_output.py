@@ -8,6 +8,7 @@ import json
 import os
 from pathlib import Path
 
+import orjson
 import pytest
 
 from hfharvest.errors import OutputError
@@ -21,7 +22,7 @@ def write(target: OutputTarget, records: list[dict[str, object]] = RECORDS) -> b
     stdout = io.BytesIO()
     with open_output(target, stdout) as writer:
         for record in records:
-            writer.write(record)
+            writer.write_lines(orjson.dumps(record) + b"\n", 1)
     return stdout.getvalue()
 
 
@@ -43,7 +44,7 @@ def test_file_appears_only_when_complete(tmp_path: Path) -> None:
         pytest.raises(RuntimeError),
         open_output(OutputTarget(path, "jsonl", False), io.BytesIO()) as writer,
     ):
-        writer.write(RECORDS[0])
+        writer.write_lines(orjson.dumps(RECORDS[0]) + b"\n", 1)
         raise RuntimeError("the harvest failed")
     assert path.read_text() == "yesterday\n"
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind

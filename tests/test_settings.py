@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,24 @@ class TestOutput:
         with pytest.raises(UsageError, match="cannot write to") as err:
             make_settings(output=str(blocker / "out.jsonl"))
         assert err.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("value", "cpus", "expected"),
+    [(None, 2, True), (None, 1, False), ("0", 2, False), ("off", 2, False), ("1", 1, True)],
+)
+def test_page_worker_where_it_can_run_beside_the_walk(
+    make_settings: SettingsFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    value: str | None,
+    cpus: int,
+    expected: bool,
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)))
+    environ = {} if value is None else {"HFHARVEST_PAGE_WORKER": value}
+    assert make_settings(environ=environ).page_worker is expected
+
+
+def test_page_worker_setting_must_be_on_or_off(make_settings: SettingsFactory) -> None:
+    with pytest.raises(UsageError, match="HFHARVEST_PAGE_WORKER must be 0 or 1, not 'maybe'"):
+        make_settings(environ={"HFHARVEST_PAGE_WORKER": "maybe"})
