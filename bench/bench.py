@@ -7,12 +7,15 @@ and writes it as JSON under bench/results/. Nothing here is a test: the numbers 
 
 Baselines: the bare loop of requests.get + orjson.loads over the same pages (the floor),
 huggingface_hub's list_models (the official client), and the script hfharvest replaces (one
-page of 1,000 per sort, one sort after the other).
+page of 1,000 per sort, one sort after the other); and hfharvest itself without its page worker
+(HFHARVEST_PAGE_WORKER=0), to measure what the worker brings.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
+import contextlib
 import json
 import os
 import platform
@@ -20,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -96,16 +100,46 @@ def _median(values: Iterator[float]) -> float | None:
     return round(statistics.median(items), 3) if items else None
 
 
-def timed(command: list[str], *, stdout: int | None = subprocess.DEVNULL) -> Run:
-    """Run a whole process; its wall time and peak RSS (from wait4, so only this child's)."""
+def timed(
+    command: list[str],
+    *,
+    stdout: int | None = subprocess.DEVNULL,
+    env: dict[str, str] | None = None,
+) -> Run:
+    """Run a whole process: its wall time and the peak RSS of it and its page workers.
+
+    The process's own peak comes from wait4 (so only this child's); its children's (hfharvest's
+    page workers) are sampled from /proc while it runs, and added: the sum of the peaks, an
+    upper bound of what they held at once.
+    """
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, env=CLEAN_ENV)
+    environment = {**CLEAN_ENV, **(env or {})}
+    process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, env=environment)
+    children: dict[int, int] = {}
+    done = threading.Event()
+    sampler = threading.Thread(target=_sample_children, args=(process.pid, children, done))
+    sampler.start()
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
+    done.set()
+    sampler.join()
     if os.waitstatus_to_exitcode(status) != 0:
         assert process.stderr is not None
         raise SystemExit(f"bench: {command[:3]} failed: {process.stderr.read().decode()[-500:]}")
-    return Run(round(seconds, 3), round(usage.ru_maxrss / 1024, 1))
+    peak_kb = usage.ru_maxrss + sum(children.values())
+    return Run(round(seconds, 3), round(peak_kb / 1024, 1))
+
+
+def _sample_children(pid: int, peaks: dict[int, int], done: threading.Event) -> None:
+    """Every 20 ms, the peak RSS (VmHWM, kB) so far of each child of `pid`."""
+    while not done.wait(0.02):
+        with contextlib.suppress(OSError):  # the process or a child ended meanwhile
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                for child in (task / "children").read_text().split():
+                    status = Path(f"/proc/{child}/status").read_text().splitlines()
+                    hwm = next((line for line in status if line.startswith("VmHWM")), None)
+                    if hwm is not None:  # a child that has exited but is not reaped has none
+                        peaks[int(child)] = int(hwm.split()[1])
 
 
 @contextmanager
@@ -128,10 +162,10 @@ def python(code: str, *args: str) -> Run:
     return timed([str(BIN / "python"), "-c", code, *args])
 
 
-def fetch(url: str, *args: str) -> Run:
+def fetch(url: str, *args: str, env: dict[str, str] | None = None) -> Run:
     with tempfile.TemporaryDirectory() as folder:
         return timed([HFHARVEST, "fetch", "--endpoint", url, "-q", "-o",
-                      f"{folder}/out.jsonl", "--no-manifest", *args])  # fmt: skip
+                      f"{folder}/out.jsonl", "--no-manifest", *args], env=env)  # fmt: skip
 
 
 def alternate(scenario: Scenario, ours: Callable[[], Run], baseline: Callable[[], Run],
@@ -151,7 +185,11 @@ def throughput(repeats: int) -> list[Scenario]:
         official = alternate(Scenario("100k models, full, 1 sort, JSONL file", baseline_name=
                                       "huggingface_hub list_models"), ours,
                              lambda: python(LIST_MODELS, url), repeats // 2 + 1)  # fmt: skip
-    return [floor, official]
+        in_process = lambda: fetch(url, "--sort", "likes", env={"HFHARVEST_PAGE_WORKER": "0"})  # noqa: E731
+        worker = alternate(Scenario("100k models, full, 1 sort, JSONL file", baseline_name=
+                                    "hfharvest without its page worker"), ours, in_process,
+                           repeats)  # fmt: skip
+    return [floor, official, worker]
 
 
 def memory(repeats: int) -> list[Scenario]:
@@ -234,6 +272,9 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=None,
                         help="throughput memory concurrency pacing diff")  # fmt: skip
     args = parser.parse_args()
+    # As pip does when it installs a wheel: without it (PYTHONDONTWRITEBYTECODE, an editable
+    # install) every hfharvest run would compile its modules again, which no installed one does.
+    compileall.compile_dir(Path(__file__).parent.parent / "hfharvest", quiet=1)
     chosen = args.only or ["throughput", "memory", "concurrency", "pacing", "diff"]
     scenarios: list[Scenario] = []
     for name in chosen:
