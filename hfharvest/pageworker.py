@@ -2,7 +2,7 @@
 
 Parsing, normalizing and serializing a page is pure Python work. Done in the walk's own process it
 holds the GIL that the fetching needs too, so the two run by turns. Once a walk proves longer than
-a page, `PageReader` therefore starts a page worker, a child process of its own (`python -m
+a page, `PageReader` therefore starts a page worker, a child process of its own (`python -P -m
 hfharvest.pageworker`), and hands it each body from then on: the walk's process fetches and
 writes while the worker shapes, on another core. The first page is always shaped here, so a
 one-page walk never starts a process; a walk with `--limit` is shaped here too, as it must count
@@ -137,7 +137,8 @@ class PageWorker:
         """A worker that goes on from entry `returned`; None where no process can be started."""
         try:
             process = subprocess.Popen(
-                [sys.executable, "-m", "hfharvest.pageworker"],
+                # -P: not the working folder first on the path, where any orjson.py would do
+                [sys.executable, "-P", "-m", "hfharvest.pageworker"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 start_new_session=True,  # Ctrl-C is the walk's to handle, not the worker's

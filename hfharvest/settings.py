@@ -328,8 +328,8 @@ def _retry_policy(options: FetchOptions, environ: Mapping[str, str]) -> RetryPol
 def _page_worker(environ: Mapping[str, str]) -> bool:
     """HFHARVEST_PAGE_WORKER: 0 keeps all work in one process, 1 uses a worker even on one CPU.
 
-    Unset, a worker is used where it can run beside the walk: on POSIX (it is given a pipe by
-    descriptor) with more than one CPU to run on.
+    Unset, a worker is used where it can run beside the walk: with more than one CPU to run on,
+    and on POSIX, where it runs in a session of its own (Ctrl-C is the walk's to handle).
     """
     text = environ.get("HFHARVEST_PAGE_WORKER", "").strip().lower()
     possible = os.name == "posix"

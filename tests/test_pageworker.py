@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -98,6 +99,15 @@ def test_no_worker_can_start_so_pages_are_shaped_here(
     with caplog.at_level(logging.DEBUG, logger="hfharvest"):
         assert shape_all(bodies, STREAMED, offload=True) == expected
     assert "no page worker could start" in caplog.text
+
+
+def test_the_worker_imports_nothing_from_the_working_folder(
+    hub: HubEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "orjson.py").write_text("raise SystemExit('a stray orjson.py was imported')\n")
+    monkeypatch.chdir(tmp_path)
+    bodies = emulator_bodies(hub, 2)
+    assert shape_all(bodies, STREAMED, offload=True) == shape_all(bodies, STREAMED, offload=False)
 
 
 def test_a_body_that_only_looks_like_an_array_is_refused_by_the_worker() -> None:
