@@ -224,10 +224,18 @@ def concurrency(repeats: int) -> list[Scenario]:
         scenario = alternate(Scenario("2 sorts x 1,377 models, 200 ms a page", baseline_name=
                                       "the same, one sort after the other"), both,
                              one_after_the_other, repeats)  # fmt: skip
+        scenario.notes["requests"] = requests_made(url, both)  # the minimum is 2 pages a sort
         replaced = alternate(Scenario("hf-inference, 2 sorts (1,377 vs 1,204 models)",
                                       baseline_name="one page per sort, sequential (replaced)"),
                              both, lambda: python(REPLACED_SCRIPT, url), repeats)  # fmt: skip
     return [scenario, replaced]
+
+
+def requests_made(url: str, run: Callable[[], Run]) -> int:
+    """How many requests the emulator answered during one more `run`."""
+    before = len(requests.get(f"{url}/_emulator/requests", timeout=10).json())
+    run()
+    return len(requests.get(f"{url}/_emulator/requests", timeout=10).json()) - before
 
 
 def pacing() -> list[Scenario]:

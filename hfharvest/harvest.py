@@ -21,15 +21,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-import orjson
-
 from hfharvest.client import HubClient, Page
 from hfharvest.errors import HubResponseError
 from hfharvest.pacing import Pacer
 from hfharvest.pageworker import PageReader
 from hfharvest.retry import ratelimit_policy
 from hfharvest.settings import Settings
-from hfharvest.shaping import BodyError, Shaped, Shaper, WalkShape, final_line
+from hfharvest.shaping import BodyError, Shaped, Shaper, WalkShape, output_line
 from hfharvest.state import SortProgress, Spool, StateStore
 
 log = logging.getLogger("hfharvest")
@@ -154,13 +152,10 @@ class _Walk:
 class Walks:
     """Every sort's walk once it has ended: counts, failures, and the merge still to do."""
 
-    def __init__(
-        self, walks: Sequence[_Walk], seen: Seen, spool: Spool | None, with_raw: bool
-    ) -> None:
+    def __init__(self, walks: Sequence[_Walk], seen: Seen, spool: Spool | None) -> None:
         self._walks = walks
         self._seen = seen
         self._spool = spool
-        self._with_raw = with_raw
         self.failures: list[BaseException] = []  # in the order they happened
 
     def result(self) -> HarvestResult:
@@ -174,12 +169,11 @@ class Walks:
         assert self._spool is not None, "a streamed walk has no spool to merge"
         sorts = [walk.sort for walk in self._walks]
         for walk in self._walks:
-            for _, data in self._spool.records(walk.index):
-                record = orjson.loads(data)
-                found_by = self._seen.found_by(record["id"], sorts)  # in the order sorts were given
+            for spooled in self._spool.records(walk.index):
+                found_by = self._seen.found_by(spooled.repo_id, sorts)  # in the order given
                 if next(iter(found_by)) != walk.sort:
                     continue  # an earlier sort wrote it
-                sink(final_line(record, found_by, record.pop("raw", None), self._with_raw), 1)
+                sink(output_line(spooled.record, found_by, spooled.raw), 1)
 
 
 def walk_all(
@@ -201,7 +195,7 @@ def walk_all(
     if store is not None:
         for index, rank, repo_id in store.spool.ids():
             seen.add(index, repo_id, rank)
-    outcome = Walks(walks, seen, spool, settings.raw)
+    outcome = Walks(walks, seen, spool)
     cancel = threading.Event()
     commit_lock = threading.Lock()
     pacer = Pacer(settings.max_rps)  # one rate-limit budget for every walk

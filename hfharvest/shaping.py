@@ -151,21 +151,28 @@ class Shaper:
 
     def _line(self, record: dict[str, Any], rank: int, raw: Any) -> bytes:
         shape = self.shape
+        record_json = orjson.dumps(record)
+        raw_json = orjson.dumps(raw) if shape.with_raw else None
         if shape.streaming:
-            return final_line(record, {shape.sort: rank}, raw, shape.with_raw)
-        if shape.with_raw:
-            record["raw"] = raw
-        return spool_line(shape.sort_index, rank, orjson.dumps(record))
+            return output_line(record_json, {shape.sort: rank}, raw_json)
+        return spool_line(shape.sort_index, rank, record["id"], record_json, raw_json)
 
 
-def spool_line(sort_index: int, rank: int, record: bytes) -> bytes:
-    """A line of the spool, which `state.Spool` keeps and reads back."""
-    return b"%d\t%d\t%s\n" % (sort_index, rank, record)
+def spool_line(sort_index: int, rank: int, repo_id: str, record: bytes, raw: bytes | None) -> bytes:
+    """A line of the spool (which `state.Spool` keeps and reads back), tab-separated: sort index,
+    rank, id (a JSON string), record and raw (JSON; empty without --raw). JSON as orjson writes
+    it holds no tab or newline outside its strings, and escapes them within."""
+    return b"%d\t%d\t%s\t%s\t%s\n" % (sort_index, rank, orjson.dumps(repo_id), record, raw or b"")
 
 
-def final_line(record: dict[str, Any], found_by: dict[str, int], raw: Any, with_raw: bool) -> bytes:
-    """A record as the output holds it: with `found_by`, and `raw` last when asked for."""
-    record["found_by"] = found_by
-    if with_raw:
-        record["raw"] = raw
-    return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+def output_line(record: bytes, found_by: dict[str, int], raw: bytes | None) -> bytes:
+    """A record as the output holds it, from its JSON: `found_by` added, then `raw` if given.
+
+    The keys are appended to the object's bytes, so a spooled record is never parsed again;
+    the result is what serializing the record with those keys added would give.
+    """
+    tail = b'"found_by":' + orjson.dumps(found_by)
+    if raw is not None:
+        tail += b',"raw":' + raw
+    separator = b"," if record != b"{}" else b""
+    return record[:-1] + separator + tail + b"}\n"

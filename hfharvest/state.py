@@ -1,12 +1,12 @@
 """Spool and state: where walks keep their records, and what `--state` keeps to resume them.
 
-The spool is an append-only file of lines `<sort index>\\t<rank>\\t<record JSON>\\n`, one per new
-record of a walk, in the walk's page order. Without `--state` it is an anonymous temporary file.
-With `--state FILE` it is `FILE.spool`, and `FILE` is a small JSON document rewritten atomically
-after every page: the job's parameters, each sort's next URL and counters, and the spool's
-committed length. A crash, a `kill -9` or a failure therefore loses at most the page in flight,
-and running the same command again goes on from the next URL of each sort. Neither file holds the
-token: the URLs never carry it.
+The spool is an append-only file of tab-separated lines (sort index, rank, id, record, raw; see
+`shaping.spool_line`), one per new record of a walk, in the walk's page order. Without `--state`
+it is an anonymous temporary file. With `--state FILE` it is `FILE.spool`, and `FILE` is a small
+JSON document rewritten atomically after every page: the job's parameters, each sort's next URL
+and counters, and the spool's committed length. A crash, a `kill -9` or a failure therefore loses
+at most the page in flight, and running the same command again goes on from the next URL of each
+sort. Neither file holds the token: the URLs never carry it.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import orjson
 
 from hfharvest.errors import UsageError
 from hfharvest.output import atomic_file
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: spool lines carry the id, and raw in a field of its own
 
 
 @dataclass
@@ -38,6 +38,13 @@ class SortProgress:
     seconds: float = 0.0
     done: bool = False
     reached_end: bool = False
+
+
+class SpooledRecord(NamedTuple):
+    rank: int
+    repo_id: str
+    record: bytes  # JSON, without found_by
+    raw: bytes | None  # JSON, with --raw
 
 
 class Spool:
@@ -65,19 +72,19 @@ class Spool:
         self.length = self._file.tell()
         return self.length
 
-    def records(self, sort_index: int) -> Iterator[tuple[int, bytes]]:
-        """(rank, record JSON) of one sort, in the order its walk found them."""
+    def records(self, sort_index: int) -> Iterator[SpooledRecord]:
+        """The records of one sort, in the order its walk found them."""
         prefix = b"%d\t" % sort_index
         for line in self._lines():
             if line.startswith(prefix):
-                _, rank, record = line.split(b"\t", 2)
-                yield int(rank), record
+                _, rank, repo_id, record, raw = line[:-1].split(b"\t")
+                yield SpooledRecord(int(rank), orjson.loads(repo_id), record, raw or None)
 
     def ids(self) -> Iterator[tuple[int, int, str]]:
         """(sort index, rank, id) of every line: what a resumed walk already has."""
         for line in self._lines():
-            index, rank, record = line.split(b"\t", 2)
-            yield int(index), int(rank), orjson.loads(record)["id"]
+            index, rank, repo_id, _ = line.split(b"\t", 3)
+            yield int(index), int(rank), orjson.loads(repo_id)
 
     def _lines(self) -> Iterator[bytes]:
         self._file.seek(0)
@@ -165,7 +172,8 @@ def _load(path: Path) -> dict[str, Any]:
     try:
         saved: dict[str, Any] = orjson.loads(path.read_bytes())
         if saved.get("version") != STATE_VERSION:
-            raise ValueError(f"version {saved.get('version')}")
+            version = saved.get("version")
+            raise ValueError(f"state version {version}; this hfharvest reads {STATE_VERSION}")
         missing = {"job", "sorts", "spool_length"} - saved.keys()
         if missing:
             raise ValueError(f"no {', '.join(sorted(missing))}")
