@@ -225,6 +225,16 @@ class TestResume:
         assert result.exit_code == 2
         assert "belongs to another job (it differs in: limit)" in result.stderr
 
+    def test_a_state_of_an_older_format_is_refused(self, hub: HubEmulator, tmp_path: Path) -> None:
+        hub.add_fault("503@/cursor=/x1")
+        assert fetch(hub, *self.args(tmp_path)).exit_code == 1
+        state = tmp_path / "job.state"
+        state.write_text(state.read_text().replace('"version": 2', '"version": 1'))
+        result = fetch(hub, *self.args(tmp_path))
+        assert result.exit_code == 2
+        assert "cannot be read (state version 1; this hfharvest reads 2)" in result.stderr
+        assert "delete it (and its .spool) to start over" in result.stderr
+
     def test_tomorrows_dated_run_is_the_same_job(
         self, make_settings: SettingsFactory, tmp_path: Path
     ) -> None:
