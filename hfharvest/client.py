@@ -55,6 +55,22 @@ class Page:
     rate_policy: str | None = None  # the RateLimit-Policy header: the quota and its window
 
 
+class BearerToken(requests.auth.AuthBase):
+    """The token, as requests' `auth`: then no ~/.netrc entry can take its place.
+
+    Given only as a header, requests would replace it (or add to a run without a token) whatever
+    credentials ~/.netrc holds for the host, as Basic auth; an explicit `auth` is never replaced.
+    """
+
+    def __init__(self, token: str | None) -> None:
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if self._token:
+            request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+
 def user_agent() -> str:
     return (
         f"hfharvest/{__version__}; python/{platform.python_version()}; "
@@ -129,6 +145,7 @@ class HubClient:
         self.origin = origin_of(settings.endpoint)
         self._sleep = sleep
         self._pacer = pacer or Pacer(settings.max_rps)
+        self._auth = BearerToken(settings.token)
 
     def close(self) -> None:
         self.session.close()
@@ -199,7 +216,7 @@ class HubClient:
             with self._pacer.request(self._sleep) as observe:
                 response = self.session.get(
                     url,
-                    headers=self._auth_headers(),
+                    auth=self._auth,
                     timeout=self.settings.timeout,
                     allow_redirects=False,
                 )
@@ -219,10 +236,6 @@ class HubClient:
                 f"{format_origin(self.origin)}; stopped there (the token is never sent elsewhere)",
                 hint="if the Hub moved, pass its new address with --endpoint",
             )
-
-    def _auth_headers(self) -> dict[str, str]:
-        token = self.settings.token
-        return {"Authorization": f"Bearer {token}"} if token else {}
 
     def _page_or_raise(self, response: requests.Response, reader: PageReader) -> Page:
         url = response.url

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -328,3 +329,23 @@ def test_no_token_sends_no_authorization(
     mocked.get(FIRST, json=[])
     walk(make_settings(sorts=("likes",), environ={"HF_TOKEN": "hf_env"}, no_token=True))
     assert "Authorization" not in mocked.calls[0].request.headers
+
+
+@pytest.mark.parametrize(("token", "expected"), [("hf_secret", "Bearer hf_secret"), (None, None)])
+def test_a_netrc_entry_for_the_endpoint_never_replaces_the_token(
+    mocked: responses.RequestsMock,
+    make_settings: SettingsFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    token: str | None,
+    expected: str | None,
+) -> None:
+    """requests lets ~/.netrc replace an Authorization header: the token, or none, must win."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine {urlsplit(ENDPOINT).hostname} login someone password p4ss\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    mocked.get(FIRST, json=[])
+    options = {"token": token} if token else {"no_token": True}
+    walk(make_settings(sorts=("likes",), **options))
+    assert mocked.calls[0].request.headers.get("Authorization") == expected
