@@ -58,8 +58,8 @@ class Page:
 class BearerToken(requests.auth.AuthBase):
     """The token, as requests' `auth`: then no ~/.netrc entry can take its place.
 
-    Given only as a header, requests would replace it (or add to a run without a token) whatever
-    credentials ~/.netrc holds for the host, as Basic auth; an explicit `auth` is never replaced.
+    As a plain header it would lose to ~/.netrc: requests replaces it with the Basic credentials
+    netrc holds for the host (and adds them when there is no token). An explicit `auth` is kept.
     """
 
     def __init__(self, token: str | None) -> None:
