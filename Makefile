@@ -28,7 +28,7 @@ run: $(STAMP)  ## harvest the real Hub: models served by hf-inference, by likes 
 bench: $(STAMP)  ## hfharvest against its baselines; writes bench/results/*.json (minutes)
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
-soak: $(STAMP)  ## a 2,000-page walk with 5 % of requests failing at random, with and without drift (minutes)
+soak: $(STAMP)  ## a 2,000-page walk with 5 % of requests failing at random, with and without drift (about 40 s)
 	SOAK_PAGES=2000 $(BIN)/pytest -q tests/test_reliability.py -k soak
 
 demo: $(STAMP)  ## offline: the same harvest against the emulator, into demo/models.jsonl

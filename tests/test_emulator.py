@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import socket
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 import requests
 
 from hfharvest.testing import HubEmulator, make_catalog, parse_fault
-from hfharvest.testing.catalog import CREATED_AT_UNKNOWN, Catalog
+from hfharvest.testing.catalog import CREATED_AT_UNKNOWN, Catalog, sort_key
 
 
 def get(hub: HubEmulator, path: str = "/api/models", **params: Any) -> requests.Response:
@@ -267,6 +268,28 @@ class TestFaults:
             walk_ids(hub, sort="likes", limit=50)
             after = {m["id"]: m["likes"] for m in catalog.repos["model"]}
         assert before != after
+
+    def test_drift_keeps_every_cached_order_sorted(self) -> None:
+        catalog = make_catalog(400, 0, 0, hf_inference=10)
+        sorts = ("likes", "downloads", "id", "createdAt")
+        for sort in sorts:
+            catalog.query("model", sort, (), lambda repo: True)
+        catalog.query("model", "likes", ("few",), lambda repo: repo["likes"] % 3 == 0)
+        rng = random.Random(5)
+
+        def move(repo: dict[str, Any]) -> None:
+            repo["likes"] = max(0, repo["likes"] + rng.randint(-50, 50))
+            repo["downloads"] = rng.randint(0, 10**6)
+
+        for _ in range(30):
+            catalog.mutate("model", rng.sample(catalog.repos["model"], 7), move)
+        for sort in sorts:
+            keys, ordered = catalog.query("model", sort, (), lambda repo: True)
+            expected = sorted(catalog.repos["model"], key=lambda repo: sort_key(repo, sort))
+            assert ordered == expected
+            assert keys == [sort_key(repo, sort) for repo in expected]
+        _, few = catalog.query("model", "likes", ("few",), lambda repo: True)
+        assert [sort_key(r, "likes") for r in few] == sorted(sort_key(r, "likes") for r in few)
 
     def test_request_log_over_http(self, hub: HubEmulator) -> None:
         get(hub, sort="likes", limit=3)

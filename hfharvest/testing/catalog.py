@@ -10,6 +10,7 @@ and the top 1,000 by downloads overlap so that their union is about 1,204.
 
 from __future__ import annotations
 
+import bisect
 import gc
 import math
 import random
@@ -65,8 +66,8 @@ _UNKNOWN_MS = _epoch_ms(CREATED_AT_UNKNOWN)
 class Catalog:
     """Repos by type ("model", "dataset", "space"), each a full API object (internal `_` keys).
 
-    Sorted orders are cached per (type, sort, filters) and dropped whenever `mutate` changes
-    the data, so keyset lookups stay a bisection.
+    Sorted orders are cached per (type, sort, filters), so keyset lookups stay a bisection;
+    `mutate` moves the repos it changes to their new places in every cached order.
     """
 
     repos: dict[str, list[Repo]]
@@ -93,11 +94,47 @@ class Catalog:
                 self._cache[cache_key] = cached
             return cached
 
-    def mutate(self, change: Callable[[dict[str, list[Repo]]], None]) -> None:
-        """Apply `change` to the data (live drift) and drop every cached order."""
+    def mutate(
+        self, repo_type: str, moving: Sequence[Repo], change: Callable[[Repo], None]
+    ) -> None:
+        """Apply `change` to each of `moving` (live drift), keeping every cached order sorted.
+
+        Each changed repo leaves its place by bisection and is put back by bisection: a few
+        list moves, where sorting the catalog again took tens of milliseconds a page. Orders are
+        changed on copies, so an answer being written from the old ones is never disturbed.
+        """
         with self._lock:
-            change(self.repos)
-            self._cache.clear()
+            orders = {
+                cache_key: (list(keys), list(ordered))
+                for cache_key, (keys, ordered) in self._cache.items()
+                if cache_key[0] == repo_type
+            }
+            taken = {
+                cache_key: _take_out(keys, ordered, moving, cache_key[1])
+                for cache_key, (keys, ordered) in orders.items()
+            }
+            for repo in moving:
+                change(repo)
+            for cache_key, (keys, ordered) in orders.items():
+                for repo in taken[cache_key]:
+                    key = sort_key(repo, cache_key[1])
+                    place = bisect.bisect_left(keys, key)
+                    keys.insert(place, key)
+                    ordered.insert(place, repo)
+                self._cache[cache_key] = (keys, ordered)
+
+
+def _take_out(
+    keys: list[SortKey], ordered: list[Repo], moving: Sequence[Repo], sort: str
+) -> list[Repo]:
+    """Remove those of `moving` that this order holds (keys are unique); return them."""
+    taken = []
+    for repo in moving:
+        place = bisect.bisect_left(keys, sort_key(repo, sort))
+        if place < len(ordered) and ordered[place] is repo:
+            del keys[place], ordered[place]
+            taken.append(repo)
+    return taken
 
 
 def sort_key(repo: Repo, sort: str) -> SortKey:

@@ -207,7 +207,9 @@ class HubEmulator:
         if self._token_refused(authorization):
             return _error(401, "Invalid credentials in Authorization header", rate_headers)
         if self.drift and number > 1:
-            self.catalog.mutate(self._drift)
+            models = self.catalog.repos["model"]
+            moving = self._rng.sample(models, min(self.drift, len(models)))
+            self.catalog.mutate("model", moving, self._move)
         answer = self._listing(path, query, base, fault)
         answer.headers.update(rate_headers)
         return answer
@@ -298,19 +300,20 @@ class HubEmulator:
             return f"{path}?{query}"
         return f"{self.away if kind == 'link-away' else base}{path}?{query}"
 
-    def _drift(self, repos: dict[str, list[Repo]]) -> None:
-        """Live data: a few models gain or lose likes and downloads between two pages."""
-        models = repos["model"]
-        for repo in self._rng.sample(models, min(self.drift, len(models))):
-            self.drifted.add(repo["id"])
-            repo["likes"] = max(0, repo["likes"] + self._rng.randint(-3, 40))
-            repo["downloads"] = max(0, int(repo["downloads"] * self._rng.uniform(0.5, 3.0)))
+    def _move(self, repo: Repo) -> None:
+        """Live data: a model gains or loses likes and downloads between two pages."""
+        self.drifted.add(repo["id"])
+        repo["likes"] = max(0, repo["likes"] + self._rng.randint(-3, 40))
+        repo["downloads"] = max(0, int(repo["downloads"] * self._rng.uniform(0.5, 3.0)))
 
 
 def _make_handler(emulator: HubEmulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as the Hub's front end does
         server_version = "hfharvest-emulator"
+        # The headers and the body leave in two writes: with Nagle's algorithm the second waited
+        # for the client's delayed ACK, about 40 ms on every answer over loopback.
+        disable_nagle_algorithm = True
 
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
