@@ -2,12 +2,13 @@
 
 Parsing, normalizing and serializing a page is pure Python work. Done in the walk's own process it
 holds the GIL that the fetching needs too, so the two run by turns. Once a walk proves longer than
-a page, `PageReader` therefore starts a page worker, a child process of its own (`python -P -m
+two pages, `PageReader` therefore starts a page worker, a child process of its own (`python -P -m
 hfharvest.pageworker`), and hands it each body from then on: the walk's process fetches and
-writes while the worker shapes, on another core. The first page is always shaped here, so a
-one-page walk never starts a process; a walk with `--limit` is shaped here too, as it must count
-each page's entries at once to ask for no page beyond the limit. `HFHARVEST_PAGE_WORKER=0` keeps
-everything in one process.
+writes while the worker shapes, on another core. The first two pages are always shaped here:
+a walk of a page or two (most filtered ones) never pays for starting a process, and a long walk
+loses next to nothing. A walk with `--limit` is shaped here too, as it must count each page's
+entries at once to ask for no page beyond the limit. `HFHARVEST_PAGE_WORKER=0` keeps everything
+in one process.
 
 The fetching thread does not wait for the worker: it checks that a body has the shape of a JSON
 array (an HTML page, an empty or cut body or the Hub's error object is caught there, and retried
@@ -53,6 +54,7 @@ from hfharvest.shaping import (
 
 log = logging.getLogger("hfharvest")
 
+PAGES_BEFORE_WORKER = 2  # pages shaped in-process before a walk's worker is started
 _PIPE_SIZE = 1 << 20  # Linux's default pipe-max-size; a page of 1,000 full models is ~0.7 MB
 _HEADER = struct.Struct("!cI")
 _SHAPE, _BODY = b"S", b"B"
@@ -79,6 +81,7 @@ class PageReader:
         self._offload = offload and shaper.limit is None
         self._worker: PageWorker | None = None
         self._entries_read = shaper.returned
+        self._pages_read = 0
         self._pending: deque[list[Any] | None] = deque()  # per page: its entries, None: worker's
 
     def read(self, body: bytes, *, more: bool) -> None:
@@ -91,7 +94,8 @@ class PageReader:
         entries = parse_entries(body)
         self._pending.append(entries)
         self._entries_read += len(entries)
-        if more and self._offload:
+        self._pages_read += 1
+        if more and self._offload and self._pages_read >= PAGES_BEFORE_WORKER:
             self._offload = False  # one worker per walk, and one try at starting it
             self._worker = PageWorker.start(self._shaper.shape, self._entries_read)
             sort = self._shaper.shape.sort

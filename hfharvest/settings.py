@@ -118,7 +118,7 @@ class Settings:
     allow_partial: bool
     max_rps: float | None
     started: datetime
-    page_worker: bool  # shape pages in a second process once a walk is longer than a page
+    page_worker: bool  # shape pages in a second process once a walk is longer than two
     token: str | None = field(default=None, repr=False)
     token_source: str | None = None
 

@@ -213,8 +213,9 @@ def test_a_signal_mid_walk_leaves_no_partial_file(
     deadline = time.monotonic() + 10
     while len(slow_hub.requests_log) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
-    workers = children(process.pid)
-    assert workers  # the walk is past its first page: its pages go to a page worker
+    while not (workers := children(process.pid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert workers  # the walk is past its second page: its pages go to a page worker
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=10)
     assert_all_end(workers)
@@ -237,7 +238,8 @@ def test_resume_after_kill_9_ends_with_the_clean_set(
     deadline = time.monotonic() + 10
     while len(slow_hub.requests_log) < 7 and time.monotonic() < deadline:
         time.sleep(0.05)
-    workers = children(process.pid)
+    while len(workers := children(process.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert len(workers) == 2  # one per sort
     process.kill()
     process.wait(timeout=5)

@@ -342,8 +342,9 @@ def test_a_page_shaped_like_an_array_that_does_not_parse(
     assert [r["id"] for r in records] == ["org/m1", "org/m2"]
     assert result.stats[0].retries == 1
 
-    mocked.get(url, json=by_sort([1]), headers=link(f"{url}&cursor=x"))
-    mocked.get(f"{url}&cursor=x", body=broken)
+    mocked.get(url, json=by_sort([1]), headers=link(f"{url}&cursor=w"))
+    mocked.get(f"{url}&cursor=w", json=by_sort([3]), headers=link(f"{url}&cursor=x"))
+    mocked.get(f"{url}&cursor=x", body=broken)  # the third page: the worker's
     with pytest.raises(HubResponseError, match=r"from .*cursor=x: the body had the shape of a "
                        r"JSON array but is no page of entries \(trailing comma"):  # fmt: skip
         run(make_settings(sorts=("likes",), environ={"HFHARVEST_PAGE_WORKER": "1"}))

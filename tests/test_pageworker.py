@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import models
-from hfharvest.pageworker import PageReader, PageWorker, PageWorkerError
+from hfharvest.pageworker import PAGES_BEFORE_WORKER, PageReader, PageWorker, PageWorkerError
 from hfharvest.shaping import (
     ErrorBody,
     NotAnArray,
@@ -74,7 +74,7 @@ def test_a_worker_shapes_exactly_as_this_process(
     assert offloaded[2].skipped == 2
 
 
-def test_a_one_page_walk_and_a_limited_walk_start_no_process(
+def test_a_walk_of_two_pages_and_a_limited_walk_start_no_process(
     hub: HubEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def refuse(*args: Any) -> None:
@@ -82,7 +82,7 @@ def test_a_one_page_walk_and_a_limited_walk_start_no_process(
 
     monkeypatch.setattr(PageWorker, "start", refuse)
     bodies = emulator_bodies(hub, 3)
-    shape_all(bodies[:1], STREAMED, offload=True)
+    shape_all(bodies[:2], STREAMED, offload=True)
     limited = shape_all(bodies, STREAMED, offload=True, limit=250)  # it counts each page
     assert [page.returned for page in limited] == [100, 100, 50]
 
@@ -106,16 +106,17 @@ def test_the_worker_imports_nothing_from_the_working_folder(
 ) -> None:
     (tmp_path / "orjson.py").write_text("raise SystemExit('a stray orjson.py was imported')\n")
     monkeypatch.chdir(tmp_path)
-    bodies = emulator_bodies(hub, 2)
+    bodies = emulator_bodies(hub, 3)
     assert shape_all(bodies, STREAMED, offload=True) == shape_all(bodies, STREAMED, offload=False)
 
 
 def test_a_body_that_only_looks_like_an_array_is_refused_by_the_worker() -> None:
     reader = PageReader(Shaper(STREAMED, returned=0, limit=None), offload=True)
     try:
-        reader.read(orjson.dumps(models(0, 2)), more=True)  # starts the worker
+        reader.read(orjson.dumps(models(0, 2)), more=True)
+        reader.read(orjson.dumps(models(2, 1)), more=True)  # starts the worker
         reader.read(b'[{"id": "a/b"},]', more=False)  # the shape of an array: sent as it is
-        assert reader.take().ids == ["org/m0", "org/m1"]
+        assert [reader.take().ids for _ in range(2)] == [["org/m0", "org/m1"], ["org/m2"]]
         with pytest.raises(NotJSON, match="trailing comma is not allowed"):
             reader.take()
     finally:
@@ -124,7 +125,9 @@ def test_a_body_that_only_looks_like_an_array_is_refused_by_the_worker() -> None
 
 def started_worker() -> tuple[PageReader, PageWorker]:
     reader = PageReader(Shaper(STREAMED, returned=0, limit=None), offload=True)
-    reader.read(orjson.dumps(models(0, 1)), more=True)
+    for page in range(PAGES_BEFORE_WORKER):
+        reader.read(orjson.dumps(models(page, 1)), more=True)
+        reader.take()
     worker = reader._worker
     assert worker is not None
     return reader, worker
@@ -132,7 +135,6 @@ def started_worker() -> tuple[PageReader, PageWorker]:
 
 def test_a_worker_that_dies_stops_the_walk_with_what_to_do() -> None:
     reader, worker = started_worker()
-    reader.take()
     os.kill(worker.pid, signal.SIGKILL)
     with pytest.raises(PageWorkerError, match=r"exited with code -9; the pages it held are lost"):
         reader.read(orjson.dumps(models(1, 1)), more=False)
