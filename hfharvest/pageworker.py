@@ -80,7 +80,7 @@ class PageReader:
         self._shaper = shaper  # shapes the pages read here
         self._offload = offload and shaper.limit is None
         self._worker: PageWorker | None = None
-        self._entries_read = shaper.returned
+        self._entries_read = shaper.returned  # counted here only: a worker means no --limit
         self._pages_read = 0
         self._pending: deque[list[Any] | None] = deque()  # per page: its entries, None: worker's
 
