@@ -7,7 +7,6 @@ most one line of hint, and the exit code documented in the README.
 
 from __future__ import annotations
 
-import gc
 import os
 import signal
 import sys
@@ -20,10 +19,11 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from hfharvest import __version__
+from hfharvest import __version__, tune_gc
 from hfharvest.diff import DEFAULT_IGNORED, diff_snapshots
 from hfharvest.errors import HarvestError, UsageError
 from hfharvest.manifest import Ledger, build_stats, write_json
+from hfharvest.normalize import record_schema
 from hfharvest.report import Report
 from hfharvest.run import run_fetch
 from hfharvest.settings import SORTS_HELP, FetchOptions, Settings, resolve
@@ -274,10 +274,7 @@ def diff(
 @app.command(help="Print the JSON Schema of one output record (its $defs hold the diff line)."
              "\n\nExample: hfharvest schema | jq .required")  # fmt: skip
 def schema() -> None:
-    import importlib.resources  # only `schema` needs it: kept out of every run's start-up
-
-    text = importlib.resources.files("hfharvest").joinpath("schema.json").read_bytes()
-    sys.stdout.buffer.write(text)
+    sys.stdout.buffer.write(record_schema())
     sys.stdout.buffer.flush()
 
 
@@ -335,11 +332,7 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> NoReturn:
     """Console-script entry: run the app, formatting typer's usage errors as one line."""
     signal.signal(signal.SIGTERM, _on_sigterm)
-    # A walk allocates millions of short-lived, acyclic objects (parsed pages, records): at the
-    # default threshold of 700 allocations the cyclic collector would rescan them without end
-    # (about 7 % of a 100,000-model run). Cycles are rare here; they are still collected.
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
+    tune_gc()
     try:
         code = app(args=argv, prog_name="hfharvest", standalone_mode=False)
     except typer.TyperException as exc:

@@ -21,6 +21,7 @@ from typing import IO, Any
 import orjson
 
 from hfharvest.errors import HarvestError, UsageError
+from hfharvest.normalize import record_schema
 
 # Counters move every day; found_by moves with them; raw holds all of them.
 DEFAULT_IGNORED = frozenset(
@@ -52,10 +53,7 @@ class DiffSummary:
 
 
 def record_fields() -> list[str]:
-    import importlib.resources  # only `diff` needs it: kept out of every run's start-up
-
-    schema = importlib.resources.files("hfharvest").joinpath("schema.json").read_bytes()
-    return list(orjson.loads(schema)["properties"])
+    return list(orjson.loads(record_schema())["properties"])
 
 
 def chosen_fields(spec: str | None) -> list[str] | None:

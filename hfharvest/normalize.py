@@ -17,6 +17,13 @@ GATED_VALUES = frozenset({"auto", "manual"})
 _HUB_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z").fullmatch
 
 
+def record_schema() -> bytes:
+    """The JSON Schema every record fits, as shipped in the package (`hfharvest schema`)."""
+    import importlib.resources  # only `schema` and `diff` need it: kept out of a walk's start-up
+
+    return importlib.resources.files("hfharvest").joinpath("schema.json").read_bytes()
+
+
 def normalize(raw: Any, repo_type: str) -> dict[str, Any] | None:
     """Turn one listing entry into a record (without `found_by`), or None when it has no id.
 

@@ -26,7 +26,6 @@ and ends when its stdin closes, so it never outlives the walk.
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import os
 import struct
@@ -39,6 +38,7 @@ from typing import IO, Any
 
 import orjson
 
+from hfharvest import tune_gc
 from hfharvest.errors import HarvestError
 from hfharvest.shaping import (
     BodyError,
@@ -245,9 +245,7 @@ def serve(bodies: IO[bytes], shaped: IO[bytes]) -> None:
 
 
 def main() -> None:
-    # As in the CLI: millions of short-lived acyclic objects, no need to rescan them all the time.
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
+    tune_gc()
     # EOF: the walk ended; a broken pipe: its process is gone. Nothing is left to do either way.
     with contextlib.suppress(EOFError, BrokenPipeError):
         serve(sys.stdin.buffer, sys.stdout.buffer)

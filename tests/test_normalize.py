@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hfharvest.normalize import normalize
+from hfharvest.normalize import normalize, record_schema
 
 FIXTURES = Path(__file__).parent / "fixtures"
-SCHEMA = json.loads(files("hfharvest").joinpath("schema.json").read_text())
+SCHEMA = json.loads(record_schema())
 KEY_ORDER = [
     "id", "type", "author", "name", "sha", "created_at", "last_modified", "private", "disabled",
     "gated", "likes", "downloads", "downloads_all_time", "trending_score", "pipeline_tag",
