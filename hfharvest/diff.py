@@ -94,8 +94,7 @@ def _diff(old: Path, new: Path, out: IO[bytes], compared: list[str] | None) -> D
                 out.write(orjson.dumps({"change": "added", "id": record["id"], "record": record}))
                 out.write(b"\n")
                 continue
-            source.seek(offset)
-            before = orjson.loads(_strip(source.readline()))
+            before = _record_at(source, offset)
             _track_movers(summary, before, record)
             changes = _changes(before, record, compared)
             if changes:
@@ -105,8 +104,7 @@ def _diff(old: Path, new: Path, out: IO[bytes], compared: list[str] | None) -> D
             else:
                 summary.unchanged += 1
         for repo_id, offset in index.items():
-            source.seek(offset)
-            before = orjson.loads(_strip(source.readline()))
+            before = _record_at(source, offset)
             summary.removed += 1
             out.write(orjson.dumps({"change": "removed", "id": repo_id, "record": before}) + b"\n")
     out.flush()
@@ -133,6 +131,12 @@ def _track_movers(summary: DiffSummary, before: dict[str, Any], after: dict[str,
                 heapq.heappush(heap, item)
             else:
                 heapq.heappushpop(heap, item)
+
+
+def _record_at(source: IO[bytes], offset: int) -> dict[str, Any]:
+    source.seek(offset)
+    record: dict[str, Any] = orjson.loads(_strip(source.readline()))
+    return record
 
 
 def _strip(line: bytes) -> bytes:
@@ -166,10 +170,7 @@ def _lines(path: Path) -> Iterator[bytes]:
     """One JSON object per record, read as a stream (JSONL, or JSON as hfharvest writes it)."""
     try:
         with _open(path) as handle:
-            for raw in handle:
-                line = _record_line(raw, path)
-                if line is not None:
-                    yield line
+            yield from (line for _, line in _offsets(handle, path))
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise SnapshotError(f"cannot read {path}: {exc}") from exc
 
