@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -224,18 +225,18 @@ def concurrency(repeats: int) -> list[Scenario]:
         scenario = alternate(Scenario("2 sorts x 1,377 models, 200 ms a page", baseline_name=
                                       "the same, one sort after the other"), both,
                              one_after_the_other, repeats)  # fmt: skip
-        scenario.notes["requests"] = requests_made(url, both)  # the minimum is 2 pages a sort
+        scenario.notes["requests"] = len(logged_during(url, both)[1])  # minimum: 2 pages a sort
         replaced = alternate(Scenario("hf-inference, 2 sorts (1,377 vs 1,204 models)",
                                       baseline_name="one page per sort, sequential (replaced)"),
                              both, lambda: python(REPLACED_SCRIPT, url), repeats)  # fmt: skip
     return [scenario, replaced]
 
 
-def requests_made(url: str, run: Callable[[], Run]) -> int:
-    """How many requests the emulator answered during one more `run`."""
+def logged_during(url: str, run: Callable[[], Run]) -> tuple[Run, list[dict[str, Any]]]:
+    """One more `run`, and the requests the emulator answered meanwhile (its request log)."""
     before = len(requests.get(f"{url}/_emulator/requests", timeout=10).json())
-    run()
-    return len(requests.get(f"{url}/_emulator/requests", timeout=10).json()) - before
+    result = run()
+    return result, requests.get(f"{url}/_emulator/requests", timeout=10).json()[before:]
 
 
 def pacing() -> list[Scenario]:
@@ -243,9 +244,9 @@ def pacing() -> list[Scenario]:
     with emulator("--quota", "50", "--window", "10", "--models", "12000", "--datasets", "0",
                   "--spaces", "0") as url:  # fmt: skip
         time.sleep(10.5)  # the warm-up spent budget: start on a fresh window
-        before = len(requests.get(f"{url}/_emulator/requests", timeout=10).json())
-        run = fetch(url, "--sort", "likes", "--sort", "downloads", "--page-size", "200")
-        log = requests.get(f"{url}/_emulator/requests", timeout=10).json()[before:]
+        run, log = logged_during(
+            url, lambda: fetch(url, "--sort", "likes", "--sort", "downloads", "--page-size", "200")
+        )
     scenario = Scenario("pacing: quota 50 / 10 s, 120 pages", baseline_name="quota arithmetic")
     scenario.ours = [run]
     scenario.baseline = [Run(20.0, 0.0)]  # 120 requests at 50 a window: 2 waits of 10 s
