@@ -199,14 +199,17 @@ def test_one_failed_sort_fails_the_harvest_and_stops_the_others(
 
 
 class ScriptedClient(HubClient):
-    """Serves canned pages per sort, each walk finishing after its own delay."""
+    """Serves canned pages per sort; `before(sort)` runs as each walk begins (a delay, a wait)."""
 
     def __init__(
-        self, settings: Settings, pages: dict[str, list[list[Any]]], delays: dict[str, float]
+        self,
+        settings: Settings,
+        pages: dict[str, list[list[Any]]],
+        before: Callable[[str], object] = lambda sort: None,
     ) -> None:
         super().__init__(settings)
         self._scripted = pages
-        self._delays = delays
+        self._before = before
 
     def pages(
         self,
@@ -215,7 +218,7 @@ class ScriptedClient(HubClient):
         on_retry: Callable[[], None] = lambda: None,
         start: str | None = None,
     ) -> Any:
-        time.sleep(self._delays.get(sort, 0))
+        self._before(sort)
         for index, entries in enumerate(self._scripted[sort]):
             last = index == len(self._scripted[sort]) - 1
             reader.read(orjson.dumps(entries), more=not last)
@@ -225,7 +228,10 @@ class ScriptedClient(HubClient):
 def scripted_run(
     settings: Settings, pages: dict[str, list[list[Any]]], delays: dict[str, float]
 ) -> tuple[list[dict[str, Any]], HarvestResult]:
-    return run(settings, make_client=lambda sleep: ScriptedClient(settings, pages, delays))
+    def delay(sort: str) -> None:
+        time.sleep(delays.get(sort, 0))  # each walk finishes after its own delay
+
+    return run(settings, make_client=lambda sleep: ScriptedClient(settings, pages, delay))
 
 
 def test_output_does_not_depend_on_which_walk_finished_first(
@@ -310,21 +316,11 @@ def test_single_sort_streams_records_while_walking(
 
 def test_walks_run_concurrently(make_settings: SettingsFactory) -> None:
     settings = make_settings(sorts=("likes", "downloads"))
-    inside = threading.Barrier(2, timeout=5)
-
-    class Meeting(ScriptedClient):
-        def pages(
-            self,
-            sort: str,
-            reader: PageReader,
-            on_retry: Callable[[], None] = lambda: None,
-            start: str | None = None,
-        ) -> Any:
-            inside.wait()  # both walks must be running at once to get past this
-            yield from super().pages(sort, reader, on_retry)
-
+    inside = threading.Barrier(2, timeout=5)  # both walks must be running at once to get past
     pages = {"likes": [by_sort([1])], "downloads": [by_sort([2])]}
-    records, _ = run(settings, make_client=lambda sleep: Meeting(settings, pages, {}))
+    records, _ = run(
+        settings, make_client=lambda sleep: ScriptedClient(settings, pages, lambda _: inside.wait())
+    )
     assert len(records) == 2
 
 
