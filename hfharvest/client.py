@@ -2,8 +2,10 @@
 
 One `requests.Session` per client (built in `build_session`, the one place sessions are made),
 a User-Agent, a timeout on every request, the token sent only to the endpoint's own origin, and
-`pages()`, which follows the `Link: rel="next"` cursor exactly as the Hub wrote it. Redirects are
-followed by hand so that none can carry the walk, or the token, to another origin.
+`pages()`, which follows the `Link: rel="next"` cursor exactly as the Hub wrote it and yields each
+page with its entries parsed. Redirects are followed by hand so that none can carry the walk, or
+the token, to another origin. A 200 whose body is not a JSON array of entries (HTML, empty, cut
+or malformed) is fetched again like any transient failure, on whatever page it comes.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import platform
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from urllib.parse import urlencode, urljoin, urlsplit
+from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import orjson
 import requests
@@ -27,7 +30,6 @@ from hfharvest.errors import (
     UnreachableError,
 )
 from hfharvest.pacing import Pacer
-from hfharvest.pageworker import PageReader
 from hfharvest.retry import (
     TRANSIENT_STATUSES,
     call_with_retries,
@@ -36,7 +38,6 @@ from hfharvest.retry import (
     describe_failure,
 )
 from hfharvest.settings import Settings
-from hfharvest.shaping import ErrorBody, NotAnArray, NotJSON, error_text
 
 MAX_REDIRECTS = 5
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -47,10 +48,10 @@ Origin = tuple[str, str, int]
 
 @dataclass(frozen=True)
 class Page:
-    """One answer of the listing: its URL and the next page's URL, if any (its entries went to
-    the walk's `PageReader`)."""
+    """One answer of the listing: its URL, its entries, and the next page's URL, if any."""
 
     url: str
+    entries: list[Any]
     next_url: str | None
     rate_policy: str | None = None  # the RateLimit-Policy header: the quota and its window
 
@@ -99,36 +100,6 @@ def format_origin(origin: Origin) -> str:
     )
 
 
-def listing_path(settings: Settings) -> str:
-    return f"{settings.endpoint}/api/{settings.repo_type}s"
-
-
-def listing_params(settings: Settings, sort: str) -> list[tuple[str, str]]:
-    """The query of a walk's first page; later pages take theirs from the `Link` header."""
-    params: list[tuple[str, str]] = []
-    if settings.search:
-        params.append(("search", settings.search))
-    if settings.author:
-        params.append(("author", settings.author))
-    params.extend(("filter", tag) for tag in settings.filters)
-    if settings.pipeline_tag:
-        params.append(("pipeline_tag", settings.pipeline_tag))
-    if settings.inference_providers:
-        params.append(("inference_provider", ",".join(settings.inference_providers)))
-    params.append(("sort", sort))
-    # A page larger than --limit would fetch entries the walk then throws away.
-    page_size = min(settings.page_size, settings.limit or settings.page_size)
-    params.append(("limit", str(page_size)))
-    if settings.full:
-        params.append(("full", "true"))
-    params.extend(("expand", name) for name in settings.expand)
-    return params
-
-
-def first_url(settings: Settings, sort: str) -> str:
-    return f"{listing_path(settings)}?{urlencode(listing_params(settings, sort))}"
-
-
 class HubClient:
     """Fetches listing pages from one endpoint, with retries, for one walk at a time."""
 
@@ -141,11 +112,13 @@ class HubClient:
         pacer: Pacer | None = None,
     ) -> None:
         self.settings = settings
+        self.transport = settings.transport
         self.session = session or build_session()
-        self.origin = origin_of(settings.endpoint)
+        self.origin = origin_of(self.transport.endpoint)
         self._sleep = sleep
-        self._pacer = pacer or Pacer(settings.max_rps)
-        self._auth = BearerToken(settings.token)
+        self._pacer = pacer or Pacer(self.transport.max_rps)
+        token = self.transport.token
+        self._auth = BearerToken(token.value if token else None)
 
     def close(self) -> None:
         self.session.close()
@@ -153,24 +126,25 @@ class HubClient:
     def pages(
         self,
         sort: str,
-        reader: PageReader,
-        on_retry: Callable[[], None] = lambda: None,
+        *,
         start: str | None = None,
+        more: Callable[[Page], bool] = lambda page: True,
+        on_retry: Callable[[], None] = lambda: None,
     ) -> Iterator[Page]:
         """Yield the pages of one sort's walk; the next page is fetched only when asked for.
 
-        Each page's body goes to `reader`, which checks it (within the retry attempt) and shapes
-        it. `start` is where a resumed walk goes on (a next URL the Hub gave); else the first page.
+        `start` is where a resumed walk goes on (a next URL the Hub gave); else the first page.
+        `more` is asked of each page, in order, before the next is fetched: False ends the walk
+        there (--limit reached, a bound crossed), so no page is fetched that is not needed.
         """
-        url: str | None = start or first_url(self.settings, sort)
+        url: str | None = start or self.settings.first_url(sort)
         fetched: set[str] = set()
         while url is not None:
             fetched.add(url)
-            describe = f"sort {sort}, page {len(fetched)}"
-            page = self.get_page(url, reader, on_retry, describe=describe)
+            page = self.get_page(url, on_retry, describe=f"sort {sort}, page {len(fetched)}")
             yield page
-            if reader.enough:
-                return  # the pages so far hold the --limit's entries: ask for no more
+            if not more(page):
+                return
             if page.next_url in fetched:
                 raise CursorLoopError(
                     f"the Hub's next link repeats a page already fetched ({page.next_url}); "
@@ -179,17 +153,12 @@ class HubClient:
             url = page.next_url
 
     def get_page(
-        self,
-        url: str,
-        reader: PageReader,
-        on_retry: Callable[[], None] = lambda: None,
-        *,
-        describe: str = "",
+        self, url: str, on_retry: Callable[[], None] = lambda: None, *, describe: str = ""
     ) -> Page:
-        policy = self.settings.retry
+        policy = self.transport.retry
         try:
             return call_with_retries(
-                lambda: self._get_once(url, reader),
+                lambda: self._page_or_raise(self._follow_redirects(url)),
                 policy,
                 describe=describe or f"GET {url}",
                 on_retry=on_retry,
@@ -199,26 +168,19 @@ class HubClient:
             attempts = policy.retries + 1
             cause = describe_failure(exc)
             if isinstance(exc, requests.Timeout):
-                cause = f"no answer within --timeout {self.settings.timeout:g} s"
+                cause = f"no answer within --timeout {self.transport.timeout:g} s"
             raise UnreachableError(
                 f"cannot reach {format_origin(self.origin)}: {cause}"
                 f" ({attempts} attempt{'s' if attempts > 1 else ''}, GET {url})",
                 hint="check --endpoint (or HF_ENDPOINT) and the network; --retries tries longer",
             ) from exc
 
-    def _get_once(self, url: str, reader: PageReader) -> Page:
-        response = self._follow_redirects(url)
-        return self._page_or_raise(response, reader)
-
     def _follow_redirects(self, url: str) -> requests.Response:
         for _ in range(MAX_REDIRECTS + 1):
             self._check_origin(url, "a link")
             with self._pacer.request(self._sleep) as observe:
                 response = self.session.get(
-                    url,
-                    auth=self._auth,
-                    timeout=self.settings.timeout,
-                    allow_redirects=False,
+                    url, auth=self._auth, timeout=self.transport.timeout, allow_redirects=False
                 )
                 observe(response.headers)
             if response.status_code not in _REDIRECT_STATUSES or "Location" not in response.headers:
@@ -237,7 +199,7 @@ class HubClient:
                 hint="if the Hub moved, pass its new address with --endpoint",
             )
 
-    def _page_or_raise(self, response: requests.Response, reader: PageReader) -> Page:
+    def _page_or_raise(self, response: requests.Response) -> Page:
         url = response.url
         status = response.status_code
         if 200 <= status < 300:
@@ -245,39 +207,24 @@ class HubClient:
             next_url = urljoin(url, next_link) if next_link else None
             if next_url is not None:
                 self._check_origin(next_url, "the next-page link")
-            self._read(response, reader, more=next_url is not None)
             policy = response.headers.get("RateLimit-Policy")
-            return Page(url=url, next_url=next_url, rate_policy=policy)
+            return Page(url, _entries(response), next_url, rate_policy=policy)
         detail = error_detail(response)
         if status in TRANSIENT_STATUSES:
             wait = demanded_wait(response.headers)
-            check_demanded_wait(wait, url, self.settings.retry)
+            check_demanded_wait(wait, url, self.transport.retry)
             raise TransientResponseError(
                 status, url, detail, demanded_wait=wait[0] if wait else None
             )
         raise HubResponseError(status, url, detail, hint=self._hint_for(status))
 
-    @staticmethod
-    def _read(response: requests.Response, reader: PageReader, *, more: bool) -> None:
-        url, status, body = response.url, response.status_code, response.content
-        try:
-            reader.read(body, more=more)
-        except NotJSON:
-            detail = f"the body is not JSON ({_peek(body)})"
-            raise TransientResponseError(status, url, detail) from None
-        except NotAnArray:
-            detail = f"the body is not a JSON array ({_peek(body)})"
-            raise TransientResponseError(status, url, detail) from None
-        except ErrorBody as exc:
-            raise HubResponseError(status, url, str(exc)) from None
-
     def _hint_for(self, status: int) -> str | None:
-        settings = self.settings
+        token = self.transport.token
         if status in (401, 403):
-            if settings.token is None:
+            if token is None:
                 return "this listing needs a token: set HF_TOKEN or pass --token-file"
             return (
-                f"the token from {settings.token_source} was refused; set another in HF_TOKEN or "
+                f"the token from {token.source} was refused; set another in HF_TOKEN or "
                 "the token file, or pass --no-token"
             )
         if status == 404:
@@ -285,6 +232,25 @@ class HubClient:
         if status == 400:
             return "the Hub rejected the query; check --sort, the filters and --expand"
         return None
+
+
+def _entries(response: requests.Response) -> list[Any]:
+    """A 200's entries. A body that is not a JSON array (an HTML page, an empty, cut or malformed
+    body) is transient: fetched again. The Hub's error object is not: its words are reported."""
+    body = response.content
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        parsed = None
+        detail = f"the body is not JSON ({_peek(body)})"
+    else:
+        detail = f"the body is not a JSON array ({_peek(body)})"
+    if isinstance(parsed, list):
+        return parsed
+    if isinstance(parsed, dict) and "error" in parsed:
+        text = error_text(parsed) or "an error with no text"
+        raise HubResponseError(response.status_code, response.url, text)
+    raise TransientResponseError(response.status_code, response.url, detail)
 
 
 def error_detail(response: requests.Response) -> str:
@@ -298,6 +264,20 @@ def error_detail(response: requests.Response) -> str:
         body = None
     text = error_text(body) if isinstance(body, dict) else None
     return text or response.reason or f"HTTP {response.status_code}"
+
+
+def error_text(body: dict[str, Any]) -> str | None:
+    """The Hub's words in a JSON error body: `error` (a string or a list) or `errors[].message`."""
+    error = body.get("error")
+    if isinstance(error, str):
+        return error
+    if isinstance(error, list):
+        return "; ".join(str(item) for item in error)
+    errors = body.get("errors")
+    if isinstance(errors, list):
+        messages = [e.get("message") for e in errors if isinstance(e, dict)]
+        return "; ".join(str(m) for m in messages if m) or None
+    return None
 
 
 def _peek(body: bytes) -> str:

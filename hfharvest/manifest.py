@@ -18,10 +18,9 @@ from urllib.parse import urlsplit
 import orjson
 
 from hfharvest import __version__
-from hfharvest.client import first_url
-from hfharvest.harvest import HarvestResult
 from hfharvest.output import Written, atomic_file
 from hfharvest.settings import Settings
+from hfharvest.walks import HarvestResult
 
 
 @dataclass
@@ -57,12 +56,12 @@ def build_manifest(settings: Settings, ledger: Ledger) -> dict[str, Any]:
     return {
         "tool": "hfharvest",
         "version": __version__,
-        "endpoint": settings.endpoint,
-        "type": settings.repo_type,
+        "endpoint": settings.transport.endpoint,
+        "type": settings.query.repo_type,
         "request": {
-            **{k: v for k, v in settings.job().items() if k not in ("endpoint", "type")},
-            "queries": {s: urlsplit(first_url(settings, s)).query for s in settings.sorts},
-            "authenticated": settings.token is not None,
+            **{k: v for k, v in settings.job().items() if k not in ("endpoint", "repo_type")},
+            "queries": {s: urlsplit(settings.first_url(s)).query for s in settings.query.sorts},
+            "authenticated": settings.transport.token is not None,
         },
         "started": _stamp(ledger.started),
         "ended": _stamp(ledger.ended),
@@ -92,8 +91,8 @@ def build_stats(
         "exit_code": exit_code,
         "status": ledger.status if exit_code in (0, 3) else "failed",
         "error": error,
-        "endpoint": settings.endpoint if settings else None,
-        "type": settings.repo_type if settings else None,
+        "endpoint": settings.transport.endpoint if settings else None,
+        "type": settings.query.repo_type if settings else None,
         "started": _stamp(ledger.started),
         "ended": _stamp(ledger.ended or datetime.now(UTC)),
         "sorts": _sorts(result),

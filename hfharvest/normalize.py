@@ -10,8 +10,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-# Repos made before the Hub recorded creation dates all carry this value: it means "unknown".
-CREATED_AT_UNKNOWN = "2022-03-02T23:29:04.000Z"
+from hfharvest.hub import CREATED_AT_UNKNOWN
+
 BASE_MODEL_RELATIONS = frozenset({"finetune", "quantized", "adapter", "merge"})
 GATED_VALUES = frozenset({"auto", "manual"})
 _HUB_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z").fullmatch

@@ -12,14 +12,93 @@ import contextlib
 import gzip
 import hashlib
 import os
+import secrets
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Literal, Protocol
 
-from hfharvest.errors import OutputError
-from hfharvest.settings import OutputFormat, OutputTarget
+import orjson
+
+from hfharvest.errors import OutputError, UsageError
+
+OutputFormat = Literal["json", "jsonl"]
+
+
+@dataclass(frozen=True)
+class OutputTarget:
+    """Where records go: a file path (None for stdout), its format, and whether to gzip it.
+
+    `template` is -o as given, before `{date}` and friends: what names the job.
+    """
+
+    path: Path | None
+    format: OutputFormat
+    gzip: bool
+    template: str = "-"
+
+
+def resolve_target(
+    template: str, fmt: str | None, moment: datetime, repo_type: str
+) -> OutputTarget:
+    """The output of a run started at `moment`: its path filled in, its folder made, writable."""
+    if fmt is not None and fmt not in ("json", "jsonl"):
+        raise UsageError(f"--format must be json or jsonl, not {fmt!r}")
+    if template == "-":
+        return OutputTarget(None, "json" if fmt == "json" else "jsonl", False, template)
+    path = Path(_fill_in(template, moment, repo_type)).expanduser()
+    gzip = path.suffix == ".gz"
+    inner_suffix = Path(path.stem).suffix if gzip else path.suffix
+    if fmt is None:
+        fmt = "json" if inner_suffix == ".json" else "jsonl"
+    _check_writable(path)
+    return OutputTarget(path, "json" if fmt == "json" else "jsonl", gzip, template)
+
+
+def _fill_in(template: str, moment: datetime, repo_type: str) -> str:
+    """Fill `{date}` (UTC YYYY-MM-DD), `{time}` (HHMMSSZ) and `{type}` in an output path."""
+    if "{" not in template:
+        return template
+    values = {
+        "date": moment.strftime("%Y-%m-%d"),
+        "time": moment.strftime("%H%M%SZ"),
+        "type": repo_type,
+    }
+    try:
+        return template.format_map(values)
+    except (KeyError, ValueError, IndexError) as exc:
+        fields = "{date}, {time} and {type}"
+        raise UsageError(f"-o/--output {template!r}: only {fields} are filled in ({exc})") from None
+
+
+def _check_writable(path: Path) -> None:
+    """Fail before any request when the output could not be written at the end."""
+    if path.is_dir():
+        raise UsageError(f"-o/--output {path} is a folder; name a file inside it")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as exc:
+        raise UsageError(
+            f"-o/--output: cannot write to {path.parent}: {exc.strerror or exc}",
+            hint="choose a folder you can write to",
+        ) from exc
+
+
+def output_line(record: bytes, found_by: dict[str, int], raw: bytes | None) -> bytes:
+    """A record as the output holds it, from its JSON: `found_by` added, then `raw` if given.
+
+    The keys are appended to the object's bytes, so a spooled record is never parsed again;
+    the result is what serializing the record with those keys added would give.
+    """
+    tail = b'"found_by":' + orjson.dumps(found_by)
+    if raw is not None:
+        tail += b',"raw":' + raw
+    separator = b"," if record != b"{}" else b""
+    return record[:-1] + separator + tail + b"}\n"
 
 
 @dataclass(frozen=True)
@@ -140,26 +219,23 @@ def _compressed(target: _Hashing) -> gzip.GzipFile:
 
 @contextlib.contextmanager
 def atomic_file(path: Path) -> Iterator[IO[bytes]]:
-    """A binary file whose bytes replace `path` at once when the block ends without error."""
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    temp = Path(temp_name)
+    """A binary file whose bytes replace `path` at once when the block ends without error.
+
+    The temporary file is created with mode 0o666, so the kernel applies the umask: the file
+    gets the permissions any new file would, without reading (and so changing) the umask.
+    """
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with open(fd, "wb") as raw:  # noqa: PTH123 (a file descriptor, not a path)
             yield raw
             raw.flush()
             os.fsync(raw.fileno())
-        temp.chmod(0o666 & ~_umask())
         temp.replace(path)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
     _fsync_folder(path.parent)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 
 from hfharvest.diff import DiffSummary
 from hfharvest.errors import redact
-from hfharvest.harvest import HarvestResult, Observer
 from hfharvest.settings import Settings
+from hfharvest.walks import HarvestResult, Observer
 
 
 class _Tracker:
@@ -106,7 +106,7 @@ class Report:
     def walking(self, settings: Settings) -> Iterator[Observer]:
         """A live progress display per walk, on a terminal and unless `--quiet`."""
         if self.quiet or not self.stream.isatty():
-            self._tracker = _Tracker(settings.sorts)
+            self._tracker = _Tracker(settings.query.sorts)
             yield self._tracker
             return
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -121,7 +121,7 @@ class Report:
             transient=True,
         )
         with progress:
-            self._tracker = _ProgressObserver(progress, settings.sorts, settings.limit)
+            self._tracker = _ProgressObserver(progress, settings.query.sorts, settings.query.limit)
             yield self._tracker
 
     def where_stopped(self) -> str:
@@ -149,7 +149,7 @@ class Report:
         from rich.table import Table
 
         table = Table(
-            title=f"{settings.repo_type}s per sort",
+            title=f"{settings.query.repo_type}s per sort",
             title_justify="left",
             box=box.SIMPLE_HEAD,
             show_edge=False,

@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 from typing import IO
 
 from hfharvest.errors import TooFewRecordsError
-from hfharvest.harvest import ClientFactory, HarvestResult, Observer, Sink, Walks, walk_all
 from hfharvest.manifest import Ledger, build_manifest, write_json
 from hfharvest.output import RecordWriter, open_output
 from hfharvest.settings import Settings
 from hfharvest.state import Spool, StateStore
+from hfharvest.walks import HarvestResult, Observer, Sink, SourceFactory, Walks, walk_all
 
 EXIT_COMPLETE = 0
 EXIT_PARTIAL = 3
@@ -28,20 +28,22 @@ def run_fetch(
     observer: Observer,
     ledger: Ledger,
     *,
-    make_client: ClientFactory | None = None,
+    make_source: SourceFactory | None = None,
 ) -> int:
     """Harvest into `settings.output`; return the exit code of a run that wrote its records."""
     store = (
-        StateStore.open(settings.state, settings.job(), settings.sorts) if settings.state else None
+        StateStore.open(settings.state, settings.job(), settings.query.sorts)
+        if settings.state
+        else None
     )
     ledger.resumed = store is not None and store.resumed
     # Records stream out as they come only when nothing must see the whole set first.
-    streaming = len(settings.sorts) == 1 and store is None and settings.min_count is None
+    streaming = len(settings.query.sorts) == 1 and store is None and settings.min_count is None
     spool = store.spool if store else None if streaming else Spool.temporary()
 
     def walk_and_guard(sink: Sink | None) -> Walks:
         walks = walk_all(
-            settings, observer, spool=spool, store=store, sink=sink, make_client=make_client
+            settings, observer, spool=spool, store=store, sink=sink, make_source=make_source
         )
         ledger.result = walks.result()
         _guard(settings, walks, ledger.result)
@@ -85,7 +87,7 @@ def _guard(settings: Settings, walks: Walks, result: HarvestResult) -> None:
     """Refuse to write what must not replace yesterday's snapshot."""
     if settings.min_count is not None and result.unique < settings.min_count:
         raise TooFewRecordsError(
-            f"only {result.unique:,} unique {settings.repo_type}s came back, fewer than "
+            f"only {result.unique:,} unique {settings.query.repo_type}s came back, fewer than "
             f"--min-count {settings.min_count:,}; nothing was written",
             hint="an earlier file is untouched; check the filters, or lower --min-count",
         )

@@ -1,98 +1,67 @@
 """Settings: every option and environment variable resolved and validated once, before any request.
 
-`resolve()` turns the raw option values and the environment into a frozen `Settings`, or raises
-`UsageError` naming the option at fault. The token is resolved here, as the Hub's own clients do.
+`resolve()` turns `FetchOptions` (the raw values, as the command line or the Python API gave
+them) and the environment into a frozen `Settings`, or raises `UsageError` naming the option at
+fault. Settings are made of small records: the `Query` (what is asked of the Hub), the
+`Transport` (how: endpoint, token, timeouts, retries, pacing) and the `OutputTarget`. A run's
+job identity, which `--state` compares, is derived from them, never listed by hand.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import os
-import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import urlencode, urlsplit
 
+from hfharvest.auth import Token, refuse_clear_text, resolve_token
 from hfharvest.errors import OfflineError, UsageError
+from hfharvest.hub import DEFAULT_ENDPOINT, MAX_PAGE_SIZE, REPO_TYPES, SORT_ALIASES, SORTS, RepoType
+from hfharvest.output import OutputTarget, resolve_target
 from hfharvest.retry import RetryPolicy
 
-RepoType = Literal["model", "dataset", "space"]
-OutputFormat = Literal["json", "jsonl"]
-
-DEFAULT_ENDPOINT = "https://huggingface.co"
 DEFAULT_SORTS = ("likes", "downloads")
-MAX_PAGE_SIZE = 1000
-
-# The Hub rejects snake_case sort names; users type them anyway, so they are mapped here.
-SORT_ALIASES: Mapping[str, str] = {
-    "likes": "likes",
-    "downloads": "downloads",
-    "trendingScore": "trendingScore",
-    "trending_score": "trendingScore",
-    "createdAt": "createdAt",
-    "created_at": "createdAt",
-    "lastModified": "lastModified",
-    "last_modified": "lastModified",
-    "likes30d": "likes30d",
-    "likes_30d": "likes30d",
-    "id": "id",
-}
-SORTS_HELP = "likes, downloads, trendingScore, createdAt, lastModified, likes30d, id"
-
 _TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-@dataclass(frozen=True)
-class OutputTarget:
-    """Where records go: a file path (None for stdout), its format, and whether to gzip it."""
-
-    path: Path | None
-    format: OutputFormat
-    gzip: bool
 
 
 @dataclass(frozen=True)
 class FetchOptions:
-    """The raw values of `hfharvest fetch`'s options, as the command line gave them."""
+    """The raw values of `hfharvest fetch`'s options: the one place their defaults are written."""
 
-    sorts: tuple[str, ...] = ()
+    sort: tuple[str, ...] = ()  # empty: DEFAULT_SORTS
     limit: int | None = None
     page_size: int = MAX_PAGE_SIZE
     search: str | None = None
     author: str | None = None
-    filters: tuple[str, ...] = ()
+    filter: tuple[str, ...] = ()
     pipeline_tag: str | None = None
-    inference_providers: tuple[str, ...] = ()
-    full: bool | None = None
+    inference_provider: tuple[str, ...] = ()
+    full: bool | None = None  # None: full unless --expand
     expand: tuple[str, ...] = ()
     repo_type: str = "model"
-    endpoint: str | None = None
-    token: str | None = None
+    endpoint: str | None = None  # None: $HF_ENDPOINT, else DEFAULT_ENDPOINT
+    token: str | bool | None = None  # False: no token at all; None: from the environment
     token_file: Path | None = None
-    no_token: bool = False
     allow_insecure_token: bool = False
     timeout: float = 30.0
-    retries: int = 5
-    max_wait: float = 300.0
+    retries: int = RetryPolicy.retries
+    max_wait: float = RetryPolicy.max_wait
+    max_rps: float | None = None
     output: str = "-"
     format: str | None = None
     raw: bool = False
     manifest: Path | None = None
     no_manifest: bool = False
-    stats_json: Path | None = None
     state: Path | None = None
     min_count: int | None = None
     allow_partial: bool = False
-    max_rps: float | None = None
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Everything one harvest needs, validated. The token is kept out of `repr`."""
+class Query:
+    """What is asked of the Hub: the listing, its filters, the fields, and how much of it."""
 
     repo_type: RepoType
     sorts: tuple[str, ...]
@@ -105,45 +74,6 @@ class Settings:
     inference_providers: tuple[str, ...]
     full: bool
     expand: tuple[str, ...]
-    endpoint: str
-    timeout: float
-    retry: RetryPolicy
-    output: OutputTarget
-    output_template: str  # -o as given, before {date} and friends: what names the job
-    raw: bool
-    manifest: Path | None
-    stats_json: Path | None
-    state: Path | None
-    min_count: int | None
-    allow_partial: bool
-    max_rps: float | None
-    started: datetime
-    page_worker: bool  # shape pages in a second process once a walk is longer than two
-    token: str | None = field(default=None, repr=False)
-    token_source: str | None = None
-
-    def job(self) -> dict[str, Any]:
-        """What makes two runs the same job (a `--state` file is only taken up by its own job).
-
-        The output is compared as its template, so tomorrow's `{date}` run is the same job.
-        """
-        return {
-            "endpoint": self.endpoint,
-            "type": self.repo_type,
-            "sorts": list(self.sorts),
-            "limit": self.limit,
-            "page_size": self.page_size,
-            "search": self.search,
-            "author": self.author,
-            "filters": list(self.filters),
-            "pipeline_tag": self.pipeline_tag,
-            "inference_providers": list(self.inference_providers),
-            "full": self.full,
-            "expand": list(self.expand),
-            "output": self.output_template,
-            "format": self.output.format,
-            "raw": self.raw,
-        }
 
     @property
     def filtered(self) -> bool:
@@ -151,6 +81,71 @@ class Settings:
             self.search or self.author or self.filters or self.pipeline_tag
             or self.inference_providers
         )  # fmt: skip
+
+    def params(self, sort: str) -> list[tuple[str, str]]:
+        """The query of a walk's first page; later pages take theirs from the `Link` header."""
+        params: list[tuple[str, str]] = []
+        if self.search:
+            params.append(("search", self.search))
+        if self.author:
+            params.append(("author", self.author))
+        params.extend(("filter", tag) for tag in self.filters)
+        if self.pipeline_tag:
+            params.append(("pipeline_tag", self.pipeline_tag))
+        if self.inference_providers:
+            params.append(("inference_provider", ",".join(self.inference_providers)))
+        params.append(("sort", sort))
+        # A page larger than --limit would fetch entries the walk then throws away.
+        params.append(("limit", str(min(self.page_size, self.limit or self.page_size))))
+        if self.full:
+            params.append(("full", "true"))
+        params.extend(("expand", name) for name in self.expand)
+        return params
+
+
+@dataclass(frozen=True)
+class Transport:
+    """How the Hub is asked: where, with which token, how long to wait, how often to retry."""
+
+    endpoint: str
+    timeout: float
+    retry: RetryPolicy
+    max_rps: float | None
+    token: Token | None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one harvest needs, validated."""
+
+    query: Query
+    transport: Transport
+    output: OutputTarget
+    raw: bool
+    manifest: Path | None
+    state: Path | None
+    min_count: int | None
+    allow_partial: bool
+    started: datetime
+
+    def first_url(self, sort: str) -> str:
+        """The URL of a sort's first page: the one place a request's parameters are built."""
+        path = f"{self.transport.endpoint}/api/{self.query.repo_type}s"
+        return f"{path}?{urlencode(self.query.params(sort))}"
+
+    def job(self) -> dict[str, Any]:
+        """What makes two runs the same job (a `--state` file is only taken up by its own job).
+
+        The output is compared as its template, so tomorrow's `{date}` run is the same job.
+        """
+        query = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.query).items()}
+        return {  # in JSON's terms (lists, not tuples): a job read back from a state compares equal
+            "endpoint": self.transport.endpoint,
+            **query,
+            "output": self.output.template,
+            "format": self.output.format,
+            "raw": self.raw,
+        }
 
 
 def resolve(
@@ -166,54 +161,62 @@ def resolve(
             "HF_HUB_OFFLINE is set: hfharvest makes no request in offline mode",
             hint="unset HF_HUB_OFFLINE to harvest",
         )
-    repo_type = _repo_type(options)
-    endpoint = _endpoint(options.endpoint or environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT)
-    token, source = _token(options, environ)
-    if token is not None and not options.allow_insecure_token:
-        _refuse_clear_text_token(endpoint)
-    output = _output(_expand(options.output, started, repo_type), options.format)
+    query = _query(options)
+    output = resolve_target(options.output, options.format, started, query.repo_type)
     return Settings(
-        repo_type=repo_type,
-        sorts=_sorts(options.sorts or DEFAULT_SORTS),
+        query=query,
+        transport=_transport(options, environ),
+        output=output,
+        raw=options.raw,
+        manifest=_manifest(options, output),
+        state=options.state,
+        min_count=_at_least(options.min_count, 1, "--min-count"),
+        allow_partial=options.allow_partial,
+        started=started,
+    )
+
+
+def _query(options: FetchOptions) -> Query:
+    return Query(
+        repo_type=_repo_type(options),
+        sorts=_sorts(options.sort or DEFAULT_SORTS),
         limit=_at_least(options.limit, 1, "--limit"),
         page_size=_page_size(options.page_size),
         search=options.search,
         author=options.author,
-        filters=options.filters,
+        filters=options.filter,
         pipeline_tag=options.pipeline_tag,
-        inference_providers=options.inference_providers,
+        inference_providers=options.inference_provider,
         full=_full(options),
         expand=options.expand,
+    )
+
+
+def _transport(options: FetchOptions, environ: Mapping[str, str]) -> Transport:
+    endpoint = _endpoint(options.endpoint or environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT)
+    token = resolve_token(options.token, options.token_file, environ)
+    if token is not None and not options.allow_insecure_token:
+        refuse_clear_text(endpoint)
+    return Transport(
         endpoint=endpoint,
         timeout=_positive(options.timeout, "--timeout"),
         retry=_retry_policy(options, environ),
-        output=output,
-        output_template=options.output,
-        raw=options.raw,
-        manifest=_manifest(options, output),
-        stats_json=options.stats_json,
-        state=options.state,
-        min_count=_at_least(options.min_count, 1, "--min-count"),
-        allow_partial=options.allow_partial,
         max_rps=None if options.max_rps is None else _positive(options.max_rps, "--max-rps"),
-        started=started,
-        page_worker=_page_worker(environ),
         token=token,
-        token_source=source,
     )
 
 
 def _repo_type(options: FetchOptions) -> RepoType:
-    if options.repo_type not in ("model", "dataset", "space"):
+    if options.repo_type not in REPO_TYPES:
         raise UsageError(f"--type must be model, dataset or space, not {options.repo_type!r}")
     if options.repo_type != "model":
         for name, value in (
             ("--pipeline-tag", options.pipeline_tag),
-            ("--inference-provider", options.inference_providers),
+            ("--inference-provider", options.inference_provider),
         ):
             if value:
                 raise UsageError(f"{name} only applies to --type model")
-    return options.repo_type  # type: ignore[return-value]
+    return options.repo_type
 
 
 def _sorts(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -221,7 +224,9 @@ def _sorts(names: tuple[str, ...]) -> tuple[str, ...]:
     for name in names:
         sort = SORT_ALIASES.get(name)
         if sort is None:
-            raise UsageError(f"--sort {name!r} is not a sort the Hub knows; one of {SORTS_HELP}")
+            raise UsageError(
+                f"--sort {name!r} is not a sort the Hub knows; one of {', '.join(SORTS)}"
+            )
         if sort not in sorts:
             sorts.append(sort)
     return tuple(sorts)
@@ -263,87 +268,17 @@ def _endpoint(url: str) -> str:
     return url.rstrip("/")
 
 
-def _token(options: FetchOptions, environ: Mapping[str, str]) -> tuple[str | None, str | None]:
-    """Resolve the token as huggingface_hub does; returns (token, where it came from)."""
-    if options.no_token:
-        return None, None
-    if options.token:
-        return options.token.strip() or None, "--token"
-    if options.token_file is not None:
-        return _read_token_file(options.token_file, "--token-file"), "--token-file"
-    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
-        if environ.get(name, "").strip():
-            return environ[name].strip(), name
-    if environ.get("HF_TOKEN_PATH"):
-        path = Path(environ["HF_TOKEN_PATH"]).expanduser()
-    else:
-        home = environ.get("HF_HOME") or str(Path(environ.get("HOME", "~")) / ".cache/huggingface")
-        path = Path(home).expanduser() / "token"
-    if path.is_file():
-        return _read_token_file(path, "HF_TOKEN_PATH"), str(path)
-    return None, None
-
-
-def _read_token_file(path: Path, option: str) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8").strip() or None
-    except OSError as exc:
-        raise UsageError(f"{option}: cannot read {path}: {exc.strerror or exc}") from exc
-
-
-def _refuse_clear_text_token(endpoint: str) -> None:
-    """A token sent over plain http to another machine can be read on the way: refuse."""
-    parts = urlsplit(endpoint)
-    if parts.scheme == "https" or _is_loopback(parts.hostname or ""):
-        return
-    raise UsageError(
-        f"refusing to send the token in clear text to {parts.scheme}://{parts.netloc}",
-        hint="use an https endpoint, or pass --no-token or --allow-insecure-token",
-    )
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _retry_policy(options: FetchOptions, environ: Mapping[str, str]) -> RetryPolicy:
     if options.retries < 0:
         raise UsageError(f"--retries must be 0 or more, not {options.retries}")
     if options.max_wait < 0:
         raise UsageError(f"--max-wait must be 0 or more, not {options.max_wait:g}")
-    defaults = RetryPolicy()
     return RetryPolicy(
         retries=options.retries,
-        backoff_base=_env_seconds(environ, "HFHARVEST_BACKOFF_BASE", defaults.backoff_base),
-        backoff_max=_env_seconds(environ, "HFHARVEST_BACKOFF_MAX", defaults.backoff_max),
+        backoff_base=_env_seconds(environ, "HFHARVEST_BACKOFF_BASE", RetryPolicy.backoff_base),
+        backoff_max=_env_seconds(environ, "HFHARVEST_BACKOFF_MAX", RetryPolicy.backoff_max),
         max_wait=options.max_wait,
     )
-
-
-def _page_worker(environ: Mapping[str, str]) -> bool:
-    """HFHARVEST_PAGE_WORKER: 0 keeps all work in one process, 1 uses a worker even on one CPU.
-
-    Unset, a worker is used where it can run beside the walk: with more than one CPU to run on,
-    and on POSIX, where it runs in a session of its own (Ctrl-C is the walk's to handle).
-    """
-    text = environ.get("HFHARVEST_PAGE_WORKER", "").strip().lower()
-    possible = os.name == "posix"
-    if not text:
-        return possible and _usable_cpus() > 1
-    if text in _TRUE | _FALSE:
-        return possible and text in _TRUE
-    raise UsageError(f"HFHARVEST_PAGE_WORKER must be 0 or 1, not {text!r}")
-
-
-def _usable_cpus() -> int:
-    if hasattr(os, "sched_getaffinity"):  # the CPUs this process may run on, not the machine's
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def _env_seconds(environ: Mapping[str, str], name: str, default: float) -> float:
@@ -359,22 +294,6 @@ def _env_seconds(environ: Mapping[str, str], name: str, default: float) -> float
     return value
 
 
-def _expand(template: str, moment: datetime, repo_type: str) -> str:
-    """Fill `{date}` (UTC YYYY-MM-DD), `{time}` (HHMMSSZ) and `{type}` in an output path."""
-    if "{" not in template:
-        return template
-    values = {
-        "date": moment.strftime("%Y-%m-%d"),
-        "time": moment.strftime("%H%M%SZ"),
-        "type": repo_type,
-    }
-    try:
-        return template.format_map(values)
-    except (KeyError, ValueError, IndexError) as exc:
-        fields = "{date}, {time} and {type}"
-        raise UsageError(f"-o/--output {template!r}: only {fields} are filled in ({exc})") from None
-
-
 def _manifest(options: FetchOptions, output: OutputTarget) -> Path | None:
     if options.no_manifest:
         if options.manifest is not None:
@@ -383,32 +302,3 @@ def _manifest(options: FetchOptions, output: OutputTarget) -> Path | None:
     if options.manifest is not None or output.path is None:
         return options.manifest  # on stdout there is a manifest only when one is asked for
     return output.path.with_name(output.path.name + ".manifest.json")
-
-
-def _output(output: str, fmt: str | None) -> OutputTarget:
-    if fmt is not None and fmt not in ("json", "jsonl"):
-        raise UsageError(f"--format must be json or jsonl, not {fmt!r}")
-    if output == "-":
-        return OutputTarget(path=None, format="json" if fmt == "json" else "jsonl", gzip=False)
-    path = Path(output).expanduser()
-    gzip = path.suffix == ".gz"
-    inner_suffix = Path(path.stem).suffix if gzip else path.suffix
-    if fmt is None:
-        fmt = "json" if inner_suffix == ".json" else "jsonl"
-    _check_writable(path)
-    return OutputTarget(path=path, format="json" if fmt == "json" else "jsonl", gzip=gzip)
-
-
-def _check_writable(path: Path) -> None:
-    """Fail before any request when the output could not be written at the end."""
-    if path.is_dir():
-        raise UsageError(f"-o/--output {path} is a folder; name a file inside it")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path.parent):
-            pass
-    except OSError as exc:
-        raise UsageError(
-            f"-o/--output: cannot write to {path.parent}: {exc.strerror or exc}",
-            hint="choose a folder you can write to",
-        ) from exc

@@ -1,7 +1,7 @@
 """Spool and state: where walks keep their records, and what `--state` keeps to resume them.
 
 The spool is an append-only file of tab-separated lines (sort index, rank, id, record, raw; see
-`shaping.spool_line`), one per new record of a walk, in the walk's page order. Without `--state`
+`spool_line`), one per new record of a walk, in the walk's page order. Without `--state`
 it is an anonymous temporary file. With `--state FILE` it is `FILE.spool`, and `FILE` is a small
 JSON document rewritten atomically after every page: the job's parameters, each sort's next URL
 and counters, and the spool's committed length. A crash, a `kill -9` or a failure therefore loses
@@ -45,6 +45,13 @@ class SpooledRecord(NamedTuple):
     repo_id: str
     record: bytes  # JSON, without found_by
     raw: bytes | None  # JSON, with --raw
+
+
+def spool_line(sort_index: int, rank: int, repo_id: str, record: bytes, raw: bytes | None) -> bytes:
+    """A line of the spool, tab-separated: sort index, rank, id (a JSON string), record and raw
+    (JSON; empty without --raw). JSON as orjson writes it holds no tab or newline outside its
+    strings, and escapes them within."""
+    return b"%d\t%d\t%s\t%s\t%s\n" % (sort_index, rank, orjson.dumps(repo_id), record, raw or b"")
 
 
 class Spool:

@@ -28,7 +28,6 @@ _SCRUBBED = (
     "HF_HOME",
     "HF_ENDPOINT",
     "HF_HUB_OFFLINE",
-    "HFHARVEST_PAGE_WORKER",
 )
 
 
@@ -54,7 +53,8 @@ def make_settings() -> SettingsFactory:
 
     def build(environ: dict[str, str] | None = None, **options: Any) -> Settings:
         options.setdefault("endpoint", ENDPOINT)
-        options.setdefault("no_token", "token" not in options and "token_file" not in options)
+        if "token" not in options and "token_file" not in options:
+            options["token"] = False
         return resolve(FetchOptions(**options), {**NO_WAIT_ENV, **(environ or {})})
 
     return build

@@ -92,25 +92,6 @@ def test_same_answers_give_byte_identical_output(hub: HubEmulator) -> None:
     assert first.stdout_bytes == second.stdout_bytes
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ("--sort", "likes", "--page-size", "100"),  # streamed to stdout
-        ("--sort", "likes", "--sort", "downloads", "--page-size", "100", "--raw", "--format",
-         "json"),  # spooled, then merged
-    ],
-)  # fmt: skip
-def test_the_page_worker_changes_nothing_but_where_pages_are_shaped(
-    hub: HubEmulator, args: tuple[str, ...]
-) -> None:
-    in_process = fetch(hub, *args, env={"HFHARVEST_PAGE_WORKER": "0"})
-    offloaded = fetch(hub, *args, "--debug", env={"HFHARVEST_PAGE_WORKER": "1"})
-    assert in_process.exit_code == offloaded.exit_code == 0, offloaded.stderr
-    assert "page worker" not in in_process.stderr
-    assert offloaded.stderr.count("shapes its next pages") == args.count("--sort")
-    assert in_process.stdout_bytes == offloaded.stdout_bytes
-
-
 def test_expand_asks_only_for_those_fields(hub: HubEmulator) -> None:
     result = fetch(hub, "--sort", "likes", "--limit", "5", "--expand", "downloadsAllTime", "-q")
     assert result.exit_code == 0, result.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
@@ -20,9 +19,7 @@ from hfharvest.errors import (
     WaitTooLongError,
 )
 from hfharvest.pacing import Pacer
-from hfharvest.pageworker import PageReader
 from hfharvest.settings import Settings
-from hfharvest.shaping import Shaper, WalkShape
 
 LIST = f"{ENDPOINT}/api/models"
 FIRST = f"{LIST}?sort=likes&limit=1000&full=true"
@@ -41,20 +38,11 @@ class FakeTime:
         self.now += seconds
 
 
-@dataclass(frozen=True)
-class Fetched:
-    page: Page
-    entries: int  # how many entries the page's body held
-
-
-def walk(settings: Settings, sleeps: list[float] | None = None) -> list[Fetched]:
-    """One sort's walk through the real client; every body read in this process."""
+def walk(settings: Settings, sleeps: list[float] | None = None) -> list[Page]:
+    """One sort's walk through the real client."""
     time = FakeTime(sleeps if sleeps is not None else [])
     client = HubClient(settings, sleep=time.sleep, pacer=Pacer(clock=lambda: time.now))
-    shape = WalkShape(settings.repo_type, settings.sorts[0], 0, streaming=True, with_raw=False)
-    reader = PageReader(Shaper(shape, returned=0, limit=settings.limit), offload=False)
-    pages = list(client.pages(settings.sorts[0], reader))
-    return [Fetched(page, reader.take().entries) for page in pages]
+    return list(client.pages(settings.query.sorts[0]))
 
 
 def query(call: responses.Call) -> list[tuple[str, str]]:
@@ -68,10 +56,10 @@ def test_follows_link_as_is_until_there_is_none(
     mocked.get(FIRST, json=models(0, 2), headers=link(NEXT))
     mocked.get(NEXT, json=models(2, 2), headers=link(third))
     mocked.get(third, json=models(4, 1))
-    pages = walk(make_settings(sorts=("likes",)))
-    assert [p.entries for p in pages] == [2, 2, 1]
+    pages = walk(make_settings(sort=("likes",)))
+    assert [len(p.entries) for p in pages] == [2, 2, 1]
     assert [c.request.url for c in mocked.calls] == [FIRST, NEXT, third]
-    assert pages[-1].page.next_url is None
+    assert pages[-1].next_url is None
 
 
 @pytest.mark.parametrize(
@@ -87,8 +75,8 @@ def test_follows_link_as_is_until_there_is_none(
              ("expand", "downloadsAllTime")],
         ),
         (
-            {"search": "llama", "author": "meta", "filters": ("gguf", "en"),
-             "pipeline_tag": "text-generation", "inference_providers": ("together", "fal-ai")},
+            {"search": "llama", "author": "meta", "filter": ("gguf", "en"),
+             "pipeline_tag": "text-generation", "inference_provider": ("together", "fal-ai")},
             [("search", "llama"), ("author", "meta"), ("filter", "gguf"), ("filter", "en"),
              ("pipeline_tag", "text-generation"), ("inference_provider", "together,fal-ai"),
              ("sort", "likes"), ("limit", "1000"), ("full", "true")],
@@ -102,7 +90,7 @@ def test_each_option_shapes_the_query(
     expected: list[tuple[str, str]],
 ) -> None:
     mocked.get(LIST, json=[])
-    walk(make_settings(sorts=("likes",), **options))
+    walk(make_settings(sort=("likes",), **options))
     assert query(mocked.calls[0]) == expected
     assert "direction" not in dict(query(mocked.calls[0]))  # the Hub rejects it for most sorts
 
@@ -112,7 +100,7 @@ def test_type_picks_the_listing(
     mocked: responses.RequestsMock, make_settings: SettingsFactory, repo_type: str
 ) -> None:
     mocked.get(f"{ENDPOINT}/api/{repo_type}s", json=[])
-    walk(make_settings(sorts=("likes",), repo_type=repo_type))
+    walk(make_settings(sort=("likes",), repo_type=repo_type))
     assert len(mocked.calls) == 1
 
 
@@ -122,8 +110,8 @@ def test_transient_statuses_are_retried_first_page_included(
 ) -> None:
     mocked.get(FIRST, status=status, body="<html>oops</html>")
     mocked.get(FIRST, json=models(0, 1))
-    pages = walk(make_settings(sorts=("likes",)))
-    assert pages[0].entries == 1
+    pages = walk(make_settings(sort=("likes",)))
+    assert len(pages[0].entries) == 1
     assert len(mocked.calls) == 2
 
 
@@ -135,7 +123,7 @@ def test_a_200_that_is_not_a_json_array_is_retried(
 ) -> None:
     mocked.get(FIRST, body=body)
     mocked.get(FIRST, json=models(0, 1))
-    assert walk(make_settings(sorts=("likes",)))[0].entries == 1
+    assert len(walk(make_settings(sort=("likes",)))[0].entries) == 1
 
 
 @pytest.mark.parametrize(
@@ -151,7 +139,7 @@ def test_network_failures_are_retried(
 ) -> None:
     mocked.get(FIRST, body=failure)
     mocked.get(FIRST, json=models(0, 1))
-    assert walk(make_settings(sorts=("likes",)))[0].entries == 1
+    assert len(walk(make_settings(sort=("likes",)))[0].entries) == 1
 
 
 def test_a_200_with_an_error_object_is_permanent(
@@ -159,7 +147,7 @@ def test_a_200_with_an_error_object_is_permanent(
 ) -> None:
     mocked.get(FIRST, json={"error": "Listing is disabled for this filter"})
     with pytest.raises(HubResponseError, match="Listing is disabled for this filter"):
-        walk(make_settings(sorts=("likes",)))
+        walk(make_settings(sort=("likes",)))
     assert len(mocked.calls) == 1
 
 
@@ -183,7 +171,7 @@ def test_client_errors_are_not_retried_and_show_the_hubs_words(
 ) -> None:
     mocked.get(FIRST, status=status, headers=headers, body=body)
     with pytest.raises(HubResponseError, match=shown) as err:
-        walk(make_settings(sorts=("likes",)))
+        walk(make_settings(sort=("likes",)))
     assert err.value.status == status
     assert err.value.exit_code == 1
     assert len(mocked.calls) == 1
@@ -198,7 +186,7 @@ def test_401_says_the_token_was_refused_and_how_to_set_another(
         headers={"X-Error-Message": "Invalid credentials in Authorization header"},
     )
     with pytest.raises(HubResponseError, match="Invalid credentials") as err:
-        walk(make_settings(sorts=("likes",), environ={"HF_TOKEN": "hf_bad"}, no_token=False))
+        walk(make_settings(sort=("likes",), environ={"HF_TOKEN": "hf_bad"}, token=None))
     assert "token from HF_TOKEN was refused" in (err.value.hint or "")
     assert "hf_bad" not in str(err.value) + (err.value.hint or "")
 
@@ -219,7 +207,7 @@ def test_a_demanded_wait_replaces_the_backoff(
     mocked.get(FIRST, status=429, headers=headers)
     mocked.get(FIRST, json=[])
     sleeps: list[float] = []
-    walk(make_settings(sorts=("likes",)), sleeps)
+    walk(make_settings(sort=("likes",)), sleeps)
     assert sleeps == [wait]
 
 
@@ -232,7 +220,7 @@ def test_retry_after_as_http_date_sets_the_wait(
     mocked.get(FIRST, status=503, headers={"Retry-After": formatdate(time() + 3, usegmt=True)})
     mocked.get(FIRST, json=[])
     sleeps: list[float] = []
-    walk(make_settings(sorts=("likes",)), sleeps)
+    walk(make_settings(sort=("likes",)), sleeps)
     assert len(sleeps) == 1
     assert 2 <= sleeps[0] <= 4
 
@@ -242,7 +230,7 @@ def test_a_wait_beyond_max_wait_fails_at_once(
 ) -> None:
     mocked.get(FIRST, status=429, headers={"Retry-After": "3600"})
     with pytest.raises(WaitTooLongError, match=r"3600 s.*--max-wait 60"):
-        walk(make_settings(sorts=("likes",), max_wait=60))
+        walk(make_settings(sort=("likes",), max_wait=60))
     assert len(mocked.calls) == 1
 
 
@@ -252,7 +240,7 @@ def test_exhausted_retries_name_the_cause(
     for _ in range(3):
         mocked.get(FIRST, body=requests.ConnectionError("[Errno 111] Connection refused"))
     with pytest.raises(UnreachableError, match=r"reach https://hub.test: Connection refused"):
-        walk(make_settings(sorts=("likes",), retries=2))
+        walk(make_settings(sort=("likes",), retries=2))
 
 
 def test_a_link_to_another_origin_stops_the_walk(
@@ -260,7 +248,7 @@ def test_a_link_to_another_origin_stops_the_walk(
 ) -> None:
     mocked.get(FIRST, json=models(0, 1), headers=link("https://evil.test:8443/api/models?c=1"))
     with pytest.raises(CrossOriginError, match=r"https://evil.test:8443"):
-        walk(make_settings(sorts=("likes",), token="hf_secret"))
+        walk(make_settings(sort=("likes",), token="hf_secret"))
     assert len(mocked.calls) == 1  # nothing was sent there
 
 
@@ -270,7 +258,7 @@ def test_scheme_and_port_are_part_of_the_origin(
 ) -> None:
     mocked.get(FIRST, json=[], headers=link(other))
     with pytest.raises(CrossOriginError):
-        walk(make_settings(sorts=("likes",)))
+        walk(make_settings(sort=("likes",)))
 
 
 def test_a_relative_link_is_resolved_against_the_page(
@@ -278,7 +266,7 @@ def test_a_relative_link_is_resolved_against_the_page(
 ) -> None:
     mocked.get(FIRST, json=models(0, 1), headers=link("/api/models?sort=likes&cursor=abc%3D"))
     mocked.get(f"{LIST}?sort=likes&cursor=abc%3D", json=models(1, 1))
-    assert len(walk(make_settings(sorts=("likes",)))) == 2
+    assert len(walk(make_settings(sort=("likes",)))) == 2
 
 
 def test_a_link_that_loops_stops_with_an_error(
@@ -287,7 +275,7 @@ def test_a_link_that_loops_stops_with_an_error(
     mocked.get(FIRST, json=models(0, 1), headers=link(NEXT))
     mocked.get(NEXT, json=models(1, 1), headers=link(FIRST))
     with pytest.raises(CursorLoopError, match="repeats a page"):
-        walk(make_settings(sorts=("likes",)))
+        walk(make_settings(sort=("likes",)))
     assert len(mocked.calls) == 2
 
 
@@ -298,8 +286,8 @@ def test_redirects_within_the_endpoint_are_followed_with_the_token(
     moved = f"{ENDPOINT}/api/v2/models?sort=likes"
     mocked.get(FIRST, status=status, headers={"Location": "/api/v2/models?sort=likes"})
     mocked.get(moved, json=models(0, 1))
-    pages = walk(make_settings(sorts=("likes",), token="hf_secret"))
-    assert pages[0].page.url == moved
+    pages = walk(make_settings(sort=("likes",), token="hf_secret"))
+    assert pages[0].url == moved
     assert mocked.calls[1].request.headers["Authorization"] == "Bearer hf_secret"
 
 
@@ -308,7 +296,7 @@ def test_a_redirect_to_another_origin_is_not_followed(
 ) -> None:
     mocked.get(FIRST, status=302, headers={"Location": "https://cdn.other.test/models"})
     with pytest.raises(CrossOriginError, match=r"302 redirect leads to https://cdn.other.test"):
-        walk(make_settings(sorts=("likes",), token="hf_secret"))
+        walk(make_settings(sort=("likes",), token="hf_secret"))
     assert len(mocked.calls) == 1
 
 
@@ -316,7 +304,7 @@ def test_token_and_user_agent_headers(
     mocked: responses.RequestsMock, make_settings: SettingsFactory
 ) -> None:
     mocked.get(FIRST, json=[])
-    walk(make_settings(sorts=("likes",), token="hf_secret"))
+    walk(make_settings(sort=("likes",), token="hf_secret"))
     headers = mocked.calls[0].request.headers
     assert headers["Authorization"] == "Bearer hf_secret"
     assert headers["User-Agent"].startswith("hfharvest/")
@@ -327,7 +315,7 @@ def test_no_token_sends_no_authorization(
     mocked: responses.RequestsMock, make_settings: SettingsFactory
 ) -> None:
     mocked.get(FIRST, json=[])
-    walk(make_settings(sorts=("likes",), environ={"HF_TOKEN": "hf_env"}, no_token=True))
+    walk(make_settings(sort=("likes",), environ={"HF_TOKEN": "hf_env"}, token=False))
     assert "Authorization" not in mocked.calls[0].request.headers
 
 
@@ -346,6 +334,6 @@ def test_a_netrc_entry_for_the_endpoint_never_replaces_the_token(
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))
     mocked.get(FIRST, json=[])
-    options = {"token": token} if token else {"no_token": True}
-    walk(make_settings(sorts=("likes",), **options))
+    options = {"token": token} if token else {"token": False}
+    walk(make_settings(sort=("likes",), **options))
     assert mocked.calls[0].request.headers.get("Authorization") == expected

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -56,7 +55,7 @@ def test_limit_1000_reproduces_the_replaced_scripts_table(hub: HubEmulator) -> N
     }
     assert rows["likes"] == ["1,000", "1,000", "0"]
     returned, new, duplicates = (int(n.replace(",", "")) for n in rows["downloads"])
-    assert returned == 1000 and abs(new - 204) <= 5 and new + duplicates == 1000
+    assert returned == 1000 and new + duplicates == 1000  # the figures: test_cli, exact
     assert len(ids(result.stdout)) == 1000 + new
     assert [r.query.count("cursor") for r in hub.requests_log] == [0, 0]  # one page per sort
 
@@ -79,6 +78,7 @@ def test_the_default_walk_returns_all_1377(clean_ids: list[str]) -> None:
         ("truncate@2", ()),
         ("html200@1", ()),
         ("empty200@2", ()),
+        ("badjson200@5", ("--sort", "likes", "--page-size", "100")),  # on page 5 of the walk
         ("slow:3@1", ("--timeout", "0.5")),
         ("redirect:307@1", ()),
     ],
@@ -172,25 +172,11 @@ def test_same_ids_in_the_same_order_as_the_official_client(
 
 
 def children(pid: int) -> set[int]:
-    """The processes `pid` started (its page workers), from /proc."""
+    """The processes `pid` started, from /proc."""
     found: set[int] = set()
     for task in Path(f"/proc/{pid}/task").iterdir():
         found.update(int(child) for child in (task / "children").read_text().split())
     return found
-
-
-def assert_all_end(pids: set[int], within: float = 10) -> None:
-    deadline = time.monotonic() + within
-    while pids and time.monotonic() < deadline:
-        pids = {pid for pid in pids if Path(f"/proc/{pid}").exists() and not zombie(pid)}
-        time.sleep(0.05)
-    assert not pids, f"page workers {pids} outlived the walk"
-
-
-def zombie(pid: int) -> bool:
-    with contextlib.suppress(OSError):
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    return False
 
 
 @pytest.fixture
@@ -213,12 +199,9 @@ def test_a_signal_mid_walk_leaves_no_partial_file(
     deadline = time.monotonic() + 10
     while len(slow_hub.requests_log) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
-    while not (workers := children(process.pid)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert workers  # the walk is past its second page: its pages go to a page worker
+    assert not children(process.pid)  # one process: pages are shaped where they are fetched
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=10)
-    assert_all_end(workers)
     assert process.returncode == code
     name = "SIGTERM" if signum == signal.SIGTERM else "SIGINT"
     assert f"stopped by {name} during likes: " in stderr  # where it stopped
@@ -238,12 +221,8 @@ def test_resume_after_kill_9_ends_with_the_clean_set(
     deadline = time.monotonic() + 10
     while len(slow_hub.requests_log) < 7 and time.monotonic() < deadline:
         time.sleep(0.05)
-    while len(workers := children(process.pid)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert len(workers) == 2  # one per sort
     process.kill()
     process.wait(timeout=5)
-    assert_all_end(workers)  # a worker ends when its walk's process is gone, even by kill -9
     state = json.loads((tmp_path / "m.state").read_text())
     committed = sum(s["pages"] for s in state["sorts"].values())
     assert committed >= 4

@@ -16,8 +16,9 @@ from urllib.parse import unquote
 import pytest
 import requests
 
+from hfharvest.hub import CREATED_AT_UNKNOWN
 from hfharvest.testing import HubEmulator, make_catalog, parse_fault
-from hfharvest.testing.catalog import CREATED_AT_UNKNOWN, Catalog, sort_key
+from hfharvest.testing.catalog import Catalog, sort_key
 
 
 def get(hub: HubEmulator, path: str = "/api/models", **params: Any) -> requests.Response:

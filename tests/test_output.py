@@ -12,8 +12,7 @@ import orjson
 import pytest
 
 from hfharvest.errors import OutputError
-from hfharvest.output import open_output
-from hfharvest.settings import OutputTarget
+from hfharvest.output import OutputTarget, open_output
 
 RECORDS: list[dict[str, object]] = [{"id": "a/b", "likes": 1}, {"id": "c/ü", "likes": None}]
 

@@ -2,40 +2,45 @@
 
 from __future__ import annotations
 
-import os
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
 from conftest import SettingsFactory
 from hfharvest.errors import OfflineError, UsageError
+from hfharvest.settings import Settings
+
+
+def token(settings: Settings) -> str | None:
+    return settings.transport.token.value if settings.transport.token else None
 
 
 def test_defaults(make_settings: SettingsFactory) -> None:
     settings = make_settings()
-    assert settings.sorts == ("likes", "downloads")
-    assert settings.full is True
-    assert settings.page_size == 1000
-    assert settings.limit is None
-    assert settings.repo_type == "model"
+    assert settings.query.sorts == ("likes", "downloads")
+    assert settings.query.full is True
+    assert settings.query.page_size == 1000
+    assert settings.query.limit is None
+    assert settings.query.repo_type == "model"
     assert settings.output.path is None
     assert settings.output.format == "jsonl"
-    assert settings.timeout == 30
-    assert settings.retry.retries == 5
-    assert settings.retry.max_wait == 300
-    assert settings.retry.backoff_base == 0  # from HFHARVEST_BACKOFF_BASE in the test env
+    assert settings.transport.timeout == 30
+    assert settings.transport.retry.retries == 5
+    assert settings.transport.retry.max_wait == 300
+    assert settings.transport.retry.backoff_base == 0  # from HFHARVEST_BACKOFF_BASE in the test env
 
 
 def test_snake_case_sorts_are_mapped_and_repeats_dropped(make_settings: SettingsFactory) -> None:
     settings = make_settings(
-        sorts=("trending_score", "created_at", "last_modified", "likes_30d", "trendingScore", "id")
+        sort=("trending_score", "created_at", "last_modified", "likes_30d", "trendingScore", "id")
     )
-    assert settings.sorts == ("trendingScore", "createdAt", "lastModified", "likes30d", "id")
+    assert settings.query.sorts == ("trendingScore", "createdAt", "lastModified", "likes30d", "id")
 
 
 def test_unknown_sort_lists_the_valid_ones(make_settings: SettingsFactory) -> None:
     with pytest.raises(UsageError, match=r"'popularity'.*likes, downloads, trendingScore") as err:
-        make_settings(sorts=("popularity",))
+        make_settings(sort=("popularity",))
     assert err.value.exit_code == 2
 
 
@@ -65,8 +70,8 @@ def test_bad_options_name_the_option(
 
 
 def test_expand_implies_no_full(make_settings: SettingsFactory) -> None:
-    assert make_settings(expand=("sha",)).full is False
-    assert make_settings(full=False).full is False
+    assert make_settings(expand=("sha",)).query.full is False
+    assert make_settings(full=False).query.full is False
 
 
 def test_offline_mode_refuses(make_settings: SettingsFactory) -> None:
@@ -77,8 +82,8 @@ def test_offline_mode_refuses(make_settings: SettingsFactory) -> None:
 
 def test_endpoint_from_environment_trailing_slash_stripped(make_settings: SettingsFactory) -> None:
     settings = make_settings(endpoint=None, environ={"HF_ENDPOINT": "http://127.0.0.1:9/"})
-    assert settings.endpoint == "http://127.0.0.1:9"
-    assert make_settings(endpoint=None).endpoint == "https://huggingface.co"
+    assert settings.transport.endpoint == "http://127.0.0.1:9"
+    assert make_settings(endpoint=None).transport.endpoint == "https://huggingface.co"
 
 
 class TestToken:
@@ -91,15 +96,15 @@ class TestToken:
         home.mkdir()
         (home / "token").write_text("from-home")
         env = {"HF_TOKEN": "from-env", "HF_HOME": str(home)}
-        assert make_settings(token="flag", environ=env).token == "flag"
-        assert make_settings(token_file=token_file, environ=env).token == "from-file"
-        assert make_settings(no_token=False, environ=env).token == "from-env"
+        assert token(make_settings(token="flag", environ=env)) == "flag"
+        assert token(make_settings(token_file=token_file, environ=env)) == "from-file"
+        assert token(make_settings(token=None, environ=env)) == "from-env"
         legacy = {"HUGGING_FACE_HUB_TOKEN": "legacy", "HF_HOME": str(home)}
-        assert make_settings(no_token=False, environ=legacy).token == "legacy"
-        assert make_settings(no_token=False, environ={"HF_HOME": str(home)}).token == "from-home"
+        assert token(make_settings(token=None, environ=legacy)) == "legacy"
+        assert token(make_settings(token=None, environ={"HF_HOME": str(home)})) == "from-home"
         env_path = {"HF_TOKEN_PATH": str(token_file), "HF_HOME": str(home)}
-        assert make_settings(no_token=False, environ=env_path).token == "from-file"
-        assert make_settings(no_token=True, environ=env).token is None
+        assert token(make_settings(token=None, environ=env_path)) == "from-file"
+        assert token(make_settings(token=False, environ=env)) is None
 
     def test_default_token_file_under_home(
         self, make_settings: SettingsFactory, tmp_path: Path
@@ -107,8 +112,8 @@ class TestToken:
         cache = tmp_path / ".cache" / "huggingface"
         cache.mkdir(parents=True)
         (cache / "token").write_text("hf_home_default")
-        settings = make_settings(no_token=False, environ={"HOME": str(tmp_path)})
-        assert settings.token == "hf_home_default"
+        settings = make_settings(token=None, environ={"HOME": str(tmp_path)})
+        assert token(settings) == "hf_home_default"
         assert "hf_home_default" not in repr(settings)
 
     def test_missing_token_file_is_a_usage_error(
@@ -126,7 +131,7 @@ class TestToken:
         assert "--allow-insecure-token" in (err.value.hint or "")
         assert "hf_secret" not in str(err.value)
         allowed = make_settings(endpoint=endpoint, token="hf_secret", allow_insecure_token=True)
-        assert allowed.token == "hf_secret"
+        assert token(allowed) == "hf_secret"
 
     @pytest.mark.parametrize(
         "endpoint", ["http://127.0.0.1:8080", "http://localhost", "http://[::1]:9"]
@@ -134,7 +139,7 @@ class TestToken:
     def test_loopback_and_https_are_fine(
         self, make_settings: SettingsFactory, endpoint: str
     ) -> None:
-        assert make_settings(endpoint=endpoint, token="t").token == "t"
+        assert token(make_settings(endpoint=endpoint, token="t")) == "t"
 
 
 class TestOutput:
@@ -179,22 +184,18 @@ class TestOutput:
         assert err.value.exit_code == 2
 
 
-@pytest.mark.parametrize(
-    ("value", "cpus", "expected"),
-    [(None, 2, True), (None, 1, False), ("0", 2, False), ("off", 2, False), ("1", 1, True)],
-)
-def test_page_worker_where_it_can_run_beside_the_walk(
-    make_settings: SettingsFactory,
-    monkeypatch: pytest.MonkeyPatch,
-    value: str | None,
-    cpus: int,
-    expected: bool,
+def test_the_job_is_every_query_field_with_the_endpoint_and_the_output(
+    make_settings: SettingsFactory, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)))
-    environ = {} if value is None else {"HFHARVEST_PAGE_WORKER": value}
-    assert make_settings(environ=environ).page_worker is expected
-
-
-def test_page_worker_setting_must_be_on_or_off(make_settings: SettingsFactory) -> None:
-    with pytest.raises(UsageError, match="HFHARVEST_PAGE_WORKER must be 0 or 1, not 'maybe'"):
-        make_settings(environ={"HFHARVEST_PAGE_WORKER": "maybe"})
+    template = str(tmp_path / "models-{date}.jsonl")
+    settings = make_settings(output=template, author="google", raw=True)
+    job = settings.job()
+    assert job == {
+        "endpoint": settings.transport.endpoint,
+        **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings.query).items()},
+        "output": template,  # the template: tomorrow's {date} is the same job
+        "format": "jsonl",
+        "raw": True,
+    }
+    assert job["author"] == "google"
+    assert "token" not in str(job)

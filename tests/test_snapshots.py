@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 from conftest import SettingsFactory
 from hfharvest.cli import app
 from hfharvest.errors import UsageError
-from hfharvest.harvest import whole_hub_warning
 from hfharvest.settings import FetchOptions, resolve
 from hfharvest.testing import HubEmulator
 from hfharvest.testing.catalog import Catalog
+from hfharvest.walks import whole_listing_warning
 
 runner = CliRunner()
 CANARY = "hf_canary_snapshot_77aa"
@@ -42,11 +42,11 @@ class TestDatedPaths:
         moment = datetime(2026, 11, 26, 23, 5, 9, tzinfo=UTC)
         template = str(tmp_path / "snaps" / "{type}s-{date}T{time}.jsonl.gz")
         settings = resolve(
-            FetchOptions(output=template, repo_type="dataset", no_token=True), {}, now=moment
+            FetchOptions(output=template, repo_type="dataset", token=False), {}, now=moment
         )
         assert settings.output.path == tmp_path / "snaps" / "datasets-2026-11-26T230509Z.jsonl.gz"
         assert settings.output.gzip
-        assert settings.output_template == template
+        assert settings.output.template == template
         assert (tmp_path / "snaps").is_dir()
         assert settings.manifest == tmp_path / "snaps" / (
             settings.output.path.name + ".manifest.json"
@@ -240,19 +240,17 @@ class TestResume:
     ) -> None:
         template = str(tmp_path / "m-{date}.jsonl")
         days = [datetime(2026, 11, d, tzinfo=UTC) for d in (26, 27)]
-        jobs = [
-            resolve(FetchOptions(output=template, no_token=True), {}, now=d).job() for d in days
-        ]
+        jobs = [resolve(FetchOptions(output=template, token=False), {}, now=d).job() for d in days]
         assert jobs[0] == jobs[1]
 
 
-def test_whole_hub_warning_uses_the_announced_quota(make_settings: SettingsFactory) -> None:
+def test_whole_listing_warning_uses_the_announced_quota(make_settings: SettingsFactory) -> None:
     settings = make_settings()
-    text = whole_hub_warning(settings, '"fixed window";"api";q=500;w=300')
-    assert "over 2 million models: about 2,000 pages per sort, 4,000 requests in all" in text
+    text = whole_listing_warning(settings, '"fixed window";"api";q=500;w=300')
+    assert "about 2,000,000 models: about 2,000 pages per sort, 4,000 requests in all" in text
     assert "quota of 500 requests per 300 s that is 40 minutes or more" in text
-    assert "quota" not in whole_hub_warning(settings, None)
-    assert "quota" not in whole_hub_warning(settings, '"fixed window";"api";q=1000000;w=300')
+    assert "quota" not in whole_listing_warning(settings, None)
+    assert "quota" not in whole_listing_warning(settings, '"fixed window";"api";q=1000000;w=300')
 
 
 def test_unfiltered_walk_without_limit_warns_once(hub: HubEmulator) -> None:

@@ -21,13 +21,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from hfharvest.hub import CREATED_AT_UNKNOWN
+
 Repo = dict[str, Any]
 T = TypeVar("T")
 SortKey = tuple[Any, ...]
 
-CREATED_AT_UNKNOWN = "2022-03-02T23:29:04.000Z"
-NUMERIC_SORTS = ("likes", "downloads", "trendingScore", "likes30d", "createdAt", "lastModified")
-SORTS = (*NUMERIC_SORTS, "id")
 
 # Spread of the independent noise on likes and downloads around a shared "quality": 1.1 gives the
 # October 2025 overlap (top 1,000 by likes | top 1,000 by downloads of 1,377 ≈ 1,204).

@@ -26,6 +26,7 @@ KINDS = {
     "html200": "200 with an HTML body",
     "empty200": "200 with an empty body",
     "error200": "200 with a JSON object {'error': ...}",
+    "badjson200": "200 with a body shaped like a JSON array that does not parse (trailing commas)",
     "junk": "the page also holds ARG entries that are not objects or have no id (default 2)",
     "loop": "the Link header names the page just served",
     "relative": "the Link header is a relative URL",

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hfharvest.testing.catalog import SORTS, Catalog, Repo, key_from_cursor
+from hfharvest.hub import MAX_PAGE_SIZE, SORTS
+from hfharvest.testing.catalog import Catalog, Repo, key_from_cursor
 
-MAX_PAGE = 1000
 _TRUE = {"true", "1", "True"}
 # Sorts the Hub was seen to refuse together with `inference_provider` (October 2025).
 _NOT_WITH_PROVIDER = {"trendingScore", "createdAt"}
@@ -124,14 +124,14 @@ def parse_query(repo_type: str, params: Sequence[tuple[str, str]]) -> ListingQue
 
 def _limit(text: str | None) -> int:
     if text is None:
-        return MAX_PAGE
+        return MAX_PAGE_SIZE
     try:
         limit = int(text)
     except ValueError:
         raise ListingError(400, f"Invalid limit parameter: {text}") from None
     if limit < 1:
         raise ListingError(400, f"Invalid limit parameter: {text}")
-    return min(limit, MAX_PAGE)
+    return min(limit, MAX_PAGE_SIZE)
 
 
 def _fields(repo_type: str, full: bool, expand: tuple[str, ...]) -> tuple[str, ...]:

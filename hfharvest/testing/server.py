@@ -251,6 +251,8 @@ class HubEmulator:
             )
         if kind == "empty200":
             return _Answer(200, b"")
+        if kind == "badjson200":
+            return _Answer(200, b'[{"_id":"x","id":"a/b",},]')
         if kind == "error200":
             return _Answer(200, orjson.dumps({"error": "emulated error in a 200 answer"}))
         if kind in ("redirect", "redirect-away"):

@@ -1,4 +1,4 @@
-"""harvest(): walks, merge order, per-sort counts, limits, duplicates and determinism."""
+"""The walks through run_fetch(): merge order, per-sort counts, limits, duplicates, determinism."""
 
 from __future__ import annotations
 
@@ -7,24 +7,22 @@ import io
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-import orjson
 import pytest
 import responses
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ENDPOINT, SettingsFactory, link, models
-from hfharvest.client import HubClient, Page
+from hfharvest.client import Page
 from hfharvest.errors import HubResponseError
-from hfharvest.harvest import HarvestResult, SortStats
 from hfharvest.manifest import Ledger
-from hfharvest.pageworker import PageReader
 from hfharvest.run import run_fetch
 from hfharvest.settings import Settings
+from hfharvest.walks import HarvestResult, SortStats
 
 LIST = f"{ENDPOINT}/api/models"
 
@@ -84,7 +82,7 @@ class TestTheHfInferenceCase:
     ) -> None:
         with responses.RequestsMock() as mocked:
             self.register(mocked, limit_only=True)
-            _, result = run(make_settings(inference_providers=("hf-inference",), limit=1000))
+            _, result = run(make_settings(inference_provider=("hf-inference",), limit=1000))
         likes, downloads = result.stats
         assert (likes.returned, likes.new, likes.duplicates) == (1000, 1000, 0)
         assert (downloads.returned, downloads.new, downloads.duplicates) == (1000, 204, 796)
@@ -94,7 +92,7 @@ class TestTheHfInferenceCase:
     def test_walking_to_the_end_returns_all_1377(self, make_settings: SettingsFactory) -> None:
         with responses.RequestsMock() as mocked:
             self.register(mocked, limit_only=False)
-            records, result = run(make_settings(inference_providers=("hf-inference",)))
+            records, result = run(make_settings(inference_provider=("hf-inference",)))
         likes, downloads = result.stats
         assert (likes.returned, likes.new, likes.pages) == (1377, 1377, 2)
         assert (downloads.returned, downloads.new, downloads.duplicates) == (1377, 0, 1377)
@@ -127,7 +125,7 @@ def test_limit_mid_page_never_asks_for_an_unused_page(
     url = f"{LIST}?sort=likes&limit=2&full=true"
     mocked.get(url, json=models(0, 2), headers=link(f"{url}&cursor=a"))
     mocked.get(f"{url}&cursor=a", json=models(2, 2), headers=link(f"{url}&cursor=b"))
-    records, result = run(make_settings(sorts=("likes",), limit=3, page_size=2))
+    records, result = run(make_settings(sort=("likes",), limit=3, page_size=2))
     assert [r["id"] for r in records] == ["org/m0", "org/m1", "org/m2"]
     assert result.stats[0].returned == 3
     assert result.stats[0].pages == 2
@@ -139,7 +137,7 @@ def test_limit_equal_to_a_full_page_stops_there(
 ) -> None:
     url = f"{LIST}?sort=likes&limit=2&full=true"
     mocked.get(url, json=models(0, 2), headers=link(f"{url}&cursor=a"))
-    _, result = run(make_settings(sorts=("likes",), limit=2))
+    _, result = run(make_settings(sort=("likes",), limit=2))
     assert result.stats[0].pages == 1
     assert result.stats[0].reached_end is False
 
@@ -151,7 +149,7 @@ def test_duplicates_within_a_sort_and_skipped_entries(
     page1: list[Any] = [*by_sort([1, 2]), "junk", {"likes": 5}]
     mocked.get(url, json=page1, headers=link(f"{url}&cursor=x"))
     mocked.get(f"{url}&cursor=x", json=[*by_sort([2, 3]), None])  # m2 moved across the cursor
-    records, result = run(make_settings(sorts=("likes",)))
+    records, result = run(make_settings(sort=("likes",)))
     stats = result.stats[0]
     assert [r["id"] for r in records] == ["org/m1", "org/m2", "org/m3"]
     assert (stats.returned, stats.new, stats.duplicates, stats.skipped) == (7, 3, 1, 3)
@@ -166,7 +164,7 @@ def test_raw_adds_the_untouched_object_after_found_by(
     entry = {"_id": "1", "id": "a/b", "weird": {"nested": [1]}}
     mocked.get(f"{LIST}?sort=likes&limit=1000&full=true", json=[entry])
     mocked.get(f"{LIST}?sort=id&limit=1000&full=true", json=[entry])
-    records, _ = run(make_settings(sorts=("likes", "id"), raw=True))
+    records, _ = run(make_settings(sort=("likes", "id"), raw=True))
     assert records[0]["raw"] == entry
     assert list(records[0])[-2:] == ["found_by", "raw"]
 
@@ -178,7 +176,7 @@ def test_retries_are_counted_per_sort(
     mocked.get(url, status=503)
     mocked.get(url, status=502)
     mocked.get(url, json=by_sort([1]))
-    _, result = run(make_settings(sorts=("likes",)))
+    _, result = run(make_settings(sort=("likes",)))
     assert result.stats[0].retries == 2
 
 
@@ -194,35 +192,28 @@ def test_one_failed_sort_fails_the_harvest_and_stops_the_others(
         )
         stdout = io.BytesIO()
         with pytest.raises(HubResponseError, match="Invalid sort parameter: trendingScore"):
-            run(make_settings(sorts=("likes", "trendingScore")), stdout)
+            run(make_settings(sort=("likes", "trendingScore")), stdout)
     assert stdout.getvalue() == b""  # with several sorts nothing is final before every walk ends
 
 
-class ScriptedClient(HubClient):
-    """Serves canned pages per sort; `before(sort)` runs as each walk begins (a delay, a wait)."""
+class ScriptedSource:
+    """A `PageSource` serving canned pages per sort; `before(sort)` runs as each walk begins."""
 
     def __init__(
-        self,
-        settings: Settings,
-        pages: dict[str, list[list[Any]]],
-        before: Callable[[str], object] = lambda sort: None,
+        self, pages: dict[str, list[list[Any]]], before: Callable[[str], object] = lambda sort: None
     ) -> None:
-        super().__init__(settings)
         self._scripted = pages
         self._before = before
 
-    def pages(
-        self,
-        sort: str,
-        reader: PageReader,
-        on_retry: Callable[[], None] = lambda: None,
-        start: str | None = None,
-    ) -> Any:
+    def pages(self, sort: str, **_: Any) -> Iterator[Page]:
         self._before(sort)
-        for index, entries in enumerate(self._scripted[sort]):
-            last = index == len(self._scripted[sort]) - 1
-            reader.read(orjson.dumps(entries), more=not last)
-            yield Page(url=f"p{index}", next_url=None if last else f"p{index + 1}")
+        scripted = self._scripted[sort]
+        for index, entries in enumerate(scripted):
+            last = index == len(scripted) - 1
+            yield Page(f"p{index}", entries, next_url=None if last else f"p{index + 1}")
+
+    def close(self) -> None:
+        pass
 
 
 def scripted_run(
@@ -231,13 +222,13 @@ def scripted_run(
     def delay(sort: str) -> None:
         time.sleep(delays.get(sort, 0))  # each walk finishes after its own delay
 
-    return run(settings, make_client=lambda sleep: ScriptedClient(settings, pages, delay))
+    return run(settings, make_source=lambda sleep: ScriptedSource(pages, delay))
 
 
 def test_output_does_not_depend_on_which_walk_finished_first(
     make_settings: SettingsFactory,
 ) -> None:
-    settings = make_settings(sorts=("likes", "downloads", "id"))
+    settings = make_settings(sort=("likes", "downloads", "id"))
     pages = {
         "likes": [by_sort([1, 2]), by_sort([3])],
         "downloads": [by_sort([4, 1]), by_sort([5, 2])],
@@ -297,7 +288,7 @@ def test_progress_is_reported_after_every_page(
     mocked.get(url, json=by_sort([1, 2]), headers=link(f"{url}&cursor=x"))
     mocked.get(f"{url}&cursor=x", json=by_sort([3]))
     observer = Silent()
-    run_fetch(make_settings(sorts=("likes",)), io.BytesIO(), observer, Ledger(datetime.now(UTC)))
+    run_fetch(make_settings(sort=("likes",)), io.BytesIO(), observer, Ledger(datetime.now(UTC)))
     assert observer.pages == [("likes", 2, 1), ("likes", 3, 2)]
 
 
@@ -309,38 +300,33 @@ def test_single_sort_streams_records_while_walking(
     mocked.get(f"{url}&cursor=x", status=400, json={"error": "boom"})
     stdout = io.BytesIO()
     with pytest.raises(HubResponseError):
-        run(make_settings(sorts=("likes",)), stdout)
+        run(make_settings(sort=("likes",)), stdout)
     streamed = [json.loads(line)["id"] for line in stdout.getvalue().splitlines()]
     assert streamed == ["org/m1"]  # written as its page arrived, before the failure
 
 
 def test_walks_run_concurrently(make_settings: SettingsFactory) -> None:
-    settings = make_settings(sorts=("likes", "downloads"))
+    settings = make_settings(sort=("likes", "downloads"))
     inside = threading.Barrier(2, timeout=5)  # both walks must be running at once to get past
     pages = {"likes": [by_sort([1])], "downloads": [by_sort([2])]}
     records, _ = run(
-        settings, make_client=lambda sleep: ScriptedClient(settings, pages, lambda _: inside.wait())
+        settings, make_source=lambda sleep: ScriptedSource(pages, lambda _: inside.wait())
     )
     assert len(records) == 2
 
 
-def test_a_page_shaped_like_an_array_that_does_not_parse(
-    mocked: responses.RequestsMock, make_settings: SettingsFactory
+@pytest.mark.parametrize("broken_page", [1, 3])
+def test_a_page_shaped_like_an_array_that_does_not_parse_is_fetched_again(
+    mocked: responses.RequestsMock, make_settings: SettingsFactory, broken_page: int
 ) -> None:
-    """Read here, it is fetched again; by the page worker, the walk has moved on: it stops."""
+    """Wherever it comes, with or without --limit: a transient bad body, retried."""
     url = f"{LIST}?sort=likes&limit=1000&full=true"
-    broken = b'[{"id": "org/m2"},]'
-    mocked.get(url, json=by_sort([1]), headers=link(f"{url}&cursor=x"))
-    mocked.get(f"{url}&cursor=x", body=broken)
-    mocked.get(f"{url}&cursor=x", json=by_sort([2]))
-    in_process = make_settings(sorts=("likes",), environ={"HFHARVEST_PAGE_WORKER": "0"})
-    records, result = run(in_process)
-    assert [r["id"] for r in records] == ["org/m1", "org/m2"]
+    urls = [url, f"{url}&cursor=b", f"{url}&cursor=c"]
+    for index, page_url in enumerate(urls):
+        more = link(urls[index + 1]) if index + 1 < len(urls) else {}
+        if index + 1 == broken_page:
+            mocked.get(page_url, body=b'[{"_id":"x","id":"a/b",},]', headers=more)
+        mocked.get(page_url, json=by_sort([index]), headers=more)
+    records, result = run(make_settings(sort=("likes",)))
+    assert [r["id"] for r in records] == ["org/m0", "org/m1", "org/m2"]
     assert result.stats[0].retries == 1
-
-    mocked.get(url, json=by_sort([1]), headers=link(f"{url}&cursor=w"))
-    mocked.get(f"{url}&cursor=w", json=by_sort([3]), headers=link(f"{url}&cursor=x"))
-    mocked.get(f"{url}&cursor=x", body=broken)  # the third page: the worker's
-    with pytest.raises(HubResponseError, match=r"from .*cursor=x: the body had the shape of a "
-                       r"JSON array but is no page of entries \(trailing comma"):  # fmt: skip
-        run(make_settings(sorts=("likes",), environ={"HFHARVEST_PAGE_WORKER": "1"}))
