@@ -5,10 +5,12 @@ baseline in turn, alternating, several times. It reports medians, the median of 
 ratios (this machine is noisy: a pair shares its moment) and each side's peak RSS, prints a table
 and writes it as JSON under bench/results/. Nothing here is a test: the numbers are to be read.
 
-Baselines: the bare loop of requests.get + orjson.loads over the same pages (the floor),
-huggingface_hub's list_models (the official client), and the script hfharvest replaces (one
-page of 1,000 per sort, one sort after the other); and hfharvest itself without its page worker
-(HFHARVEST_PAGE_WORKER=0), to measure what the worker brings.
+What users feel is the network and the quota, so the wall-clock race is run at realistic
+latency (the emulator answering in 0.3 s a page; the Hub takes 1-3 s): hfharvest against the
+bare loop of requests.get + orjson.loads over the same pages (the floor). On loopback, where the
+emulator and the client share the machine, only CPU seconds are compared, against
+huggingface_hub's list_models (the official client) and the floor. Then memory, concurrency of
+sorts, pacing under a quota, and `hfharvest diff` on a million records.
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ print(len(seen))
 class Run:
     seconds: float
     peak_rss_mb: float
+    cpu_seconds: float = 0.0  # user + sys, its children's included
+    children: int = 0  # processes it started
 
 
 @dataclass
@@ -82,7 +86,9 @@ class Scenario:
     notes: dict[str, object] = field(default_factory=dict)
 
     def summary(self) -> dict[str, object]:
-        ratios = [o.seconds / b.seconds for o, b in zip(self.ours, self.baseline, strict=False)]
+        pairs = list(zip(self.ours, self.baseline, strict=False))
+        ratios = [o.seconds / b.seconds for o, b in pairs]
+        cpu_ratios = [o.cpu_seconds / b.cpu_seconds for o, b in pairs if b.cpu_seconds]
         return {
             "scenario": self.name,
             "baseline": self.baseline_name,
@@ -91,6 +97,10 @@ class Scenario:
             "median_ratio": round(statistics.median(ratios), 3) if ratios else None,
             "hfharvest_peak_rss_mb": _median(r.peak_rss_mb for r in self.ours),
             "baseline_peak_rss_mb": _median(r.peak_rss_mb for r in self.baseline),
+            "hfharvest_median_cpu_s": _median(r.cpu_seconds for r in self.ours),
+            "baseline_median_cpu_s": _median(r.cpu_seconds for r in self.baseline),
+            "median_cpu_ratio": round(statistics.median(cpu_ratios), 3) if cpu_ratios else None,
+            "hfharvest_child_processes": max((r.children for r in self.ours), default=0),
             "runs": len(self.ours),
             **self.notes,
         }
@@ -107,11 +117,11 @@ def timed(
     stdout: int | None = subprocess.DEVNULL,
     env: dict[str, str] | None = None,
 ) -> Run:
-    """Run a whole process: its wall time and the peak RSS of it and its page workers.
+    """Run a whole process: its wall time, CPU time, peak RSS, and the processes it started.
 
-    The process's own peak comes from wait4 (so only this child's); its children's (hfharvest's
-    page workers) are sampled from /proc while it runs, and added: the sum of the peaks, an
-    upper bound of what they held at once.
+    Its own peak RSS and CPU time come from wait4 (CPU time includes its waited-for children);
+    any children it starts are sampled from /proc while it runs, counted, and their peaks added:
+    the sum of the peaks, an upper bound of what they held at once.
     """
     started = time.perf_counter()
     environment = {**CLEAN_ENV, **(env or {})}
@@ -128,7 +138,8 @@ def timed(
         assert process.stderr is not None
         raise SystemExit(f"bench: {command[:3]} failed: {process.stderr.read().decode()[-500:]}")
     peak_kb = usage.ru_maxrss + sum(children.values())
-    return Run(round(seconds, 3), round(peak_kb / 1024, 1))
+    cpu = usage.ru_utime + usage.ru_stime
+    return Run(round(seconds, 3), round(peak_kb / 1024, 1), round(cpu, 3), len(children))
 
 
 def _sample_children(pid: int, peaks: dict[int, int], done: threading.Event) -> None:
@@ -177,20 +188,28 @@ def alternate(scenario: Scenario, ours: Callable[[], Run], baseline: Callable[[]
     return scenario
 
 
-def throughput(repeats: int) -> list[Scenario]:
+def latency(repeats: int) -> list[Scenario]:
+    """What a user waits for: 30 pages of 1,000 full models at 0.3 s a page, one sort."""
+    with emulator("--models", "30000", "--datasets", "0", "--spaces", "0",
+                  "--latency", "0.3") as url:  # fmt: skip
+        floor = alternate(Scenario("30k models, full, 1 sort, 0.3 s a page", baseline_name=
+                                   "requests+orjson loop (floor)"),
+                          lambda: fetch(url, "--sort", "likes"), lambda: python(FLOOR, url),
+                          repeats)  # fmt: skip
+    return [floor]
+
+
+def cpu(repeats: int) -> list[Scenario]:
+    """CPU seconds of a 100k-model walk on loopback, against the official client and the floor."""
     with emulator("--models", "100000", "--datasets", "0", "--spaces", "0") as url:
         ours = lambda: fetch(url, "--sort", "likes")  # noqa: E731
-        floor = alternate(Scenario("100k models, full, 1 sort, JSONL file", baseline_name=
-                                   "requests+orjson loop (floor)"), ours,
-                          lambda: python(FLOOR, url), repeats)  # fmt: skip
-        official = alternate(Scenario("100k models, full, 1 sort, JSONL file", baseline_name=
+        official = alternate(Scenario("CPU: 100k models, full, 1 sort, loopback", baseline_name=
                                       "huggingface_hub list_models"), ours,
                              lambda: python(LIST_MODELS, url), repeats // 2 + 1)  # fmt: skip
-        in_process = lambda: fetch(url, "--sort", "likes", env={"HFHARVEST_PAGE_WORKER": "0"})  # noqa: E731
-        worker = alternate(Scenario("100k models, full, 1 sort, JSONL file", baseline_name=
-                                    "hfharvest without its page worker"), ours, in_process,
-                           repeats)  # fmt: skip
-    return [floor, official, worker]
+        floor = alternate(Scenario("CPU: 100k models, full, 1 sort, loopback", baseline_name=
+                                   "requests+orjson loop (floor)"), ours,
+                          lambda: python(FLOOR, url), repeats)  # fmt: skip
+    return [official, floor]
 
 
 def memory(repeats: int) -> list[Scenario]:
@@ -239,7 +258,7 @@ def logged_during(url: str, run: Callable[[], Run]) -> tuple[Run, list[dict[str,
     return result, requests.get(f"{url}/_emulator/requests", timeout=10).json()[before:]
 
 
-def pacing() -> list[Scenario]:
+def pacing(repeats: int) -> list[Scenario]:
     """Quota 50 per 10 s window, a walk of 120 pages: time taken and 429s drawn."""
     with emulator("--quota", "50", "--window", "10", "--models", "12000", "--datasets", "0",
                   "--spaces", "0") as url:  # fmt: skip
@@ -254,7 +273,7 @@ def pacing() -> list[Scenario]:
     return [scenario]
 
 
-def diff_million() -> list[Scenario]:
+def diff_million(repeats: int) -> list[Scenario]:
     """Two snapshots of 1,000,000 records each: peak RSS of `hfharvest diff`."""
     with tempfile.TemporaryDirectory() as folder:
         paths = [Path(folder) / "old.jsonl", Path(folder) / "new.jsonl"]
@@ -275,33 +294,35 @@ def diff_million() -> list[Scenario]:
     return [scenario]
 
 
+SCENARIOS: dict[str, Callable[[int], list[Scenario]]] = {
+    "latency": latency,
+    "cpu": cpu,
+    "memory": memory,
+    "concurrency": concurrency,
+    "pacing": pacing,
+    "diff": diff_million,
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="runs per side (default 5)")
-    parser.add_argument("--only", nargs="*", default=None,
-                        help="throughput memory concurrency pacing diff")  # fmt: skip
+    parser.add_argument("--only", nargs="*", default=None, choices=list(SCENARIOS),
+                        help="which scenarios (default: all)")  # fmt: skip
     args = parser.parse_args()
     # As pip does when it installs a wheel: without it (PYTHONDONTWRITEBYTECODE, an editable
     # install) every hfharvest run would compile its modules again, which no installed one does.
     compileall.compile_dir(Path(__file__).parent.parent / "hfharvest", quiet=1)
-    chosen = args.only or ["throughput", "memory", "concurrency", "pacing", "diff"]
     scenarios: list[Scenario] = []
-    for name in chosen:
+    for name in args.only or SCENARIOS:
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
-        if name == "throughput":
-            scenarios += throughput(args.repeats)
-        elif name == "memory":
-            scenarios += memory(args.repeats)
-        elif name == "concurrency":
-            scenarios += concurrency(args.repeats)
-        elif name == "pacing":
-            scenarios += pacing()
-        elif name == "diff":
-            scenarios += diff_million()
+        scenarios += SCENARIOS[name](args.repeats)
     rows = [s.summary() for s in scenarios]
     machine = f"{platform.node()} · {os.cpu_count()} cores · Python {platform.python_version()}"
     print_table(rows, machine)
     RESULTS.mkdir(exist_ok=True)
+    for earlier in RESULTS.glob("*.json"):  # only the latest run is kept: git keeps the rest
+        earlier.unlink()
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%SZ")
     document = {"when": stamp, "machine": machine, "platform": platform.platform(), "rows": rows,
                 "raw": [asdict(s) for s in scenarios]}  # fmt: skip
@@ -312,15 +333,19 @@ def main() -> None:
 def print_table(rows: list[dict[str, object]], machine: str) -> None:
     print(f"machine: {machine}")
     print("| scenario | baseline | hfharvest median | baseline median | median ratio | "
-          "hfharvest peak RSS | baseline peak RSS | notes |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+          "CPU s (hfharvest / baseline) | CPU ratio | peak RSS (hfharvest / baseline) | "
+          "notes |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
     standard = {"scenario", "baseline", "hfharvest_median_s", "baseline_median_s", "runs",
-                "median_ratio", "hfharvest_peak_rss_mb", "baseline_peak_rss_mb"}  # fmt: skip
+                "median_ratio", "hfharvest_peak_rss_mb", "baseline_peak_rss_mb",
+                "hfharvest_median_cpu_s", "baseline_median_cpu_s", "median_cpu_ratio"}  # fmt: skip
     for row in rows:
         notes = ", ".join(f"{k}={v}" for k, v in row.items() if k not in standard)
         print(f"| {row['scenario']} | {row['baseline']} | {row['hfharvest_median_s']} s | "
               f"{row['baseline_median_s']} s | {row['median_ratio']} | "
-              f"{row['hfharvest_peak_rss_mb']} MB | {row['baseline_peak_rss_mb']} MB | "
+              f"{row['hfharvest_median_cpu_s']} / {row['baseline_median_cpu_s']} | "
+              f"{row['median_cpu_ratio']} | "
+              f"{row['hfharvest_peak_rss_mb']} / {row['baseline_peak_rss_mb']} MB | "
               f"{notes or ''} (n={row['runs']}) |")  # fmt: skip
 
 

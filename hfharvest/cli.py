@@ -131,6 +131,10 @@ def fetch(
     expand: Annotated[list[str] | None, _opt(
         "Ask only for this field (repeat). Example: --expand downloadsAllTime "
         "--expand inferenceProviderMapping", metavar="FIELD")] = None,
+    all_fields: Annotated[bool, _opt(
+        "Ask for every field the listing allows (safetensors, gguf, config, cardData, runtime, "
+        "...; the list per --type is in docs/record.md), for whole-Hub snapshots. Not with "
+        "--expand or --full. Example: --all-fields", "--all-fields")] = False,
     repo_type: Annotated[str, _opt(
         "Which listing to walk. Example: --type dataset", "--type", "-t",
         metavar="model|dataset|space")] = DEFAULTS.repo_type,
@@ -203,7 +207,7 @@ def fetch(
         sort=tuple(sort or ()), limit=limit, page_size=page_size, search=search, author=author,
         filter=tuple(filter_ or ()), pipeline_tag=pipeline_tag,
         inference_provider=tuple(inference_provider or ()), full=full,
-        expand=tuple(expand or ()), repo_type=repo_type, endpoint=endpoint,
+        expand=tuple(expand or ()), all_fields=all_fields, repo_type=repo_type, endpoint=endpoint,
         token=False if no_token else token, token_file=token_file,
         allow_insecure_token=allow_insecure_token, timeout=timeout, retries=retries,
         max_wait=max_wait, output=output, format=output_format, raw=raw, manifest=manifest,

@@ -60,6 +60,7 @@ def build_manifest(settings: Settings, ledger: Ledger) -> dict[str, Any]:
         "type": settings.query.repo_type,
         "request": {
             **{k: v for k, v in settings.job().items() if k not in ("endpoint", "repo_type")},
+            "fields": list(settings.query.fields),  # besides _id and id, as `expand` names them
             "queries": {s: urlsplit(settings.first_url(s)).query for s in settings.query.sorts},
             "authenticated": settings.transport.token is not None,
         },

@@ -14,6 +14,15 @@ from hfharvest.hub import CREATED_AT_UNKNOWN
 
 BASE_MODEL_RELATIONS = frozenset({"finetune", "quantized", "adapter", "merge"})
 GATED_VALUES = frozenset({"auto", "manual"})
+INFERENCE_STATES = frozenset({"warm", "cold"})
+# A dataset's tags `prefix:value`, and the record's key for their values.
+DATASET_TAGS = (
+    ("task_categories", "task_categories"),
+    ("modality", "modalities"),
+    ("format", "formats"),
+    ("size_categories", "size_categories"),
+    ("language", "languages"),
+)
 _HUB_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z").fullmatch
 
 
@@ -47,7 +56,9 @@ def normalize(raw: Any, repo_type: str) -> dict[str, Any] | None:
     sha, created, modified = get("sha"), get("createdAt"), get("lastModified")
     pipeline, library = get("pipeline_tag"), get("library_name")
     is_model = repo_type == "model"
-    tags, license_, arxiv, datasets, base_models = _tag_facts(get("tags"))
+    tags, license_, facts = _tag_facts(get("tags"))
+    listed = facts.get if tags is not None else _nothing  # [] when tags came without one, else null
+    providers = _providers(get("inferenceProviderMapping"))
     siblings = get("siblings")
     record: dict[str, Any] = {
         "id": repo_id,
@@ -57,7 +68,7 @@ def normalize(raw: Any, repo_type: str) -> dict[str, Any] | None:
         "sha": sha if type(sha) is str else None,
         # The Hub's own form is by far the common case: let it through without parsing.
         "created_at": created
-        if type(created) is str and _HUB_TIMESTAMP(created) and created != CREATED_AT_UNKNOWN
+        if type(created) is str and _HUB_TIMESTAMP(created) and created not in CREATED_AT_UNKNOWN
         else _created_at(created),
         "last_modified": modified
         if type(modified) is str and _HUB_TIMESTAMP(modified)
@@ -75,24 +86,46 @@ def normalize(raw: Any, repo_type: str) -> dict[str, Any] | None:
         "library_name": library if is_model and type(library) is str else None,
         "tags": tags,
         "license": license_,
-        "arxiv": arxiv,
-        "datasets": datasets,
-        "base_models": base_models,
-        "inference_providers": _providers(get("inferenceProviderMapping")),
+        "arxiv": listed("arxiv", []),
+        "datasets": listed("dataset", []),
+        "base_models": listed("base_model", []),
+        "inference_providers": None
+        if providers is None
+        else sorted({p["provider"] for p in providers}),
         "files": _files(siblings) if type(siblings) is list else None,
     }
-    if repo_type == "space":
+    if is_model:
+        gguf = get("gguf")
+        inference = get("inference")
+        record["providers"] = providers
+        parameters = _int_at(get("safetensors"), "total")
+        record["parameters"] = parameters if parameters is not None else _int_at(gguf, "total")
+        record["context_length"] = _int_at(gguf, "context_length")
+        record["inference"] = (
+            inference if type(inference) is str and inference in INFERENCE_STATES else None
+        )
+    elif repo_type == "dataset":
+        for key, field in DATASET_TAGS:
+            record[field] = listed(key, [])
+    elif repo_type == "space":
+        runtime = get("runtime")
+        hardware = runtime.get("hardware") if type(runtime) is dict else None
         record["sdk"] = _string(get("sdk"))
+        record["runtime_stage"] = _string(runtime.get("stage")) if type(runtime) is dict else None
+        record["hardware"] = _string(hardware.get("current")) if type(hardware) is dict else None
+        record["models"] = _union(get("models"), None if tags is None else [])
+        record["datasets"] = _union(get("datasets"), record["datasets"])
     return record
 
 
-TagFacts = tuple[list[str] | None, str | None, list[str] | None, list[str] | None, list[str] | None]
+def _tag_facts(value: Any) -> tuple[list[str] | None, str | None, dict[str, list[str]]]:
+    """(tags sorted and unique, license, {prefix: values} of the other `prefix:value` tags).
 
-
-def _tag_facts(value: Any) -> TagFacts:
-    """(tags sorted and unique, license, arxiv, datasets, base models), in one pass."""
+    One pass over the tags. `base_model:<relation>:org/x` and `base_model:org/x` name the same
+    model: its values are the models, without the relation.
+    """
     if type(value) is not list:
-        return None, None, None, None, None  # no tags came: nothing can be said of them
+        return None, None, {}  # no tags came: nothing can be said of them
     try:
         tags = sorted(set(value))  # the common case, all strings, at C speed
     except TypeError:  # something unhashable, or strings mixed with other types
@@ -101,9 +134,7 @@ def _tag_facts(value: Any) -> TagFacts:
     if tags is None or (tags and type(tags[0]) is not str):
         tags = sorted({tag for tag in value if type(tag) is str})
     license_ = None
-    arxiv: list[str] = []
-    datasets: list[str] = []
-    bases: list[str] = []
+    facts: dict[str, list[str]] = {}
     for tag in tags:
         if ":" not in tag:
             continue
@@ -112,16 +143,31 @@ def _tag_facts(value: Any) -> TagFacts:
             continue
         if key == "license":
             license_ = license_ or rest
-        elif key == "arxiv":
-            arxiv.append(rest)
-        elif key == "dataset":
-            datasets.append(rest)
-        elif key == "base_model":
+            continue
+        if key == "base_model":
             relation, _, model = rest.partition(":")
-            bases.append(model if relation in BASE_MODEL_RELATIONS and model else rest)
-    if len(bases) > 1:
-        bases = sorted(set(bases))  # org/x and base_model:finetune:org/x name the same model
-    return tags, license_, arxiv, datasets, bases
+            rest = model if relation in BASE_MODEL_RELATIONS and model else rest
+        facts.setdefault(key, []).append(rest)
+    bases = facts.get("base_model")
+    if bases is not None and len(bases) > 1:
+        facts["base_model"] = sorted(set(bases))
+    return tags, license_, facts
+
+
+def _nothing(key: str, default: list[str]) -> None:
+    return None
+
+
+def _union(own: Any, from_tags: list[str] | None) -> list[str] | None:
+    """A space's own list of models or datasets with what its tags say; null when neither came."""
+    if type(own) is not list:
+        return from_tags
+    return sorted({item for item in own if type(item) is str}.union(from_tags or ()))
+
+
+def _int_at(value: Any, key: str) -> int | None:
+    item = value.get(key) if type(value) is dict else None
+    return item if type(item) is int else None
 
 
 def _string(value: Any) -> str | None:
@@ -152,16 +198,31 @@ def _timestamp(value: Any) -> str | None:
 
 def _created_at(value: Any) -> str | None:
     stamp = _timestamp(value)
-    return None if stamp == CREATED_AT_UNKNOWN else stamp
+    return None if stamp in CREATED_AT_UNKNOWN else stamp
 
 
-def _providers(value: Any) -> list[str] | None:
-    if isinstance(value, dict):
-        return sorted(str(name) for name in value)
-    if isinstance(value, list):
-        names = (item.get("provider") for item in value if isinstance(item, dict))
-        return sorted({name for name in names if isinstance(name, str)})
-    return None
+def _providers(value: Any) -> list[dict[str, str | None]] | None:
+    """`inferenceProviderMapping` in either form the Hub has served (a list of objects naming
+    their provider, or an object keyed by provider), as one list sorted by provider."""
+    if type(value) is dict:
+        items = [
+            {**v, "provider": k} if type(v) is dict else {"provider": k} for k, v in value.items()
+        ]
+    elif type(value) is list:
+        items = [item for item in value if type(item) is dict]
+    else:
+        return None
+    providers = [
+        {
+            "provider": item["provider"],
+            "provider_id": _string(item.get("providerId")),
+            "status": _string(item.get("status")),
+            "task": _string(item.get("task")),
+        }
+        for item in items
+        if type(item.get("provider")) is str
+    ]
+    return sorted(providers, key=lambda p: str(p["provider"]))
 
 
 def _files(value: list[Any]) -> list[str]:

@@ -18,7 +18,17 @@ from urllib.parse import urlencode, urlsplit
 
 from hfharvest.auth import Token, refuse_clear_text, resolve_token
 from hfharvest.errors import OfflineError, UsageError
-from hfharvest.hub import DEFAULT_ENDPOINT, MAX_PAGE_SIZE, REPO_TYPES, SORT_ALIASES, SORTS, RepoType
+from hfharvest.hub import (
+    ALL_FIELDS,
+    DEFAULT_ENDPOINT,
+    MAX_PAGE_SIZE,
+    PROVIDER_MAPPING,
+    REPO_TYPES,
+    SORT_ALIASES,
+    SORTS,
+    RepoType,
+    fields_of,
+)
 from hfharvest.output import OutputTarget, resolve_target
 from hfharvest.retry import RetryPolicy
 
@@ -40,6 +50,7 @@ class FetchOptions:
     inference_provider: tuple[str, ...] = ()
     full: bool | None = None  # None: full unless --expand
     expand: tuple[str, ...] = ()
+    all_fields: bool = False
     repo_type: str = "model"
     endpoint: str | None = None  # None: $HF_ENDPOINT, else DEFAULT_ENDPOINT
     token: str | bool | None = None  # False: no token at all; None: from the environment
@@ -73,7 +84,12 @@ class Query:
     pipeline_tag: str | None
     inference_providers: tuple[str, ...]
     full: bool
-    expand: tuple[str, ...]
+    expand: tuple[str, ...]  # when given, exactly the fields asked for (and `full` is False)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The fields asked for, besides `_id` and `id`, as `expand` names them."""
+        return self.expand or fields_of(self.repo_type, full=self.full)
 
     @property
     def filtered(self) -> bool:
@@ -177,8 +193,10 @@ def resolve(
 
 
 def _query(options: FetchOptions) -> Query:
+    repo_type = _repo_type(options)
+    full, expand = _fields(options, repo_type)
     return Query(
-        repo_type=_repo_type(options),
+        repo_type=repo_type,
         sorts=_sorts(options.sort or DEFAULT_SORTS),
         limit=_at_least(options.limit, 1, "--limit"),
         page_size=_page_size(options.page_size),
@@ -187,8 +205,8 @@ def _query(options: FetchOptions) -> Query:
         filters=options.filter,
         pipeline_tag=options.pipeline_tag,
         inference_providers=options.inference_provider,
-        full=_full(options),
-        expand=options.expand,
+        full=full,
+        expand=expand,
     )
 
 
@@ -250,13 +268,28 @@ def _positive(value: float, option: str) -> float:
     return value
 
 
-def _full(options: FetchOptions) -> bool:
-    if options.expand and options.full:
-        raise UsageError(
-            "--full cannot be combined with --expand: the Hub answers only the expanded fields",
-            hint="drop --full; --expand already implies --no-full",
-        )
-    return options.full is not False and not options.expand
+def _fields(options: FetchOptions, repo_type: RepoType) -> tuple[bool, tuple[str, ...]]:
+    """(full, expand) to send: the Hub refuses both at once, so one of them is always empty."""
+    if options.all_fields:
+        if options.expand or options.full:
+            raise UsageError(
+                "--all-fields cannot be combined with --expand or --full",
+                hint="--all-fields already asks for every field a listing allows",
+            )
+        return False, ALL_FIELDS[repo_type]
+    if options.expand:
+        if options.full:
+            raise UsageError(
+                "--full cannot be combined with --expand: the Hub answers only the expanded fields",
+                hint="drop --full; --expand already implies --no-full",
+            )
+        return False, options.expand  # exactly the user's list
+    full = options.full is not False
+    if options.inference_provider:
+        # A gateway routes by each provider's own model id: such a walk asks for the mapping,
+        # beside the fields it would have had.
+        return False, (*fields_of(repo_type, full=full), PROVIDER_MAPPING)
+    return full, ()
 
 
 def _endpoint(url: str) -> str:

@@ -79,7 +79,24 @@ def test_follows_link_as_is_until_there_is_none(
              "pipeline_tag": "text-generation", "inference_provider": ("together", "fal-ai")},
             [("search", "llama"), ("author", "meta"), ("filter", "gguf"), ("filter", "en"),
              ("pipeline_tag", "text-generation"), ("inference_provider", "together,fal-ai"),
-             ("sort", "likes"), ("limit", "1000"), ("full", "true")],
+             ("sort", "likes"), ("limit", "1000"),
+             # what full=true stands for, plus the mapping: never full and expand together
+             *(("expand", name) for name in (
+                 "likes", "trendingScore", "private", "downloads", "tags", "pipeline_tag",
+                 "library_name", "createdAt", "author", "sha", "lastModified", "gated",
+                 "disabled", "siblings", "inferenceProviderMapping"))],
+        ),
+        (
+            {"inference_provider": ("hf-inference",), "full": False},
+            [("inference_provider", "hf-inference"), ("sort", "likes"), ("limit", "1000"),
+             *(("expand", name) for name in (
+                 "likes", "trendingScore", "private", "downloads", "tags", "pipeline_tag",
+                 "library_name", "createdAt", "inferenceProviderMapping"))],
+        ),
+        (
+            {"inference_provider": ("hf-inference",), "expand": ("sha",)},
+            [("inference_provider", "hf-inference"), ("sort", "likes"), ("limit", "1000"),
+             ("expand", "sha")],  # an explicit --expand stays exactly the user's list
         ),
     ],
 )  # fmt: skip

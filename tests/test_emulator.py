@@ -48,7 +48,7 @@ class TestCatalog:
         models = hub_catalog.repos["model"]
         assert any("/" not in m["id"] for m in models)  # legacy ids with no author
         assert any(not m["id"].isascii() for m in models)
-        assert any(m["createdAt"] == CREATED_AT_UNKNOWN for m in models)
+        assert {m["createdAt"] for m in models} >= CREATED_AT_UNKNOWN  # both of the family
         assert {m["gated"] for m in models} == {False, "auto", "manual"}
         tags = {t.split(":")[0] for m in models for t in m["tags"] if ":" in t}
         assert {"license", "arxiv", "dataset", "base_model"} <= tags
@@ -58,6 +58,20 @@ class TestCatalog:
             "gradio", "streamlit", "docker", "static"
         }  # fmt: skip
         assert len(hub_catalog.repos["dataset"]) == 500
+
+    def test_the_facts_real_answers_show(self, hub_catalog: Catalog) -> None:
+        models, spaces = hub_catalog.repos["model"], hub_catalog.repos["space"]
+        statuses = {p["status"] for m in models for p in m["inferenceProviderMapping"]}
+        assert statuses == {"live", "staging"}
+        for key in ("pipeline_tag", "library_name", "config", "cardData", "inference"):
+            assert any(m.get(key) is None for m in models), f"no model without {key}"
+        assert any(m.get("config") == {} for m in models)
+        assert {m.get("inference") for m in models} == {"warm", "cold", None}
+        assert any(m.get("safetensors", {}).get("total", 0) > 2**32 for m in models)
+        assert all("context_length" in m["gguf"] for m in models if "gguf" in m)
+        assert any("gguf" in m for m in models)
+        assert {s["runtime"]["stage"] for s in spaces} >= {"RUNNING", "SLEEPING", "PAUSED"}
+        assert any(s.get("models") for s in spaces) and any(s.get("datasets") for s in spaces)
 
     def test_hf_inference_count_and_overlap_like_october_2025(self, hub_catalog: Catalog) -> None:
         served = [

@@ -21,6 +21,11 @@ KEY_ORDER = [
     "library_name", "tags", "license", "arxiv", "datasets", "base_models",
     "inference_providers", "files",
 ]  # fmt: skip
+OWN_KEYS = {
+    "model": ["providers", "parameters", "context_length", "inference"],
+    "dataset": ["task_categories", "modalities", "formats", "size_categories", "languages"],
+    "space": ["sdk", "runtime_stage", "hardware", "models"],
+}
 
 
 def samples() -> list[dict[str, Any]]:
@@ -56,8 +61,12 @@ def test_real_sample_kimi_field_by_field() -> None:
         "base_models": [],
         "inference_providers": None,
         "files": None,
+        "providers": None,  # the default listing carries no mapping, sizes or inference state
+        "parameters": None,
+        "context_length": None,
+        "inference": None,
     }
-    assert list(record) == KEY_ORDER
+    assert list(record) == KEY_ORDER + OWN_KEYS["model"]
 
 
 def test_real_sample_minimax_tag_facts() -> None:
@@ -101,8 +110,9 @@ def test_full_object_with_every_field() -> None:
     assert record["inference_providers"] == ["hf-inference", "together"]
 
 
-def test_created_at_sentinel_is_null() -> None:
-    record = normalize({"id": "gpt2", "createdAt": "2022-03-02T23:29:04.000Z"}, "model")
+@pytest.mark.parametrize("created", ["2022-03-02T23:29:04.000Z", "2022-03-02T23:29:05.000Z"])
+def test_the_unknown_creation_date_family_is_null(created: str) -> None:
+    record = normalize({"id": "gpt2", "createdAt": created}, "model")
     assert record is not None
     assert record["created_at"] is None
     assert record["author"] is None  # a legacy id with no owner part
@@ -131,23 +141,89 @@ def test_model_id_fallback_and_expand_only_answer() -> None:
     assert record["likes"] is None
 
 
-def test_dict_provider_mapping_of_single_model_answers() -> None:
-    raw = {"id": "a/b", "inferenceProviderMapping": {"together": {}, "fal-ai": {}}}
-    record = normalize(raw, "model")
+PROVIDERS = [
+    {"provider": "fal-ai", "provider_id": "fal-ai/flux/dev", "status": "live",
+     "task": "text-to-image"},
+    {"provider": "nebius", "provider_id": "org/flux-dev", "status": "staging", "task": None},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "mapping",
+    [
+        # newer listings: a list of objects naming their provider (extra keys are dropped)
+        [{"provider": "nebius", "providerId": "org/flux-dev", "status": "staging"},
+         {"provider": "fal-ai", "providerId": "fal-ai/flux/dev", "status": "live",
+          "task": "text-to-image", "adapter": "x"}],
+        # older and single-model answers: an object keyed by provider
+        {"nebius": {"status": "staging", "providerId": "org/flux-dev"},
+         "fal-ai": {"status": "live", "providerId": "fal-ai/flux/dev", "task": "text-to-image"}},
+    ],
+)  # fmt: skip
+def test_providers_from_either_form_of_the_mapping(mapping: object) -> None:
+    record = normalize({"id": "a/b", "inferenceProviderMapping": mapping}, "model")
     assert record is not None
-    assert record["inference_providers"] == ["fal-ai", "together"]
+    assert record["providers"] == PROVIDERS
+    assert record["inference_providers"] == ["fal-ai", "nebius"]
 
 
-def test_spaces_add_sdk_and_datasets_have_no_pipeline() -> None:
-    space = normalize({"id": "a/s", "sdk": "gradio", "pipeline_tag": "x"}, "space")
-    dataset = normalize({"id": "a/d", "pipeline_tag": "x", "library_name": "y"}, "dataset")
-    assert space is not None and dataset is not None
-    assert space["sdk"] == "gradio"
-    assert list(space)[-1] == "sdk"
+def test_model_sizes_and_inference_state() -> None:
+    big = 141_000_000_000  # beyond 2**32, as real totals are
+    safetensors = {"parameters": {"BF16": big}, "total": big}
+    gguf = {"total": 8_030_261_248, "architecture": "llama", "context_length": 131072}
+    record = normalize({"id": "a/b", "safetensors": safetensors, "inference": "cold"}, "model")
+    assert record is not None
+    assert (record["parameters"], record["context_length"], record["inference"]) == (
+        big, None, "cold"
+    )  # fmt: skip
+    record = normalize({"id": "a/b", "gguf": gguf, "inference": "hot"}, "model")
+    assert record is not None
+    assert (record["parameters"], record["context_length"], record["inference"]) == (
+        8_030_261_248, 131072, None
+    )  # fmt: skip
+
+
+def test_dataset_facts_from_tags() -> None:
+    tags = ["task_categories:text-generation", "modality:text", "modality:image",
+            "format:parquet", "size_categories:10K<n<100K", "language:en", "language:fr",
+            "license:mit"]  # fmt: skip
+    record = normalize({"id": "a/d", "tags": tags}, "dataset")
+    assert record is not None
+    assert list(record) == KEY_ORDER + OWN_KEYS["dataset"]
+    assert record["task_categories"] == ["text-generation"]
+    assert record["modalities"] == ["image", "text"]
+    assert record["formats"] == ["parquet"]
+    assert record["size_categories"] == ["10K<n<100K"]
+    assert record["languages"] == ["en", "fr"]
+    untagged = normalize({"id": "a/d"}, "dataset")
+    assert untagged is not None and untagged["languages"] is None
+
+
+def test_space_runtime_and_its_own_lists_of_models_and_datasets() -> None:
+    runtime = {"stage": "RUNNING", "hardware": {"current": "cpu-basic", "requested": "cpu-basic"},
+               "replicas": {"current": 1, "requested": 1}}  # fmt: skip
+    raw = {"id": "a/s", "sdk": "gradio", "pipeline_tag": "x", "runtime": runtime,
+           "models": ["org/m"], "datasets": ["org/d2"],
+           "tags": ["gradio", "dataset:org/d1"]}  # fmt: skip
+    space = normalize(raw, "space")
+    assert space is not None
+    assert list(space) == KEY_ORDER + OWN_KEYS["space"]
+    assert (space["sdk"], space["runtime_stage"], space["hardware"]) == (
+        "gradio", "RUNNING", "cpu-basic"
+    )  # fmt: skip
+    assert space["models"] == ["org/m"]
+    assert space["datasets"] == ["org/d1", "org/d2"]  # the answer's list and the tags, together
     assert space["pipeline_tag"] is None
-    assert dataset["pipeline_tag"] is None
-    assert dataset["library_name"] is None
-    assert "sdk" not in dataset
+    bare = normalize({"id": "a/s"}, "space")
+    assert bare is not None
+    assert (bare["models"], bare["datasets"], bare["runtime_stage"]) == (None, None, None)
+
+
+def test_type_specific_keys_appear_on_their_type_only() -> None:
+    for repo_type, own in OWN_KEYS.items():
+        record = normalize({"id": "a/b"}, repo_type)
+        assert record is not None
+        assert list(record) == KEY_ORDER + own
 
 
 @pytest.mark.parametrize(

@@ -78,9 +78,14 @@ class TestManifest:
         assert manifest["request"]["limit"] == 1200
         assert manifest["request"]["output"] == str(output)
         assert manifest["request"]["authenticated"] is True
-        assert manifest["request"]["queries"]["likes"] == (
-            "inference_provider=hf-inference&sort=likes&limit=1000&full=true"
-        )
+        assert manifest["request"]["fields"] == [  # what full stands for, and the mapping
+            "likes", "trendingScore", "private", "downloads", "tags", "pipeline_tag",
+            "library_name", "createdAt", "author", "sha", "lastModified", "gated", "disabled",
+            "siblings", "inferenceProviderMapping",
+        ]  # fmt: skip
+        query = "inference_provider=hf-inference&sort=likes&limit=1000&expand=likes&"
+        assert manifest["request"]["queries"]["likes"].startswith(query)
+        assert "full=" not in manifest["request"]["queries"]["likes"]
         assert manifest["status"] == "complete"
         assert manifest["started"] <= manifest["ended"]
         likes = manifest["sorts"][0]

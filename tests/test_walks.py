@@ -46,8 +46,17 @@ def run(
     return [json.loads(line) for line in stdout.getvalue().splitlines()], ledger.result
 
 
+# What a walk filtered by provider asks for: the fields full=true stands for, and the mapping.
+MAPPED = "".join(
+    f"&expand={name}"
+    for name in ("likes", "trendingScore", "private", "downloads", "tags", "pipeline_tag",
+                 "library_name", "createdAt", "author", "sha", "lastModified", "gated",
+                 "disabled", "siblings", "inferenceProviderMapping")
+)  # fmt: skip
+
+
 def first(sort: str, limit: int = 1000) -> str:
-    return f"{LIST}?inference_provider=hf-inference&sort={sort}&limit={limit}&full=true"
+    return f"{LIST}?inference_provider=hf-inference&sort={sort}&limit={limit}{MAPPED}"
 
 
 def by_sort(ids: list[int]) -> list[dict[str, Any]]:

@@ -43,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     add("--latency", type=float, default=0.0, help="seconds added to every answer")
     add("--drift", type=int, default=0, help="models whose likes/downloads move per page")
     add("--fault", action="append", default=[], metavar="SPEC", help="a fault (repeatable)")
+    add(
+        "--mapping-form",
+        choices=("list", "object"),
+        default="list",
+        help="inferenceProviderMapping as a list (newer answers) or keyed by provider (older)",
+    )
     return parser
 
 
@@ -65,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         latency=args.latency,
         drift=args.drift,
         faults=faults,
+        mapping_form=args.mapping_form,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

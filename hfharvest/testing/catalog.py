@@ -58,7 +58,8 @@ def _epoch_ms(stamp: str) -> int:
     return int(moment.timestamp() * 1000)
 
 
-_UNKNOWN_MS = _epoch_ms(CREATED_AT_UNKNOWN)
+_UNKNOWN = min(CREATED_AT_UNKNOWN)
+_UNKNOWN_MS = _epoch_ms(_UNKNOWN)
 
 
 @dataclass
@@ -169,6 +170,9 @@ def make_catalog(
     if hf_inference > models:
         raise ValueError(f"hf_inference ({hf_inference}) cannot exceed models ({models})")
     rng = random.Random(seed)
+    # Facts added later (runtime, safetensors, statuses, ...) are drawn from a generator of their
+    # own, so that the ids, likes and downloads of every seed stay what they were.
+    facts = random.Random(f"facts-{seed}")
     authors = _authors(rng, max(8, models // 6))
     served = set(rng.sample(range(models), hf_inference))
     # Millions of small dicts and no cycles: the cyclic GC would only rescan them, again and again.
@@ -177,9 +181,13 @@ def make_catalog(
     try:
         return Catalog(
             {
-                "model": [_model(rng, i, authors, i in served) for i in range(models)],
-                "dataset": [_dataset(rng, i, authors) for i in range(datasets)],
-                "space": [_space(rng, i, authors) for i in range(spaces)],
+                "model": [
+                    _model_facts(facts, _model(rng, i, authors, i in served)) for i in range(models)
+                ],
+                "dataset": [
+                    _dataset_facts(facts, _dataset(rng, i, authors)) for i in range(datasets)
+                ],
+                "space": [_space_facts(facts, _space(rng, i, authors)) for i in range(spaces)],
             }
         )
     finally:
@@ -222,7 +230,7 @@ def _common(rng: random.Random, index: int, kind: int, authors: list[str]) -> Re
         "disabled": index % 211 == 0,
         "gated": "manual" if index % 37 == 0 else "auto" if index % 23 == 0 else False,
         "sha": f"{rng.getrandbits(160):040x}",
-        "createdAt": CREATED_AT_UNKNOWN if legacy else _iso(created),
+        "createdAt": _UNKNOWN if legacy else _iso(created),
         "lastModified": _iso(modified),
         "_createdAt_ms": _UNKNOWN_MS if legacy else created * 1000,
         "_lastModified_ms": modified * 1000,
@@ -233,7 +241,8 @@ def _common(rng: random.Random, index: int, kind: int, authors: list[str]) -> Re
 def _model(rng: random.Random, index: int, authors: list[str], served: bool) -> Repo:
     repo = _common(rng, index, 0, authors)
     word = _pick(rng, _WORDS)
-    name = f"{word}-{_pick(rng, (1, 3, 7, 8, 13, 70))}b-v{index}"
+    size = _pick(rng, (1, 3, 7, 8, 13, 70))  # billions of parameters
+    name = f"{word}-{size}b-v{index}"
     if index % 53 == 0:
         name = f"modèle-{word}-ünï-{index}"
     repo_id = name if repo["_legacy"] and index % 2 == 0 else f"{repo['author']}/{name}"
@@ -252,6 +261,7 @@ def _model(rng: random.Random, index: int, authors: list[str], served: bool) -> 
         tags += [f"base_model:{base}"] + ([f"base_model:{relation}:{base}"] if relation else [])
     providers = (["hf-inference"] if served else []) + rng.sample(_PROVIDERS, int(rng.random() * 3))
     repo.update(
+        _size=size,
         id=repo_id,
         modelId=repo_id,
         pipeline_tag=pipeline,
@@ -297,4 +307,66 @@ def _space(rng: random.Random, index: int, authors: list[str]) -> Repo:
         tags=[sdk, "region:us", f"license:{_pick(rng, _LICENSES)}"],
         siblings=[{"rfilename": f} for f in ("README.md", "app.py", "requirements.txt")],
     )
+    return repo
+
+
+_STAGES = ("RUNNING", "SLEEPING", "SLEEPING", "PAUSED", "RUNTIME_ERROR", "BUILDING")
+_HARDWARE = ("cpu-basic", "cpu-upgrade", "t4-small", "a10g-small", "zero-a10g")
+_CONTEXTS = (4096, 8192, 32768, 131072)
+
+
+def _unknown_creation(facts: random.Random, repo: Repo) -> None:
+    """An old repo's "unknown" creation date: either value of the family the Hub uses."""
+    if repo["_legacy"]:
+        stamp = _pick(facts, sorted(CREATED_AT_UNKNOWN))
+        repo["createdAt"], repo["_createdAt_ms"] = stamp, _epoch_ms(stamp)
+
+
+def _model_facts(facts: random.Random, repo: Repo) -> Repo:
+    """What real answers show beyond the default listing: some keys absent, statuses, sizes."""
+    _unknown_creation(facts, repo)
+    for mapping in repo["inferenceProviderMapping"]:  # hf-inference stays live: the 1,377
+        if mapping["provider"] != "hf-inference" and facts.random() < 0.3:
+            mapping["status"] = "staging"
+    if facts.random() < 0.05:  # models the Hub knows no task or library for
+        repo["pipeline_tag"] = repo["library_name"] = None
+    if facts.random() < 0.8:
+        repo["config"] = {} if facts.random() < 0.05 else {"model_type": repo["id"][:3]}
+    if facts.random() < 0.6:
+        repo["cardData"] = {"license": "other", "language": ["en"]}
+    total = int(repo["_size"] * 1e9 * (0.8 + 0.4 * facts.random()))  # past 2**32 for most
+    if repo["library_name"] == "gguf":
+        repo["gguf"] = {"total": total, "architecture": "llama",
+                        "context_length": _pick(facts, _CONTEXTS)}  # fmt: skip
+    elif facts.random() < 0.8:
+        repo["safetensors"] = {"parameters": {"BF16": total}, "total": total}
+    inference = facts.random()
+    if inference < 0.5:
+        repo["inference"] = "warm" if inference < 0.2 else "cold"
+    return repo
+
+
+def _dataset_facts(facts: random.Random, repo: Repo) -> Repo:
+    _unknown_creation(facts, repo)
+    repo["tags"] += [
+        f"modality:{_pick(facts, ('text', 'image', 'audio', 'tabular'))}",
+        f"size_categories:{_pick(facts, ('n<1K', '1K<n<10K', '10K<n<100K', '1M<n<10M'))}",
+        *(f"language:{code}" for code in facts.sample(("en", "fr", "de", "zh", "ja"), 2)),
+    ]
+    return repo
+
+
+def _space_facts(facts: random.Random, repo: Repo) -> Repo:
+    _unknown_creation(facts, repo)
+    stage = _pick(facts, _STAGES)
+    current = _pick(facts, _HARDWARE) if stage == "RUNNING" else None
+    repo["runtime"] = {
+        "stage": stage,
+        "hardware": {"current": current, "requested": current or "cpu-basic"},
+        "replicas": {"requested": 1},
+    }
+    if facts.random() < 0.4:
+        repo["models"] = [f"{repo['author']}/{_pick(facts, _WORDS)}-7b"]
+    if facts.random() < 0.2:
+        repo["datasets"] = [f"{repo['author']}/{_pick(facts, _WORDS)}-data"]
     return repo

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hfharvest import hub
 from hfharvest.hub import MAX_PAGE_SIZE, SORTS
 from hfharvest.testing.catalog import Catalog, Repo, key_from_cursor
 
@@ -23,23 +24,15 @@ _TRUE = {"true", "1", "True"}
 # Sorts the Hub was seen to refuse together with `inference_provider` (October 2025).
 _NOT_WITH_PROVIDER = {"trendingScore", "createdAt"}
 
-DEFAULT_FIELDS = {
-    "model": ("_id", "id", "likes", "trendingScore", "private", "downloads", "tags",
-              "pipeline_tag", "library_name", "createdAt", "modelId"),
-    "dataset": ("_id", "id", "author", "sha", "lastModified", "private", "gated", "disabled",
-                "likes", "trendingScore", "downloads", "tags", "createdAt"),
-    "space": ("_id", "id", "likes", "trendingScore", "private", "sdk", "tags", "createdAt"),
-}  # fmt: skip
-FULL_EXTRA = ("author", "sha", "lastModified", "gated", "disabled", "siblings")
-EXPANDABLE = {
-    "model": ("author", "createdAt", "disabled", "downloads", "downloadsAllTime", "gated",
-              "inferenceProviderMapping", "lastModified", "library_name", "likes", "likes30d",
-              "pipeline_tag", "private", "sha", "siblings", "tags", "trendingScore"),
-    "dataset": ("author", "createdAt", "disabled", "downloads", "downloadsAllTime", "gated",
-                "lastModified", "likes", "private", "sha", "siblings", "tags", "trendingScore"),
-    "space": ("author", "createdAt", "disabled", "lastModified", "likes", "private", "sdk", "sha",
-              "siblings", "tags", "trendingScore"),
-}  # fmt: skip
+# What the default listing answers, and what `full=true` and `expand` may add: the package's own
+# reading of the Hub (`hfharvest.hub`), with `likes30d`, which the Hub also expands.
+DEFAULT_FIELDS: dict[str, tuple[str, ...]] = {
+    repo_type: ("_id", "id", *fields, *(("modelId",) if repo_type == "model" else ()))
+    for repo_type, fields in hub.DEFAULT_FIELDS.items()
+}
+EXPANDABLE: dict[str, tuple[str, ...]] = {
+    repo_type: (*fields, "likes30d") for repo_type, fields in hub.ALL_FIELDS.items()
+}
 
 
 class ListingError(Exception):
@@ -143,7 +136,7 @@ def _fields(repo_type: str, full: bool, expand: tuple[str, ...]) -> tuple[str, .
             raise ListingError(400, f"Invalid expand field: {unknown[0]}")
         return ("_id", "id", *dict.fromkeys(expand))
     fields = DEFAULT_FIELDS[repo_type]
-    return (*fields, *(f for f in FULL_EXTRA if f not in fields)) if full else fields
+    return (*fields, *(f for f in hub.FULL_FIELDS if f not in fields)) if full else fields
 
 
 def encode_cursor(sort: str, repo: Repo) -> str:

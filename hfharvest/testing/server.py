@@ -56,6 +56,14 @@ class _Answer:
         self.cut: str | None = None  # "reset", "reset-body" or "truncate"
 
 
+def _keyed_by_provider(entry: Repo) -> Repo:
+    mapping = entry.get("inferenceProviderMapping")
+    if mapping is None:
+        return entry
+    keyed = {m["provider"]: {k: v for k, v in m.items() if k != "provider"} for m in mapping}
+    return {**entry, "inferenceProviderMapping": keyed}
+
+
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> _Answer:
     body = orjson.dumps({"error": message})
     return _Answer(status, body, {"X-Error-Message": message, **(headers or {})})
@@ -115,6 +123,7 @@ class HubEmulator:
         faults: Iterable[Fault | str] = (),
         seed: int = 0,
         away: str = AWAY,
+        mapping_form: str = "list",
     ) -> None:
         self.catalog = catalog if catalog is not None else make_catalog()
         self.tokens = frozenset(tokens)
@@ -123,6 +132,11 @@ class HubEmulator:
         self.faults: list[Fault] = [parse_fault(f) if isinstance(f, str) else f for f in faults]
         self.requests_log: list[LoggedRequest] = []
         self.away = away  # where hostile links and redirects point: another origin
+        if mapping_form not in ("list", "object"):
+            raise ValueError(f"mapping_form must be list or object, not {mapping_form!r}")
+        # inferenceProviderMapping as a list of {provider, ...} (newer answers) or as an object
+        # keyed by provider (older ones): the Hub has served both.
+        self.mapping_form = mapping_form
         self.drifted: set[str] = set()  # ids whose likes or downloads moved during drift
         self._rates = _RateWindow(quota, window)
         self._rng = random.Random(seed)
@@ -271,6 +285,8 @@ class HubEmulator:
         except ListingError as exc:
             return _error(exc.status, exc.message)
         page: list[Any] = list(entries)
+        if self.mapping_form == "object":
+            page = [_keyed_by_provider(entry) for entry in page]
         if fault is not None and fault.kind == "junk":
             page[1:1] = ["not an object", {"likes": 3}, 42, {"id": ""}][: int(fault.arg_or(2))]
         if fault is not None and fault.kind == "huge" and page:
