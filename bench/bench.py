@@ -10,7 +10,8 @@ latency (the emulator answering in 0.3 s a page; the Hub takes 1-3 s): hfharvest
 bare loop of requests.get + orjson.loads over the same pages (the floor). On loopback, where the
 emulator and the client share the machine, only CPU seconds are compared, against
 huggingface_hub's list_models (the official client) and the floor. Then memory, concurrency of
-sorts, pacing under a quota, and `hfharvest diff` on a million records.
+sorts, walks that stop at a bound, pacing under a quota, and `hfharvest diff` on a million
+records.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import compileall
 import contextlib
+import functools
 import json
 import os
 import platform
@@ -66,6 +68,13 @@ for sort in ("likes", "downloads"):
     for model in page:
         seen.setdefault(model["id"], model)
 print(len(seen))
+"""
+
+BOUNDS = """
+from hfharvest.testing import make_catalog
+models = make_catalog(30_000, 0, 0).repos["model"]
+print(sorted((m["downloads"] for m in models), reverse=True)[len(models) // 10 - 1])
+print(sorted((m["lastModified"] for m in models), reverse=True)[len(models) // 20 - 1])
 """
 
 
@@ -212,6 +221,31 @@ def cpu(repeats: int) -> list[Scenario]:
     return [official, floor]
 
 
+def bounded(repeats: int) -> list[Scenario]:
+    """Walks that stop at a bound, against the full walk they filter: pages asked, and time."""
+    # The bounds, from the emulator's own catalog (same seed, same data), in a process of its own:
+    # built here, its pages would count in the peak RSS of every process this one starts next.
+    quantiles = subprocess.run([str(BIN / "python"), "-c", BOUNDS], capture_output=True,
+                               text=True, check=True).stdout.split()  # fmt: skip
+    downloads, changed = quantiles
+    rows = []
+    with emulator("--models", "30000", "--datasets", "0", "--spaces", "0",
+                  "--latency", "0.3") as url:  # fmt: skip
+        for name, sort, bound in (
+            ("--min-downloads (10 % pass)", "downloads", ("--min-downloads", str(downloads))),
+            ("--since (5 % pass)", "lastModified", ("--since", changed)),
+        ):
+            ours = functools.partial(fetch, url, "--sort", sort, *bound)
+            full = functools.partial(fetch, url, "--sort", sort)
+            scenario = alternate(Scenario(f"30k models, 0.3 s a page, {name}",
+                                          baseline_name=f"the full {sort} walk"), ours, full,
+                                 repeats)  # fmt: skip
+            scenario.notes["pages"] = len(logged_during(url, ours)[1])
+            scenario.notes["full_walk_pages"] = len(logged_during(url, full)[1])
+            rows.append(scenario)
+    return rows
+
+
 def memory(repeats: int) -> list[Scenario]:
     """Peak RSS at 100k and 200k models: what each extra model costs, one sort and two."""
     scenarios = []
@@ -298,6 +332,7 @@ SCENARIOS: dict[str, Callable[[int], list[Scenario]]] = {
     "latency": latency,
     "cpu": cpu,
     "memory": memory,
+    "bounded": bounded,
     "concurrency": concurrency,
     "pacing": pacing,
     "diff": diff_million,

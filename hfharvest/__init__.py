@@ -1,3 +1,73 @@
-"""hfharvest: harvest the Hugging Face Hub catalog, every sort walked to the end and merged."""
+"""hfharvest: harvest the Hugging Face Hub catalog, every sort walked to the end and merged.
+
+From Python::
+
+    import hfharvest
+
+    result = hfharvest.harvest(sort=["likes", "downloads"], inference_provider="hf-inference")
+    for record in result.records:
+        ...
+
+`harvest()` and `stream()` live in `hfharvest.api`; the errors they raise in `hfharvest.errors`.
+They are loaded when first asked for, so that `hfharvest schema` and `hfharvest diff` do not pay
+for the HTTP stack.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from hfharvest.api import HarvestResult, RecordStream, harvest, stream
+    from hfharvest.errors import (
+        HarvestError,
+        HubError,
+        HubResponseError,
+        OutputError,
+        TooFewRecordsError,
+        UsageError,
+    )
+    from hfharvest.walks import SortStats
+
+__all__ = [
+    "HarvestError",
+    "HarvestResult",
+    "HubError",
+    "HubResponseError",
+    "OutputError",
+    "RecordStream",
+    "SortStats",
+    "TooFewRecordsError",
+    "UsageError",
+    "__version__",
+    "harvest",
+    "stream",
+]
+_HOMES = {
+    "harvest": "api",
+    "stream": "api",
+    "HarvestResult": "api",
+    "RecordStream": "api",
+    "SortStats": "walks",
+    "HarvestError": "errors",
+    "HubError": "errors",
+    "HubResponseError": "errors",
+    "OutputError": "errors",
+    "TooFewRecordsError": "errors",
+    "UsageError": "errors",
+}
+
+# A library's warnings go to the `hfharvest` logger; with no handler configured by the
+# application, Python would print them to stderr (its "last resort"): a library prints nothing.
+logging.getLogger("hfharvest").addHandler(logging.NullHandler())
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'hfharvest' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"hfharvest.{home}"), name)

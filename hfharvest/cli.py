@@ -43,9 +43,8 @@ app = typer.Typer(
     help="Harvest the Hugging Face Hub catalog: every sort walked to the end, merged, normalized."
     f"\n\nExample: hfharvest fetch --sort likes --sort downloads -o models.jsonl\n\n{EXIT_CODES}",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode=None,  # plain help: readable at 80 columns, and "[default: ...]" stays text
+    rich_markup_mode="rich",  # panels of options in `fetch --help`
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -75,9 +74,21 @@ def _main_options(
     """Options that come before the command."""
 
 
-def _opt(help_text: str, *names: str, metavar: str | None = None, **kwargs: Any) -> Any:
-    """A typer option whose help ends with its example, as every option's must."""
-    return typer.Option(*names, help=help_text, metavar=metavar, **kwargs)
+# The panels `fetch --help` groups its options into.
+QUERY, FIELDS, OUTPUT = "Query", "Fields and bounds", "Output"
+SNAPSHOTS, NETWORK, AUTH = "Snapshots", "Network", "Auth"
+
+
+def _opt(
+    help_text: str, *names: str, panel: str | None = None, metavar: str | None = None, **kwargs: Any
+) -> Any:
+    """A typer option whose help ends with its example, as every option's must.
+
+    Help is rich markup: a literal "[" is written "\\[".
+    """
+    if metavar is not None:
+        kwargs["metavar"] = metavar
+    return typer.Option(*names, help=help_text, rich_help_panel=panel, **kwargs)
 
 
 FETCH_HELP = "\n\n".join(
@@ -103,105 +114,122 @@ FETCH_HELP = "\n\n".join(
 @app.command(help=FETCH_HELP)
 def fetch(
     sort: Annotated[list[str] | None, _opt(
-        "A sort to walk; repeat for several [default: likes, downloads]. One of "
+        "A sort to walk; repeat for several \\[default: likes, downloads]. One of "
         f"{', '.join(SORTS)} (snake_case spellings are mapped). Example: --sort likes --sort id",
-        "--sort", "-s", metavar="SORT")] = None,
+        "--sort", "-s", metavar="SORT", panel=QUERY)] = None,
     limit: Annotated[int | None, _opt(
-        "Stop each sort after N returned entries [default: walk to the end]. "
-        "Example: --limit 1000", metavar="N")] = None,
+        "Stop each sort after N returned entries \\[default: walk to the end]. "
+        "Example: --limit 1000", metavar="N", panel=QUERY)] = None,
     page_size: Annotated[int, _opt(
         "Entries per request, 1 to 1000. Example: --page-size 500",
-        metavar="N")] = DEFAULTS.page_size,
+        metavar="N", panel=QUERY)] = DEFAULTS.page_size,
     search: Annotated[str | None, _opt(
-        "Substring of the repo id. Example: --search llama", metavar="TEXT")] = None,
+        "Substring of the repo id. Example: --search llama", metavar="TEXT", panel=QUERY)] = None,
     author: Annotated[str | None, _opt(
-        "Owner, user or org. Example: --author google", metavar="NAME")] = None,
+        "Owner, user or org. Example: --author google", metavar="NAME", panel=QUERY)] = None,
     filter_: Annotated[list[str] | None, _opt(
         "A tag every repo must carry; repeat to require all. Example: --filter gguf",
-        "--filter", metavar="TAG")] = None,
+        "--filter", metavar="TAG", panel=QUERY)] = None,
     pipeline_tag: Annotated[str | None, _opt(
-        "Models of this task. Example: --pipeline-tag text-generation", metavar="TASK")] = None,
+        "Models of this task. Example: --pipeline-tag text-generation", metavar="TASK",
+        panel=QUERY)] = None,
     inference_provider: Annotated[list[str] | None, _opt(
         "Models served by any of these providers (repeat; 'all' = any provider). "
-        "Example: --inference-provider hf-inference", metavar="PROVIDER")] = None,
+        "Example: --inference-provider hf-inference", metavar="PROVIDER", panel=QUERY)] = None,
+    repo_type: Annotated[str, _opt(
+        "Which listing to walk. Example: --type dataset", "--type", "-t",
+        metavar="model|dataset|space", panel=QUERY)] = DEFAULTS.repo_type,
     full: Annotated[bool | None, _opt(
-        "Ask for author, sha, lastModified, gated, disabled and files [default: --full; "
+        "Ask for author, sha, lastModified, gated, disabled and files \\[default: --full; "
         "--expand implies --no-full]. Example: --no-full", "--full/--no-full",
-        show_default=False)] = None,
+        show_default=False, panel=FIELDS)] = None,
     expand: Annotated[list[str] | None, _opt(
         "Ask only for this field (repeat). Example: --expand downloadsAllTime "
-        "--expand inferenceProviderMapping", metavar="FIELD")] = None,
+        "--expand inferenceProviderMapping", metavar="FIELD", panel=FIELDS)] = None,
     all_fields: Annotated[bool, _opt(
         "Ask for every field the listing allows (safetensors, gguf, config, cardData, runtime, "
         "...; the list per --type is in docs/record.md), for whole-Hub snapshots. Not with "
-        "--expand or --full. Example: --all-fields", "--all-fields")] = False,
-    repo_type: Annotated[str, _opt(
-        "Which listing to walk. Example: --type dataset", "--type", "-t",
-        metavar="model|dataset|space")] = DEFAULTS.repo_type,
-    endpoint: Annotated[str | None, _opt(
-        "The Hub's address [default: $HF_ENDPOINT, else https://huggingface.co]. "
-        "Example: --endpoint http://127.0.0.1:8080", metavar="URL", show_default=False)] = None,
-    token: Annotated[str | None, _opt(
-        "Token to send (visible in `ps`: prefer $HF_TOKEN or --token-file) [default: $HF_TOKEN, "
-        "else the file $HF_TOKEN_PATH or $HF_HOME/token]. Example: --token hf_...",
-        metavar="TOKEN", show_default=False)] = None,
-    token_file: Annotated[Path | None, _opt(
-        "Read the token from this file. Example: --token-file ~/.config/hf-token",
-        metavar="PATH")] = None,
-    no_token: Annotated[bool, _opt(
-        "Send no token, whatever the environment holds. Example: --no-token",
-        "--no-token")] = False,
-    allow_insecure_token: Annotated[bool, _opt(
-        "Send the token over plain http to a host that is not this machine. "
-        "Example: --endpoint http://mirror.lan --allow-insecure-token",
-        "--allow-insecure-token")] = False,
-    timeout: Annotated[float, _opt(
-        "Give up on a request after this long without an answer. Example: --timeout 60",
-        metavar="SECONDS")] = DEFAULTS.timeout,
-    max_rps: Annotated[float | None, _opt(
-        "At most this many requests a second, all sorts together [default: as fast as the "
-        "Hub's RateLimit budget allows]. Example: --max-rps 2", metavar="N")] = None,
-    retries: Annotated[int, _opt(
-        "Retries of a page after a transient failure (0 = one attempt). Example: --retries 10",
-        metavar="N")] = DEFAULTS.retries,
-    max_wait: Annotated[float, _opt(
-        "Longest wait a Retry-After or RateLimit header may ask for; a longer one fails the "
-        "sort. Example: --max-wait 60", metavar="SECONDS")] = DEFAULTS.max_wait,
+        "--expand or --full. Example: --all-fields", "--all-fields", panel=FIELDS)] = False,
+    min_likes: Annotated[int | None, _opt(
+        "Write only repos with at least N likes; a walk sorted by likes stops where it crosses "
+        "N. Alone, walks only likes. Example: --min-likes 5", metavar="N", panel=FIELDS)] = None,
+    min_downloads: Annotated[int | None, _opt(
+        "Write only repos with at least N downloads (30 days); a walk sorted by downloads stops "
+        "where it crosses N. Alone, walks only downloads. Example: --min-downloads 100",
+        metavar="N", panel=FIELDS)] = None,
+    since: Annotated[str | None, _opt(
+        "Only repos created (--sort createdAt) or changed (--sort lastModified, the default "
+        "with --since) at or after TIME, a date or ISO timestamp, UTC unless a zone is given; "
+        "each walk stops there. Example: --since 2026-11-30", metavar="TIME", panel=FIELDS)] = None,
+    raw: Annotated[bool, _opt(
+        "Add 'raw', the API object untouched, to each record. Example: --raw", "--raw",
+        panel=FIELDS)] = False,
     output: Annotated[str, _opt(
         "File to write ('-' = stdout), all or nothing; .gz compresses; {date} (UTC YYYY-MM-DD), "
         "{time} (HHMMSSZ) and {type} are filled in, missing folders made. "
         "Example: -o 'snapshots/models-{date}.jsonl.gz'", "--output", "-o",
-        metavar="PATH")] = DEFAULTS.output,
+        metavar="PATH", panel=OUTPUT)] = DEFAULTS.output,
     output_format: Annotated[str | None, _opt(
-        "One JSON array, or one record a line [default: from the file suffix; JSONL on stdout]. "
-        "Example: --format json", "--format", metavar="json|jsonl", show_default=False)] = None,
-    raw: Annotated[bool, _opt(
-        "Add 'raw', the API object untouched, to each record. Example: --raw", "--raw")] = False,
+        "One JSON array, or one record a line \\[default: from the file suffix; JSONL on stdout]. "
+        "Example: --format json", "--format", metavar="json|jsonl", show_default=False,
+        panel=OUTPUT)] = None,
+    quiet: Annotated[bool, _opt(
+        "No progress, no table, no warnings; errors still show. Example: -q",
+        "--quiet", "-q", panel=OUTPUT)] = False,
+    debug: Annotated[bool, _opt(
+        "Log every request and show tracebacks (the token is masked). Example: --debug",
+        "--debug", panel=OUTPUT)] = False,
     manifest: Annotated[Path | None, _opt(
-        "Where to write the manifest [default: <output>.manifest.json for a file; none for "
+        "Where to write the manifest \\[default: <output>.manifest.json for a file; none for "
         "stdout]. Example: --manifest run.manifest.json", metavar="PATH",
-        show_default=False)] = None,
+        show_default=False, panel=SNAPSHOTS)] = None,
     no_manifest: Annotated[bool, _opt(
-        "Write no manifest. Example: --no-manifest", "--no-manifest")] = False,
+        "Write no manifest. Example: --no-manifest", "--no-manifest", panel=SNAPSHOTS)] = False,
     stats_json: Annotated[Path | None, _opt(
         "Write the stats and the exit code here on every exit, failures included (for "
-        "monitoring). Example: --stats-json /var/lib/hf/last-run.json", metavar="PATH")] = None,
+        "monitoring). Example: --stats-json /var/lib/hf/last-run.json", metavar="PATH",
+        panel=SNAPSHOTS)] = None,
     state: Annotated[Path | None, _opt(
         "Keep what the walks need to resume here (and in PATH.spool); the same command run "
         "again goes on where it stopped; removed once complete. Example: --state models.state",
-        metavar="PATH")] = None,
+        metavar="PATH", panel=SNAPSHOTS)] = None,
     min_count: Annotated[int | None, _opt(
         "Exit 4 and write nothing when fewer unique records came back. "
-        "Example: --min-count 1000000", metavar="N")] = None,
+        "Example: --min-count 1000000", metavar="N", panel=SNAPSHOTS)] = None,
     allow_partial: Annotated[bool, _opt(
         "When a sort fails after its retries, write what the others got and exit 3 "
-        "[default: the run fails, exit 1]. Example: --allow-partial", "--allow-partial")] = False,
-    quiet: Annotated[bool, _opt(
-        "No progress, no table, no warnings; errors still show. Example: -q",
-        "--quiet", "-q")] = False,
-    debug: Annotated[bool, _opt(
-        "Log every request and show tracebacks (the token is masked). Example: --debug",
-        "--debug")] = False,
+        "\\[default: the run fails, exit 1]. Example: --allow-partial", "--allow-partial",
+        panel=SNAPSHOTS)] = False,
+    endpoint: Annotated[str | None, _opt(
+        "The Hub's address \\[default: $HF_ENDPOINT, else https://huggingface.co]. "
+        "Example: --endpoint http://127.0.0.1:8080", metavar="URL", show_default=False,
+        panel=NETWORK)] = None,
+    timeout: Annotated[float, _opt(
+        "Give up on a request after this long without an answer. Example: --timeout 60",
+        metavar="SECONDS", panel=NETWORK)] = DEFAULTS.timeout,
+    max_rps: Annotated[float | None, _opt(
+        "At most this many requests a second, all sorts together \\[default: as fast as the "
+        "Hub's RateLimit budget allows]. Example: --max-rps 2", metavar="N", panel=NETWORK)] = None,
+    retries: Annotated[int, _opt(
+        "Retries of a page after a transient failure (0 = one attempt). Example: --retries 10",
+        metavar="N", panel=NETWORK)] = DEFAULTS.retries,
+    max_wait: Annotated[float, _opt(
+        "Longest wait a Retry-After or RateLimit header may ask for; a longer one fails the "
+        "sort. Example: --max-wait 60", metavar="SECONDS", panel=NETWORK)] = DEFAULTS.max_wait,
+    token: Annotated[str | None, _opt(
+        "Token to send (visible in `ps`: prefer $HF_TOKEN or --token-file) \\[default: $HF_TOKEN, "
+        "else the file $HF_TOKEN_PATH or $HF_HOME/token]. Example: --token hf_...",
+        metavar="TOKEN", show_default=False, panel=AUTH)] = None,
+    token_file: Annotated[Path | None, _opt(
+        "Read the token from this file. Example: --token-file ~/.config/hf-token",
+        metavar="PATH", panel=AUTH)] = None,
+    no_token: Annotated[bool, _opt(
+        "Send no token, whatever the environment holds. Example: --no-token",
+        "--no-token", panel=AUTH)] = False,
+    allow_insecure_token: Annotated[bool, _opt(
+        "Send the token over plain http to a host that is not this machine. "
+        "Example: --endpoint http://mirror.lan --allow-insecure-token",
+        "--allow-insecure-token", panel=AUTH)] = False,
 ) -> None:  # fmt: skip
     options = FetchOptions(
         sort=tuple(sort or ()), limit=limit, page_size=page_size, search=search, author=author,
@@ -212,7 +240,7 @@ def fetch(
         allow_insecure_token=allow_insecure_token, timeout=timeout, retries=retries,
         max_wait=max_wait, output=output, format=output_format, raw=raw, manifest=manifest,
         no_manifest=no_manifest, state=state, min_count=min_count, allow_partial=allow_partial,
-        max_rps=max_rps,
+        max_rps=max_rps, min_likes=min_likes, min_downloads=min_downloads, since=since,
     )  # fmt: skip
     report = Report.to_stderr(quiet=quiet)
     report.secret = token
@@ -262,7 +290,7 @@ def diff(
     old: Annotated[Path, typer.Argument(help="The earlier snapshot (JSON or JSONL, .gz or not).")],
     new: Annotated[Path, typer.Argument(help="The later snapshot.")],
     fields: Annotated[str | None, _opt(
-        "Comma-separated fields to compare, or 'all' [default: every field but "
+        "Comma-separated fields to compare, or 'all' \\[default: every field but "
         f"{', '.join(sorted(DEFAULT_IGNORED))}]. Example: --fields license,gated,tags",
         metavar="LIST", show_default=False)] = None,
     exit_code: Annotated[bool, _opt(

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import orjson
 import requests
@@ -29,6 +29,7 @@ from hfharvest.errors import (
     TransientResponseError,
     UnreachableError,
 )
+from hfharvest.hub import NOT_WITH_PROVIDER
 from hfharvest.pacing import Pacer
 from hfharvest.retry import (
     TRANSIENT_STATUSES,
@@ -216,9 +217,9 @@ class HubClient:
             raise TransientResponseError(
                 status, url, detail, demanded_wait=wait[0] if wait else None
             )
-        raise HubResponseError(status, url, detail, hint=self._hint_for(status))
+        raise HubResponseError(status, url, detail, hint=self._hint_for(status, url))
 
-    def _hint_for(self, status: int) -> str | None:
+    def _hint_for(self, status: int, url: str) -> str | None:
         token = self.transport.token
         if status in (401, 403):
             if token is None:
@@ -229,6 +230,12 @@ class HubClient:
             )
         if status == 404:
             return "check --endpoint (or HF_ENDPOINT) and --type"
+        if status == 400 and self.settings.query.inference_providers:
+            sort = dict(parse_qsl(urlsplit(url).query)).get("sort")
+            if sort in NOT_WITH_PROVIDER:
+                new_repos = sort == "createdAt"
+                instead = "lastModified for new or changed repos" if new_repos else "likes"
+                return f"the Hub refuses --sort {sort} beside --inference-provider; use {instead}"
         if status == 400:
             return "the Hub rejected the query; check --sort, the filters and --expand"
         return None

@@ -26,6 +26,9 @@ SORT_ALIASES: Mapping[str, str] = {
     "likes_30d": "likes30d",
 }
 
+# Sorts the Hub was seen to refuse (400) beside `inference_provider` (October 2025).
+NOT_WITH_PROVIDER = frozenset({"createdAt", "trendingScore"})
+
 # Repos made before the Hub recorded creation dates carry one of these values (the backfill took
 # more than a second): they mean "unknown", not that date.
 CREATED_AT_UNKNOWN = frozenset({"2022-03-02T23:29:04.000Z", "2022-03-02T23:29:05.000Z"})

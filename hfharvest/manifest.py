@@ -60,7 +60,9 @@ def build_manifest(settings: Settings, ledger: Ledger) -> dict[str, Any]:
         "type": settings.query.repo_type,
         "request": {
             **{k: v for k, v in settings.job().items() if k not in ("endpoint", "repo_type")},
-            "fields": list(settings.query.fields),  # besides _id and id, as `expand` names them
+            "bounds": dataclasses.asdict(settings.bounds),
+            # besides _id and id, as `expand` names them; with the fields the bounds read
+            "fields": list(settings.sent.fields),
             "queries": {s: urlsplit(settings.first_url(s)).query for s in settings.query.sorts},
             "authenticated": settings.transport.token is not None,
         },

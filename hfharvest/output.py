@@ -9,6 +9,7 @@ bytes that reach the disk (or stdout) is taken on the way, for the manifest.
 from __future__ import annotations
 
 import contextlib
+import glob
 import gzip
 import hashlib
 import os
@@ -111,7 +112,9 @@ class Written:
     bytes: int
 
 
-class _Writable(Protocol):
+class Writable(Protocol):
+    """Where stdout's records go: `sys.stdout.buffer`, or any stream that takes bytes."""
+
     def write(self, data: bytes, /) -> int: ...
 
     def flush(self) -> None: ...
@@ -120,7 +123,7 @@ class _Writable(Protocol):
 class _Hashing:
     """A write-only stream that hashes and counts what passes through to `target`."""
 
-    def __init__(self, target: IO[bytes]) -> None:
+    def __init__(self, target: Writable) -> None:
         self._target = target
         self.digest = hashlib.sha256()
         self.size = 0
@@ -142,7 +145,7 @@ class RecordWriter:
     """
 
     def __init__(
-        self, stream: _Writable, fmt: OutputFormat, hashing: _Hashing, *, chunk: int = 1 << 20
+        self, stream: Writable, fmt: OutputFormat, hashing: _Hashing, *, chunk: int = 1 << 20
     ) -> None:
         self._stream = stream
         self._jsonl = fmt == "jsonl"
@@ -186,7 +189,7 @@ class RecordWriter:
 
 
 @contextlib.contextmanager
-def open_output(target: OutputTarget, stdout: IO[bytes]) -> Iterator[RecordWriter]:
+def open_output(target: OutputTarget, stdout: Writable) -> Iterator[RecordWriter]:
     """Yield a writer for `target`; the file appears at its path only if the block succeeds.
 
     Once the block is over, `writer.written(target.path)` tells what was written.
@@ -215,6 +218,16 @@ def open_output(target: OutputTarget, stdout: IO[bytes]) -> Iterator[RecordWrite
 def _compressed(target: _Hashing) -> gzip.GzipFile:
     # filename="" and mtime=0: no name or time in the header, so equal data give equal bytes.
     return gzip.GzipFile(filename="", mode="wb", fileobj=target, mtime=0, compresslevel=6)
+
+
+def remove_leftovers(path: Path) -> None:
+    """Remove what an `atomic_file(path)` killed by SIGKILL left behind: its temporary files.
+
+    Only for a path one process owns at a time (a `--state`): for another, a temporary file may be
+    a live run's.
+    """
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
+        leftover.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

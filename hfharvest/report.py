@@ -154,25 +154,26 @@ class Report:
             box=box.SIMPLE_HEAD,
             show_edge=False,
             pad_edge=False,
-            collapse_padding=True,  # with these, eight columns fit in 80 characters uncut
+            padding=0,  # the box's own divider leaves a space between columns: nine fit in 80
         )
-        table.add_column("sort")
-        for name in ("returned", "new", "duplicates", "skipped", "pages", "retries", "seconds"):
+        bounded = bool(settings.bounds)  # the column only where it can count something
+        columns = ["returned", "new", "duplicates", "skipped", *(["below"] if bounded else []),
+                   "pages", "retries", "seconds"]  # fmt: skip
+        # The longest sort name whole, so that nine columns still fit in 80 characters uncut.
+        table.add_column("sort", no_wrap=True, min_width=len("trendingScore"))
+        for name in columns:
             table.add_column(name, justify="right")
         for stats in result.stats:
-            table.add_row(
-                stats.sort,
-                f"{stats.returned:,}",
-                f"{stats.new:,}",
-                f"{stats.duplicates:,}",
-                f"{stats.skipped:,}",
-                f"{stats.pages:,}",
-                f"{stats.retries:,}",
-                f"{stats.seconds:.1f}",
-            )
+            below = [stats.below_bound] if bounded else []
+            counts = [stats.returned, stats.new, stats.duplicates, stats.skipped, *below,
+                      stats.pages, stats.retries]  # fmt: skip
+            table.add_row(stats.sort, *(f"{n:,}" for n in counts), f"{stats.seconds:.1f}")
         table.add_section()
-        table.add_row("unique", "", f"{result.unique:,}", "", "", "", "", "")
+        table.add_row("unique", "", f"{result.unique:,}", *[""] * (len(columns) - 2))
         self.console.print(table)
+        for stats in result.stats:
+            if stats.stopped_by:
+                self.line(f"{stats.sort}: stopped at {stats.stopped_by} (what follows is lower)")
         for stats in result.failed:
             self.warning(f"sort {stats.sort} failed: {stats.error}")
 

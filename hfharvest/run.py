@@ -8,15 +8,27 @@ nothing, the manifest after them, and a `--state` is removed once the run is com
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from datetime import UTC, datetime
-from typing import IO
 
+from hfharvest.ahead import Cancel
+from hfharvest.bounds import Bounds
 from hfharvest.errors import TooFewRecordsError
 from hfharvest.manifest import Ledger, build_manifest, write_json
-from hfharvest.output import RecordWriter, open_output
+from hfharvest.output import RecordWriter, Writable, open_output
 from hfharvest.settings import Settings
 from hfharvest.state import Spool, StateStore
-from hfharvest.walks import HarvestResult, Observer, Sink, SourceFactory, Walks, walk_all
+from hfharvest.walks import (
+    HarvestResult,
+    Observer,
+    Sink,
+    SourceFactory,
+    Walks,
+    walk_all,
+)
+
+log = logging.getLogger("hfharvest")
 
 EXIT_COMPLETE = 0
 EXIT_PARTIAL = 3
@@ -24,27 +36,31 @@ EXIT_PARTIAL = 3
 
 def run_fetch(
     settings: Settings,
-    stdout: IO[bytes],
+    stdout: Writable,
     observer: Observer,
     ledger: Ledger,
     *,
     make_source: SourceFactory | None = None,
+    stop: Cancel | None = None,
 ) -> int:
     """Harvest into `settings.output`; return the exit code of a run that wrote its records."""
-    store = (
-        StateStore.open(settings.state, settings.job(), settings.query.sorts)
-        if settings.state
-        else None
-    )
+    store = _open_state(settings)
     ledger.resumed = store is not None and store.resumed
+    if store is not None and store.resumed and store.bounds != settings.bounds:
+        log.warning(
+            "--state %s began with other bounds (%s); its walks go on with those, not %s",
+            settings.state, _described(store.bounds), _described(settings.bounds),
+        )  # fmt: skip
+        settings = dataclasses.replace(settings, bounds=store.bounds)
     # Records stream out as they come only when nothing must see the whole set first.
     streaming = len(settings.query.sorts) == 1 and store is None and settings.min_count is None
     spool = store.spool if store else None if streaming else Spool.temporary()
 
     def walk_and_guard(sink: Sink | None) -> Walks:
         walks = walk_all(
-            settings, observer, spool=spool, store=store, sink=sink, make_source=make_source
-        )
+            settings, observer, spool=spool, store=store, sink=sink, make_source=make_source,
+            stop=stop,
+        )  # fmt: skip
         ledger.result = walks.result()
         _guard(settings, walks, ledger.result)
         return walks
@@ -69,6 +85,17 @@ def run_fetch(
     if store is not None and not walks.failures:
         store.remove()
     return EXIT_PARTIAL if walks.failures else EXIT_COMPLETE
+
+
+def _open_state(settings: Settings) -> StateStore | None:
+    if settings.state is None:
+        return None
+    return StateStore.open(settings.state, settings.job(), settings.query.sorts, settings.bounds)
+
+
+def _described(bounds: Bounds) -> str:
+    given = [f"--{k.replace('_', '-')} {v}" for k, v in dataclasses.asdict(bounds).items() if v]
+    return " ".join(given) or "none"
 
 
 class _FlushEveryPage:

@@ -10,13 +10,14 @@ job identity, which `--state` compares, is derived from them, never listed by ha
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from hfharvest.auth import Token, refuse_clear_text, resolve_token
+from hfharvest.bounds import Bounds, parse_since
 from hfharvest.errors import OfflineError, UsageError
 from hfharvest.hub import (
     ALL_FIELDS,
@@ -68,6 +69,9 @@ class FetchOptions:
     state: Path | None = None
     min_count: int | None = None
     allow_partial: bool = False
+    min_likes: int | None = None
+    min_downloads: int | None = None
+    since: str | None = None  # a date or an ISO timestamp; UTC when no zone is given
 
 
 @dataclass(frozen=True)
@@ -143,11 +147,19 @@ class Settings:
     min_count: int | None
     allow_partial: bool
     started: datetime
+    bounds: Bounds  # not part of the job: a resumed walk keeps the ones it began with
+
+    @property
+    def sent(self) -> Query:
+        """The query as sent: with the fields the bounds read, whatever else was asked."""
+        query = self.query
+        missing = [f for f in self.bounds.fields(query.sorts) if f not in query.fields]
+        return replace(query, full=False, expand=(*query.fields, *missing)) if missing else query
 
     def first_url(self, sort: str) -> str:
         """The URL of a sort's first page: the one place a request's parameters are built."""
         path = f"{self.transport.endpoint}/api/{self.query.repo_type}s"
-        return f"{path}?{urlencode(self.query.params(sort))}"
+        return f"{path}?{urlencode(self.sent.params(sort))}"
 
     def job(self) -> dict[str, Any]:
         """What makes two runs the same job (a `--state` file is only taken up by its own job).
@@ -177,7 +189,8 @@ def resolve(
             "HF_HUB_OFFLINE is set: hfharvest makes no request in offline mode",
             hint="unset HF_HUB_OFFLINE to harvest",
         )
-    query = _query(options)
+    bounds = _bounds(options, started)
+    query = _query(options, bounds)
     output = resolve_target(options.output, options.format, started, query.repo_type)
     return Settings(
         query=query,
@@ -189,15 +202,18 @@ def resolve(
         min_count=_at_least(options.min_count, 1, "--min-count"),
         allow_partial=options.allow_partial,
         started=started,
+        bounds=bounds,
     )
 
 
-def _query(options: FetchOptions) -> Query:
+def _query(options: FetchOptions, bounds: Bounds) -> Query:
     repo_type = _repo_type(options)
     full, expand = _fields(options, repo_type)
+    sorts = _sorts(options.sort or bounds.default_sorts() or DEFAULT_SORTS)
+    bounds.check_sorts(sorts)
     return Query(
         repo_type=repo_type,
-        sorts=_sorts(options.sort or DEFAULT_SORTS),
+        sorts=sorts,
         limit=_at_least(options.limit, 1, "--limit"),
         page_size=_page_size(options.page_size),
         search=options.search,
@@ -207,6 +223,14 @@ def _query(options: FetchOptions) -> Query:
         inference_providers=options.inference_provider,
         full=full,
         expand=expand,
+    )
+
+
+def _bounds(options: FetchOptions, started: datetime) -> Bounds:
+    return Bounds(
+        min_likes=_at_least(options.min_likes, 0, "--min-likes"),
+        min_downloads=_at_least(options.min_downloads, 0, "--min-downloads"),
+        since=None if options.since is None else parse_since(options.since, started),
     )
 
 

@@ -20,8 +20,9 @@ from typing import IO, Any, NamedTuple
 
 import orjson
 
+from hfharvest.bounds import Bounds
 from hfharvest.errors import UsageError
-from hfharvest.output import atomic_file
+from hfharvest.output import atomic_file, remove_leftovers
 
 STATE_VERSION = 2  # 2: spool lines carry the id, and raw in a field of its own
 
@@ -38,6 +39,8 @@ class SortProgress:
     seconds: float = 0.0
     done: bool = False
     reached_end: bool = False
+    below_bound: int = 0
+    stopped_by: str | None = None  # the bound where the walk stopped (--min-likes 10, ...)
 
 
 class SpooledRecord(NamedTuple):
@@ -107,25 +110,35 @@ class StateStore:
     """The `--state` file and its spool: created, resumed, committed after each page, removed."""
 
     def __init__(
-        self, path: Path, job: Mapping[str, Any], progress: dict[str, SortProgress], spool: Spool
+        self,
+        path: Path,
+        job: Mapping[str, Any],
+        progress: dict[str, SortProgress],
+        spool: Spool,
+        bounds: Bounds,
     ) -> None:
         self.path = path
         self.job = dict(job)
         self.progress = progress
         self.spool = spool
+        self.bounds = bounds  # those the walks began with: a resumed walk keeps them
 
     @property
     def resumed(self) -> bool:
         return any(p.pages for p in self.progress.values())
 
     @classmethod
-    def open(cls, path: Path, job: Mapping[str, Any], sorts: tuple[str, ...]) -> StateStore:
+    def open(
+        cls, path: Path, job: Mapping[str, Any], sorts: tuple[str, ...], bounds: Bounds
+    ) -> StateStore:
         """Start a new state, or take up the one at `path` if it belongs to the same job."""
+        remove_leftovers(path)  # a commit cut short by kill -9
         spool_path = spool_path_for(path)
         if not path.exists():
             spool_path.unlink(missing_ok=True)  # a spool with no state is a leftover
             progress = {sort: SortProgress() for sort in sorts}
-            store = cls(path, job, progress, Spool(_open_spool(spool_path), durable=True))
+            spool = Spool(_open_spool(spool_path), durable=True)
+            store = cls(path, job, progress, spool, bounds)
             store.commit()
             return store
         saved = _load(path)
@@ -146,13 +159,15 @@ class StateStore:
             )
         spool_file.truncate(committed)  # drop a page that was being written when it stopped
         progress = {sort: SortProgress(**saved["sorts"][sort]) for sort in sorts}
-        return cls(path, job, progress, Spool(spool_file, durable=True))
+        stored = Bounds(**saved.get("bounds", {}))  # a state written before bounds has none
+        return cls(path, job, progress, Spool(spool_file, durable=True), stored)
 
     def commit(self) -> None:
         """Record the progress and the spool length, all at once (a rename)."""
         document = {
             "version": STATE_VERSION,
             "job": self.job,
+            "bounds": asdict(self.bounds),
             "spool_length": self.spool.length,
             "sorts": {sort: asdict(p) for sort, p in self.progress.items()},
         }

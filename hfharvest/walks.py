@@ -11,25 +11,25 @@ first. With a `StateStore`, every page is committed so that a later run resumes.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import threading
 import time
-from array import array
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, InvalidStateError, wait
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
 
+from hfharvest.ahead import Cancel, Cancelled, Stopped, read_ahead
+from hfharvest.bounds import WalkBound
 from hfharvest.client import HubClient, Page
 from hfharvest.hub import CATALOG_SIZE
 from hfharvest.normalize import normalize
 from hfharvest.output import output_line
 from hfharvest.pacing import Pacer
 from hfharvest.retry import ratelimit_policy
+from hfharvest.seen import Seen
 from hfharvest.settings import Settings
 from hfharvest.state import SortProgress, Spool, StateStore, spool_line
 
@@ -60,7 +60,11 @@ SourceFactory = Callable[[Callable[[float], None]], PageSource]
 
 @dataclass(frozen=True)
 class SortStats:
-    """What one sort's walk contributed: returned = new + duplicates + skipped."""
+    """What one sort's walk contributed: returned = new + duplicates + skipped + below_bound.
+
+    `reached_end` is false when the walk stopped before the listing's end: at `--limit`, or at
+    the bound named in `stopped_by`, or by an `error`.
+    """
 
     sort: str
     returned: int
@@ -72,6 +76,8 @@ class SortStats:
     seconds: float
     reached_end: bool
     error: str | None = None
+    below_bound: int = 0
+    stopped_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,79 +96,6 @@ class Observer(Protocol):
     def page_done(self, sort: str, returned: int, pages: int) -> None: ...
 
 
-class Seen:
-    """Every id the walks returned and the rank at which each sort first did: one table for all.
-
-    Only this grows with the catalog, so it is kept small: each id is stored once whatever the
-    number of sorts (a slot in one dict), and each sort's ranks sit in a machine-integer array
-    indexed by slot (0: not returned by that sort). Walks add from their own threads; a new slot
-    is handed out under a lock, everything else is one sort's own array.
-    """
-
-    def __init__(self, sorts: int) -> None:
-        self._slots: dict[str, int] = {}
-        self._ranks = [array("q") for _ in range(sorts)]
-        self._lock = threading.Lock()
-
-    def add(self, index: int, repo_id: str, rank: int) -> bool:
-        """Record that sort `index` returned `repo_id` at `rank`; False if it already had."""
-        slot = self._slots.get(repo_id)
-        if slot is None:
-            with self._lock:
-                slot = self._slots.setdefault(repo_id, len(self._slots))
-        ranks = self._ranks[index]
-        if slot >= len(ranks):
-            ranks.frombytes(bytes(8 * max(slot + 1 - len(ranks), len(ranks))))  # doubling
-        if ranks[slot]:
-            return False
-        ranks[slot] = rank
-        return True
-
-    def found_by(self, repo_id: str, sorts: Sequence[str]) -> dict[str, int]:
-        slot = self._slots[repo_id]
-        return {
-            sort: ranks[slot]
-            for sort, ranks in zip(sorts, self._ranks, strict=True)
-            if slot < len(ranks) and ranks[slot]
-        }
-
-    def new_counts(self) -> list[int]:
-        """Per sort, the ids no earlier sort returned."""
-        counts = [0] * len(self._ranks)
-        for slot in range(len(self._slots)):
-            for index, ranks in enumerate(self._ranks):
-                if slot < len(ranks) and ranks[slot]:
-                    counts[index] += 1
-                    break
-        return counts
-
-
-class _Cancelled(Exception):
-    """Raised inside a walk when another walk failed: its work would be thrown away."""
-
-
-class Cancel:
-    """Set once, when a walk fails and the others' work is no longer wanted; wakes every wait."""
-
-    def __init__(self) -> None:
-        self.future: Future[None] = Future()
-
-    def set(self) -> None:
-        with contextlib.suppress(InvalidStateError):  # already set
-            self.future.set_result(None)
-
-    def is_set(self) -> bool:
-        return self.future.done()
-
-    def sleep(self, seconds: float) -> None:
-        """A retry's or the pacer's wait, cut short (with `_Cancelled`) by a cancel."""
-        try:
-            self.future.result(timeout=seconds)
-        except TimeoutError:
-            return
-        raise _Cancelled
-
-
 @dataclass
 class _Walk:
     """One sort's walk while it runs; only its own thread writes to it."""
@@ -170,6 +103,7 @@ class _Walk:
     sort: str
     index: int
     progress: SortProgress
+    bound: WalkBound | None
     error: BaseException | None = None
 
     def count_retry(self) -> None:
@@ -181,13 +115,15 @@ class _Walk:
             sort=self.sort,
             returned=p.returned,
             new=new,
-            duplicates=p.returned - p.skipped - new,
+            duplicates=p.returned - p.skipped - p.below_bound - new,
             skipped=p.skipped,
             pages=p.pages,
             retries=p.retries,
             seconds=round(p.seconds, 3),
             reached_end=p.reached_end,
             error=str(self.error) if self.error is not None else None,
+            below_bound=p.below_bound,
+            stopped_by=p.stopped_by,
         )
 
 
@@ -240,19 +176,32 @@ def walk_all(
     store: StateStore | None = None,
     sink: Sink | None = None,
     make_source: SourceFactory | None = None,
+    stop: Cancel | None = None,
 ) -> Walks:
-    """Walk every sort; stream to `sink` if given, else append new records to `spool`."""
+    """Walk every sort; stream to `sink` if given, else append new records to `spool`.
+
+    Setting `stop` (from another thread) ends every walk at once, and this raises `Stopped`.
+    """
     sorts = settings.query.sorts
     progress = store.progress if store else {s: SortProgress() for s in sorts}
     seen = Seen(len(sorts))
     walks = [
-        _Walk(sort, index, dataclasses.replace(progress[sort])) for index, sort in enumerate(sorts)
+        _Walk(sort, index, dataclasses.replace(progress[sort]), settings.bounds.for_walk(sort))
+        for index, sort in enumerate(sorts)
     ]
+    for sort in settings.bounds.unstoppable(sorts):
+        log.warning(
+            "sort %s cannot stop early at the bounds: it walks to the end (its entries below "
+            "them are counted, not written)",
+            sort,
+        )
     if store is not None:
         for index, rank, repo_id in store.spool.ids():
             seen.add(index, repo_id, rank)
     outcome = Walks(walks, seen, spool)
     cancel = Cancel()
+    if stop is not None:
+        stop.future.add_done_callback(lambda _: cancel.set())
     commit_lock = threading.Lock()
     pacer = Pacer(settings.transport.max_rps)  # one rate-limit budget for every walk
     context = _WalkContext(settings, observer, seen, spool, store, sink, commit_lock, cancel)
@@ -264,7 +213,7 @@ def walk_all(
             else:
                 source = HubClient(settings, sleep=cancel.sleep, pacer=pacer)
             _walk(walk, source, context)
-        except _Cancelled:
+        except Cancelled:
             pass
         except BaseException as exc:  # handed to the caller, which decides what it means
             walk.error = exc
@@ -286,103 +235,96 @@ def walk_all(
             thread.join()
     finally:
         cancel.set()
+    if stop is not None and stop.is_set():
+        raise Stopped
     return outcome
 
 
 def _walk(walk: _Walk, source: PageSource, context: _WalkContext) -> None:
     progress = walk.progress
-    limit = context.settings.query.limit
+    settings = context.settings
+    limit = settings.query.limit
     started, seconds_before = time.monotonic(), progress.seconds  # a resumed walk adds to its time
+    enough = _Enough(limit, walk.bound, settings.query.repo_type)
     pages = source.pages(
         walk.sort,
         start=progress.next_url,
-        more=_until_limit(limit, progress.returned),
+        more=enough.counter(progress.returned),
         on_retry=walk.count_retry,
     )
     try:
-        for page in _read_ahead(pages, context.cancel):
+        for page in read_ahead(pages, context.cancel):
             entries = page.entries
             if limit is not None:
                 entries = entries[: max(limit - progress.returned, 0)]
             lines, new = _shape(walk, entries, context)
-            _advance(progress, page, taken=len(entries), limit=limit)
+            _advance(progress, page, entries, enough)
             progress.seconds = seconds_before + time.monotonic() - started
             _deliver(walk, lines, new, context)
             context.observer.page_done(walk.sort, progress.returned, progress.pages)
-            if walk.index == 0 and progress.pages == 1 and _walks_everything(context.settings):
-                log.warning("%s", whole_listing_warning(context.settings, page.rate_policy))
+            if progress.pages == 1 and walk.index == _first_unbounded(settings):
+                log.warning("%s", whole_listing_warning(settings, page.rate_policy))
             if progress.done:
                 break
             if context.cancel.is_set():  # after the commit: a page that came is never lost
-                raise _Cancelled
+                raise Cancelled
     finally:
         source.close()
     if not progress.reached_end and limit is not None:
         log.warning("sort %s stopped at --limit %d; the Hub had more", walk.sort, limit)
 
 
-def _until_limit(limit: int | None, returned: int) -> Callable[[Page], bool]:
-    """Whether another page is needed after this one: not once --limit entries have come."""
+@dataclass(frozen=True)
+class _Enough:
+    """When a walk has what it needs: --limit entries, or its bound crossed."""
 
-    def more(page: Page) -> bool:
-        nonlocal returned
-        returned += len(page.entries)
-        return limit is None or returned < limit
+    limit: int | None
+    bound: WalkBound | None
+    repo_type: str
 
-    return more
+    def crossed(self, entries: list[Any]) -> bool:
+        if self.bound is None:
+            return False
+        records = (normalize(raw, self.repo_type) for raw in reversed(entries))  # lazily
+        return self.bound.crossed(record for record in records if record is not None)
 
+    def reached(self, returned: int) -> bool:
+        return self.limit is not None and returned >= self.limit
 
-def _read_ahead(pages: Iterator[Page], cancel: Cancel) -> Iterator[Page]:
-    """Yield `pages`, fetching page k+1 while the caller shapes and writes page k.
+    def counter(self, returned: int) -> Callable[[Page], bool]:
+        """`more` for the page source: asked of each page, in order, before the next is
+        fetched (so a prefetch asks for no page beyond the limit or the bound either)."""
 
-    A plain bounded producer: one page ahead at most, each fetched by a short thread of its own
-    (the generator is advanced by one thread at a time). The Hub's 1-3 s a page then overlaps the
-    work on the page before; a cancel wakes the wait at once, without polling.
-    """
-    ahead = _next_in_thread(pages)
-    while True:
-        either: list[Future[Any]] = [ahead, cancel.future]
-        done, _ = wait(either, return_when=FIRST_COMPLETED)
-        if ahead not in done:
-            raise _Cancelled  # another walk failed: this one's next page is not needed
-        page = ahead.result()  # the fetch's own error, if it failed
-        if page is None:
-            return
-        ahead = _next_in_thread(pages)
-        yield page
+        def more(page: Page) -> bool:
+            nonlocal returned
+            returned += len(page.entries)
+            return not self.reached(returned) and not self.crossed(page.entries)
 
-
-def _next_in_thread(pages: Iterator[Page]) -> Future[Page | None]:
-    future: Future[Page | None] = Future()
-
-    def fetch() -> None:
-        try:
-            future.set_result(next(pages, None))
-        except BaseException as exc:  # handed to the walk, which raises it as its own
-            future.set_exception(exc)
-
-    # Daemon: an interrupted run does not wait for a slow read to end.
-    threading.Thread(target=fetch, name="fetch", daemon=True).start()
-    return future
+        return more
 
 
 def _shape(walk: _Walk, entries: list[Any], context: _WalkContext) -> tuple[bytes, int]:
     """A page's new records as lines (the output's when streaming, else the spool's).
 
-    A record's rank counts every entry its sort returned, skipped ones too. A record is new when
-    this sort has not returned its id before (a repeat is a duplicate). Each record is
-    serialized once, as the line that will be written.
+    A record's rank counts every entry its sort returned, skipped and below-bound ones too. An
+    entry below a bound is counted before the duplicate check. A record is new when this sort
+    has not returned its id before (a repeat is a duplicate). Each record is serialized once, as
+    the line that will be written.
     """
     settings, sort, index = context.settings, walk.sort, walk.index
     repo_type, streaming, add = settings.query.repo_type, context.sink is not None, context.seen.add
+    bounds, bound = settings.bounds, walk.bound
     lines = bytearray()
-    new = skipped = 0
+    new = skipped = below = 0
     rank = walk.progress.returned
     for raw in entries:
         rank += 1
         record = normalize(raw, repo_type)
         if record is None:
             skipped += 1
+            continue
+        if bounds and not bounds.passes(record, bound):
+            below += 1
             continue
         if not add(index, record["id"], rank):
             continue
@@ -394,15 +336,19 @@ def _shape(walk: _Walk, entries: list[Any], context: _WalkContext) -> tuple[byte
         else:
             lines += spool_line(index, rank, record["id"], record_json, raw_json)
     walk.progress.skipped += skipped
+    walk.progress.below_bound += below
     return bytes(lines), new
 
 
-def _advance(progress: SortProgress, page: Page, *, taken: int, limit: int | None) -> None:
-    progress.returned += taken
+def _advance(progress: SortProgress, page: Page, taken: list[Any], enough: _Enough) -> None:
+    progress.returned += len(taken)
     progress.pages += 1
     progress.next_url = page.next_url
-    progress.reached_end = page.next_url is None and taken == len(page.entries)
-    progress.done = page.next_url is None or (limit is not None and progress.returned >= limit)
+    crossed = page.next_url is not None and enough.crossed(taken)
+    if crossed and enough.bound is not None:
+        progress.stopped_by = enough.bound.option
+    progress.reached_end = page.next_url is None and len(taken) == len(page.entries)
+    progress.done = page.next_url is None or enough.reached(progress.returned) or crossed
 
 
 def _deliver(walk: _Walk, lines: bytes, new: int, context: _WalkContext) -> None:
@@ -417,16 +363,26 @@ def _deliver(walk: _Walk, lines: bytes, new: int, context: _WalkContext) -> None
             context.store.commit()
 
 
-def _walks_everything(settings: Settings) -> bool:
-    return settings.query.limit is None and not settings.query.filtered
+def _unbounded(settings: Settings) -> list[str]:
+    """The sorts that walk the whole listing: no filter, no --limit, no bound to stop them."""
+    query = settings.query
+    if query.limit is not None or query.filtered:
+        return []
+    return [sort for sort in query.sorts if settings.bounds.for_walk(sort) is None]
+
+
+def _first_unbounded(settings: Settings) -> int | None:
+    """The index of the walk that warns of the whole listing's cost, once, if any."""
+    unbounded = _unbounded(settings)
+    return settings.query.sorts.index(unbounded[0]) if unbounded else None
 
 
 def whole_listing_warning(settings: Settings, rate_policy: str | None) -> str:
-    """What an unfiltered walk without --limit costs, in pages and, from the quota, in time."""
+    """What the unbounded walks cost, in pages and, from the quota, in time."""
     query = settings.query
     entries = CATALOG_SIZE[query.repo_type]
     pages = -(-entries // query.page_size)
-    requests = pages * len(query.sorts)
+    requests = pages * len(_unbounded(settings))
     text = (
         f"no filter and no --limit: this walks the whole listing (on the Hub, about "
         f"{entries:,} {query.repo_type}s: about {pages:,} pages per sort, {requests:,} requests "

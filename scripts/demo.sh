@@ -31,10 +31,12 @@ echo "+ hfharvest fetch --endpoint $endpoint --sort likes --sort downloads --inf
 
 echo "demo: wrote $(wc -l <demo/models.jsonl) records to demo/models.jsonl" >&2
 if command -v jq >/dev/null 2>&1; then
-    echo "+ jq -r 'select(.found_by.likes > 1000) | [.downloads, .likes, .id] | @tsv' demo/models.jsonl | sort -rn | head -5" >&2
+    # One jq, no pipeline: a reader that stops early (head) would kill the writer before it
+    # (SIGPIPE), and under pipefail the demo would fail or pass by the timing of the pipe.
+    query='[.[] | select(.found_by.likes > 1000)] | sort_by(-.downloads) | .[:5][] | [.downloads, .likes, .id] | @tsv'
+    echo "+ jq -rs '$query' demo/models.jsonl" >&2
     echo "  (models a top-1,000-by-likes script would miss, by downloads)" >&2
-    jq -r 'select(.found_by.likes > 1000) | [.downloads, .likes, .id] | @tsv' demo/models.jsonl \
-        | sort -rn | head -5
+    jq -rs "$query" demo/models.jsonl
 else
     echo "demo: install jq to query the result (apt-get install jq, or brew install jq)" >&2
 fi

@@ -107,6 +107,9 @@ def test_a_400_from_the_hub_is_shown_in_one_line(hub: HubEmulator) -> None:
     error_lines = result.stderr.splitlines()
     assert error_lines[0].startswith("hfharvest: error: HTTP 400 from ")
     assert error_lines[0].endswith("Invalid sort parameter: trendingScore")
+    assert error_lines[1] == (
+        "hint: the Hub refuses --sort trendingScore beside --inference-provider; use likes"
+    )
     assert error_lines[1].startswith("hint: ")
     assert len(error_lines) == 2
     assert "Traceback" not in result.stderr
@@ -219,3 +222,31 @@ def test_installed_console_script_help() -> None:
         check=False,
     )
     assert module.stdout.startswith("hfharvest ")
+
+
+def test_the_fetch_help_in_the_docs_is_the_real_one() -> None:
+    """docs/usage.md shows `hfharvest fetch --help` at 100 columns: it must never drift."""
+    docs = (Path(__file__).parent.parent / "docs" / "usage.md").read_text()
+    shown = docs.split("<!-- fetch --help at 100 columns -->\n```text\n", 1)[1].split("```", 1)[0]
+    result = runner.invoke(app, ["fetch", "--help"], env={"COLUMNS": "100", "TERM": "dumb"})
+    assert result.exit_code == 0
+    real = "\n".join(line.rstrip() for line in result.stdout.splitlines()).strip("\n") + "\n"
+    assert shown == real
+
+
+def test_fetch_help_groups_its_options_into_panels() -> None:
+    text = runner.invoke(app, ["fetch", "--help"], env={"COLUMNS": "100"}).stdout
+    panels = ["Query", "Fields and bounds", "Output", "Snapshots", "Network", "Auth"]
+    found = [name for name in panels if f"─ {name} ─" in text]
+    assert found == panels
+    assert text.index("--min-downloads") > text.index("─ Fields and bounds ─")
+
+
+def test_shell_completion_is_on() -> None:
+    result = subprocess.run(
+        [Path(sys.executable).with_name("hfharvest"), "--show-completion"],
+        capture_output=True, text=True, env={"SHELL": "/bin/bash", "PATH": "/usr/bin:/bin"},
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "_HFHARVEST_COMPLETE" in result.stdout

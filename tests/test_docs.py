@@ -49,3 +49,14 @@ def test_every_test_the_reliability_table_names_exists() -> None:
             if isinstance(inner, ast.FunctionDef)
         }
         assert name in defined, f"docs/reliability.md names {module}::{name}, which is no test"
+
+
+def test_the_demo_has_no_pipeline_whose_status_depends_on_timing() -> None:
+    """Under pipefail, `writer | head` fails when head exits before the writer is done (141)."""
+    script = (ROOT / "scripts" / "demo.sh").read_text()
+    assert "pipefail" in script
+    commands = re.sub(r"\\\n", " ", script)  # continuation lines joined
+    early_readers = re.compile(r"\|\s*(head|sed\s+-n\s+'?\d+q|grep\s+-\w*[qm])\b")
+    for line in commands.splitlines():
+        code = line.split("#", 1)[0]
+        assert not early_readers.search(code), f"an early-exiting reader in: {line.strip()}"

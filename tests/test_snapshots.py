@@ -13,9 +13,11 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import SettingsFactory
+from hfharvest.bounds import Bounds
 from hfharvest.cli import app
 from hfharvest.errors import UsageError
 from hfharvest.settings import FetchOptions, resolve
+from hfharvest.state import StateStore
 from hfharvest.testing import HubEmulator
 from hfharvest.testing.catalog import Catalog
 from hfharvest.walks import whole_listing_warning
@@ -263,3 +265,13 @@ def test_unfiltered_walk_without_limit_warns_once(hub: HubEmulator) -> None:
     assert result.exit_code == 0
     assert result.stderr.count("no filter and no --limit: this walks the whole listing") == 1
     assert fetch(hub, "--search", "llama").stderr.count("no filter and no --limit") == 0
+
+
+def test_a_state_commit_cut_short_by_kill_9_leaves_nothing_behind(tmp_path: Path) -> None:
+    state = tmp_path / "job.state"
+    leftover = tmp_path / ".job.state.2b7d93ae.part"  # what atomic_file had begun
+    leftover.write_bytes(b'{"version": 2, "job"')
+    other = tmp_path / ".other.state.2b7d93ae.part"  # another file's: not ours to remove
+    other.write_bytes(b"")
+    StateStore.open(state, {"endpoint": "x"}, ("likes",), Bounds()).commit()
+    assert not leftover.exists() and other.exists()

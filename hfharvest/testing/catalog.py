@@ -46,7 +46,10 @@ _WORDS = (
     "falcon", "olmo", "smol", "deepseek", "granite", "kimi", "minimax", "yi", "opus",
 )  # fmt: skip
 _UNICODE_AUTHORS = ("café-lab", "ñandú-ai", "日本語モデル", "straße-nlp", "mañana")
-_EPOCH = int(datetime(2021, 6, 1, tzinfo=UTC).timestamp())
+_EPOCH = int(datetime(2021, 6, 1, tzinfo=UTC).timestamp())  # what `_id`s count from
+# Dates are shown three years on: after 2022-03-02, when the Hub began recording creation dates,
+# so that (as on the Hub) the "unknown" ones sort below every real one. `_id`s keep the epoch.
+_DATE_SHIFT = 3 * 365 * 86400
 
 
 def _iso(seconds: int) -> str:
@@ -214,6 +217,7 @@ def _common(rng: random.Random, index: int, kind: int, authors: list[str]) -> Re
     """Fields every repo type has: ids, times, likes and downloads, sha, gating."""
     created = _EPOCH + 1020 * index + 300 * kind + int(rng.random() * 60)
     modified = created + int(rng.random() * 400 * 86400)
+    shown_created, shown_modified = created + _DATE_SHIFT, modified + _DATE_SHIFT
     legacy = index % 97 == 0  # old repos: no creation date, and some with no author in the id
     quality = rng.gauss(0, 1)
     likes = int(math.exp(1.5 + 1.6 * (quality + _NOISE * rng.gauss(0, 1))))
@@ -230,10 +234,10 @@ def _common(rng: random.Random, index: int, kind: int, authors: list[str]) -> Re
         "disabled": index % 211 == 0,
         "gated": "manual" if index % 37 == 0 else "auto" if index % 23 == 0 else False,
         "sha": f"{rng.getrandbits(160):040x}",
-        "createdAt": _UNKNOWN if legacy else _iso(created),
-        "lastModified": _iso(modified),
-        "_createdAt_ms": _UNKNOWN_MS if legacy else created * 1000,
-        "_lastModified_ms": modified * 1000,
+        "createdAt": _UNKNOWN if legacy else _iso(shown_created),
+        "lastModified": _iso(shown_modified),
+        "_createdAt_ms": _UNKNOWN_MS if legacy else shown_created * 1000,
+        "_lastModified_ms": shown_modified * 1000,
         "_legacy": legacy,
     }
 

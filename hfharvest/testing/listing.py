@@ -21,8 +21,6 @@ from hfharvest.hub import MAX_PAGE_SIZE, SORTS
 from hfharvest.testing.catalog import Catalog, Repo, key_from_cursor
 
 _TRUE = {"true", "1", "True"}
-# Sorts the Hub was seen to refuse together with `inference_provider` (October 2025).
-_NOT_WITH_PROVIDER = {"trendingScore", "createdAt"}
 
 # What the default listing answers, and what `full=true` and `expand` may add: the package's own
 # reading of the Hub (`hfharvest.hub`), with `likes30d`, which the Hub also expands.
@@ -97,7 +95,7 @@ def parse_query(repo_type: str, params: Sequence[tuple[str, str]]) -> ListingQue
     if sort not in SORTS:
         raise ListingError(400, f"Invalid sort parameter: {sort}")
     providers = tuple(p for v in values.get("inference_provider", ()) for p in v.split(",") if p)
-    if providers and sort in _NOT_WITH_PROVIDER:
+    if providers and sort in hub.NOT_WITH_PROVIDER:
         raise ListingError(400, f"Invalid sort parameter: {sort}")
     if one("direction") not in (None, "-1"):
         raise ListingError(400, "Invalid direction parameter: only -1 is supported")
