@@ -29,28 +29,24 @@ from hfharvest.ahead import Cancel, Stopped
 from hfharvest.manifest import Ledger
 from hfharvest.run import run_fetch
 from hfharvest.settings import FetchOptions, Settings, resolve
-from hfharvest.walks import SortStats
+from hfharvest.walks import SortStats, Tally
 
 Record = dict[str, Any]
 Progress = Callable[[str, int, int], None]  # (sort, entries returned so far, pages so far)
 Names = str | list[str] | tuple[str, ...] | None
 
 P = ParamSpec("P")
-_CHUNKS_AHEAD = 16  # output chunks (of 64 KB at most) that may wait for the caller: bounded memory
+# Output chunks (a page's records, or 64 KB of a merge) that may wait for the caller: past them the
+# walk waits, so memory stays bounded however slowly the caller reads.
+_CHUNKS_AHEAD = 16
 
 
 @dataclass(frozen=True)
-class HarvestResult:
-    """What `harvest()` returns: the records, and per sort what its walk contributed."""
+class HarvestResult(Tally):
+    """What `harvest()` returns: the records; per sort what its walk contributed (`stats`); the
+    sorts that `failed` (only with `allow_partial=True`: otherwise the call raises)."""
 
     records: list[Record]
-    stats: tuple[SortStats, ...]
-    unique: int
-
-    @property
-    def failed(self) -> tuple[SortStats, ...]:
-        """The sorts that failed (only with `allow_partial=True`; otherwise the call raises)."""
-        return tuple(s for s in self.stats if s.error is not None)
 
 
 def stream(
@@ -129,8 +125,8 @@ def harvest(**options: Any) -> HarvestResult:
     """
     with stream(**options) as records:
         found = list(records)
-    assert records.stats is not None  # the walks ended: their counts are known
-    return HarvestResult(found, records.stats, records.unique)
+    assert records.tally is not None  # the walks ended: their counts are known
+    return HarvestResult(records.tally.stats, records.tally.unique, found)
 
 
 def _names(value: Names) -> tuple[str, ...]:
@@ -175,8 +171,7 @@ class RecordStream:
 
     def __init__(self, settings: Settings, progress: Progress | None) -> None:
         self.settings = settings
-        self.stats: tuple[SortStats, ...] | None = None
-        self.unique = 0
+        self.tally: Tally | None = None  # once the walks have ended
         self._progress = _Progress(progress)
         self._chunks = _Chunks()
         self._stop = Cancel()
@@ -184,8 +179,17 @@ class RecordStream:
         self._started = self._ended = False
 
     @property
+    def stats(self) -> tuple[SortStats, ...] | None:
+        """Per sort, what its walk contributed; None until the walks have ended."""
+        return self.tally.stats if self.tally else None
+
+    @property
+    def unique(self) -> int:
+        return self.tally.unique if self.tally else 0
+
+    @property
     def failed(self) -> tuple[SortStats, ...]:
-        return tuple(s for s in self.stats or () if s.error is not None)
+        return self.tally.failed if self.tally else ()
 
     def __enter__(self) -> RecordStream:
         return self
@@ -229,6 +233,5 @@ class RecordStream:
         except BaseException as exc:  # the caller's, raised where it reads
             self._chunks.queue.put(exc)
         finally:
-            if ledger.result is not None:
-                self.stats, self.unique = ledger.result.stats, ledger.result.unique
+            self.tally = ledger.result
             self._chunks.queue.put(None)

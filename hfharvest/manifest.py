@@ -20,7 +20,7 @@ import orjson
 from hfharvest import __version__
 from hfharvest.output import Written, atomic_file
 from hfharvest.settings import Settings
-from hfharvest.walks import HarvestResult
+from hfharvest.walks import Tally
 
 
 @dataclass
@@ -29,7 +29,7 @@ class Ledger:
 
     started: datetime
     ended: datetime | None = None
-    result: HarvestResult | None = None
+    result: Tally | None = None
     written: Written | None = None
     resumed: bool = False
 
@@ -46,7 +46,7 @@ def _stamp(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _sorts(result: HarvestResult | None) -> list[dict[str, Any]]:
+def _sorts(result: Tally | None) -> list[dict[str, Any]]:
     return [dataclasses.asdict(stats) for stats in result.stats] if result else []
 
 

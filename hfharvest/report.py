@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 from hfharvest.diff import DiffSummary
 from hfharvest.errors import redact
 from hfharvest.settings import Settings
-from hfharvest.walks import HarvestResult, Observer
+from hfharvest.walks import Observer, Tally
 
 
 class _Tracker:
@@ -142,7 +142,7 @@ class Report:
             if movers:
                 self.console.print(_movers_table(counter, movers))
 
-    def summary(self, result: HarvestResult, settings: Settings) -> None:
+    def summary(self, result: Tally, settings: Settings) -> None:
         if self.quiet:
             return
         from rich import box

@@ -20,10 +20,10 @@ from hfharvest.output import RecordWriter, Writable, open_output
 from hfharvest.settings import Settings
 from hfharvest.state import Spool, StateStore
 from hfharvest.walks import (
-    HarvestResult,
     Observer,
     Sink,
     SourceFactory,
+    Tally,
     Walks,
     walk_all,
 )
@@ -110,7 +110,7 @@ class _FlushEveryPage:
         self._observer.page_done(sort, returned, pages)
 
 
-def _guard(settings: Settings, walks: Walks, result: HarvestResult) -> None:
+def _guard(settings: Settings, walks: Walks, result: Tally) -> None:
     """Refuse to write what must not replace yesterday's snapshot."""
     if settings.min_count is not None and result.unique < settings.min_count:
         raise TooFewRecordsError(

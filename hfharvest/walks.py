@@ -81,7 +81,9 @@ class SortStats:
 
 
 @dataclass(frozen=True)
-class HarvestResult:
+class Tally:
+    """What the walks found: per sort what each contributed, and the unique ids in all."""
+
     stats: tuple[SortStats, ...]
     unique: int
 
@@ -136,11 +138,9 @@ class Walks:
         self._spool = spool
         self.failures: list[BaseException] = []  # in the order they happened
 
-    def result(self) -> HarvestResult:
+    def result(self) -> Tally:
         new = self._seen.new_counts()
-        return HarvestResult(
-            tuple(w.stats(n) for w, n in zip(self._walks, new, strict=True)), sum(new)
-        )
+        return Tally(tuple(w.stats(n) for w, n in zip(self._walks, new, strict=True)), sum(new))
 
     def merge(self, sink: Sink) -> None:
         """Send every unique record to `sink`: sorts in the order given, each in page order."""

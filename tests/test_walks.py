@@ -22,7 +22,7 @@ from hfharvest.errors import HubResponseError
 from hfharvest.manifest import Ledger
 from hfharvest.run import run_fetch
 from hfharvest.settings import Settings
-from hfharvest.walks import HarvestResult, SortStats
+from hfharvest.walks import SortStats, Tally
 
 LIST = f"{ENDPOINT}/api/models"
 
@@ -37,7 +37,7 @@ class Silent:
 
 def run(
     settings: Settings, stdout: io.BytesIO | None = None, **kwargs: Any
-) -> tuple[list[dict[str, Any]], HarvestResult]:
+) -> tuple[list[dict[str, Any]], Tally]:
     """The real path of `fetch` (run_fetch) into memory: the records and the stats."""
     stdout = stdout if stdout is not None else io.BytesIO()
     ledger = Ledger(started=datetime.now(UTC))
@@ -227,7 +227,7 @@ class ScriptedSource:
 
 def scripted_run(
     settings: Settings, pages: dict[str, list[list[Any]]], delays: dict[str, float]
-) -> tuple[list[dict[str, Any]], HarvestResult]:
+) -> tuple[list[dict[str, Any]], Tally]:
     def delay(sort: str) -> None:
         time.sleep(delays.get(sort, 0))  # each walk finishes after its own delay
 
@@ -250,7 +250,7 @@ def test_output_does_not_depend_on_which_walk_finished_first(
     assert [r["id"][5:] for r in records] == ["1", "2", "3", "4", "5", "6"]
 
 
-def untimed(result: HarvestResult) -> list[SortStats]:
+def untimed(result: Tally) -> list[SortStats]:
     return [dataclasses.replace(stats, seconds=0) for stats in result.stats]
 
 
