@@ -364,16 +364,21 @@ def _silence_stdout() -> None:
     os.close(devnull)
 
 
-def _tune_gc() -> None:
-    """Set the cyclic collector for this process, which shapes millions of records.
+def _tune_process() -> None:
+    """Tune the interpreter for this process, which shapes millions of records between fetches.
 
-    A walk allocates millions of short-lived, acyclic objects (parsed pages, records): at the
-    default threshold of 700 allocations the collector would rescan them without end (about 7 %
-    of a 100,000-model run). Cycles are rare here; they are still collected. This is the process's
-    business, so it is done here and never by the library.
+    The cyclic collector: a walk allocates millions of short-lived, acyclic objects (parsed
+    pages, records); at the default threshold of 700 allocations the collector would rescan them
+    without end (about 7 % of a 100,000-model run). Cycles are rare here; they are still
+    collected. The switch interval: a thread reading an answer off the socket waits for the one
+    shaping a page to hand over the interpreter lock, 5 ms at a time by default; at 1 ms, walks
+    whose pages arrive together (two sorts) wait less (0.86 -> 0.83 s for two sorts of 1,377
+    models at 0.2 s a page, medians of 8). This is the process's business, so it is done here
+    and never by the library.
     """
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)
+    sys.setswitchinterval(0.001)
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -383,7 +388,7 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> NoReturn:
     """Console-script entry: run the app, formatting typer's usage errors as one line."""
     signal.signal(signal.SIGTERM, _on_sigterm)
-    _tune_gc()
+    _tune_process()
     try:
         code = app(args=argv, prog_name="hfharvest", standalone_mode=False)
     except typer.TyperException as exc:

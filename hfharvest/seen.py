@@ -39,13 +39,17 @@ class Seen:
         ranks[slot] = rank
         return True
 
-    def found_by(self, repo_id: str, sorts: Sequence[str]) -> dict[str, int]:
+    def found_by(self, repo_id: str, sorts: Sequence[str], first: int) -> dict[str, int] | None:
+        """Each sort's rank for `repo_id`, in the order given; None unless sort `first` was the
+        first to return it (the merge writes a record once, with the sort that comes first)."""
         slot = self._slots[repo_id]
-        return {
-            sort: ranks[slot]
-            for sort, ranks in zip(sorts, self._ranks, strict=True)
-            if slot < len(ranks) and ranks[slot]
-        }
+        found: dict[str, int] = {}
+        for index, (sort, ranks) in enumerate(zip(sorts, self._ranks, strict=True)):
+            if slot < len(ranks) and ranks[slot]:
+                if not found and index != first:
+                    return None
+                found[sort] = ranks[slot]
+        return found
 
     def new_counts(self) -> list[int]:
         """Per sort, the ids no earlier sort returned."""

@@ -37,6 +37,7 @@ log = logging.getLogger("hfharvest")
 
 # Where records go: JSONL lines (each ending in a newline) and how many records they hold.
 Sink = Callable[[bytes, int], None]
+_MERGE_BATCH = 1000  # records the merge hands to the sink at once
 
 
 class PageSource(Protocol):
@@ -146,12 +147,19 @@ class Walks:
         """Send every unique record to `sink`: sorts in the order given, each in page order."""
         assert self._spool is not None, "a streamed walk has no spool to merge"
         sorts = [walk.sort for walk in self._walks]
+        found_by = self._seen.found_by
         for walk in self._walks:
+            lines, count = bytearray(), 0
             for spooled in self._spool.records(walk.index):
-                found_by = self._seen.found_by(spooled.repo_id, sorts)  # in the order given
-                if next(iter(found_by)) != walk.sort:
-                    continue  # an earlier sort wrote it
-                sink(output_line(spooled.record, found_by, spooled.raw), 1)
+                ranks = found_by(spooled.repo_id, sorts, walk.index)
+                if ranks is None:
+                    continue  # an earlier sort writes it
+                lines += output_line(spooled.record, ranks, spooled.raw)
+                count += 1
+                if count == _MERGE_BATCH:
+                    sink(bytes(lines), count)
+                    lines, count = bytearray(), 0
+            sink(bytes(lines), count)
 
 
 @dataclass(frozen=True)
