@@ -24,7 +24,7 @@ from hfharvest.bounds import Bounds
 from hfharvest.errors import UsageError
 from hfharvest.output import atomic_file, remove_leftovers
 
-STATE_VERSION = 2  # 2: spool lines carry the id, and raw in a field of its own
+STATE_VERSION = 3  # 3: the job named as the settings records name it, and the bounds kept
 
 
 @dataclass

@@ -236,10 +236,10 @@ class TestResume:
         hub.add_fault("503@/cursor=/x1")
         assert fetch(hub, *self.args(tmp_path)).exit_code == 1
         state = tmp_path / "job.state"
-        state.write_text(state.read_text().replace('"version": 2', '"version": 1'))
+        state.write_text(state.read_text().replace('"version": 3', '"version": 2'))
         result = fetch(hub, *self.args(tmp_path))
         assert result.exit_code == 2
-        assert "cannot be read (state version 1; this hfharvest reads 2)" in result.stderr
+        assert "cannot be read (state version 2; this hfharvest reads 3)" in result.stderr
         assert "delete it (and its .spool) to start over" in result.stderr
 
     def test_tomorrows_dated_run_is_the_same_job(
@@ -270,7 +270,7 @@ def test_unfiltered_walk_without_limit_warns_once(hub: HubEmulator) -> None:
 def test_a_state_commit_cut_short_by_kill_9_leaves_nothing_behind(tmp_path: Path) -> None:
     state = tmp_path / "job.state"
     leftover = tmp_path / ".job.state.2b7d93ae.part"  # what atomic_file had begun
-    leftover.write_bytes(b'{"version": 2, "job"')
+    leftover.write_bytes(b'{"version": 3, "job"')
     other = tmp_path / ".other.state.2b7d93ae.part"  # another file's: not ours to remove
     other.write_bytes(b"")
     StateStore.open(state, {"endpoint": "x"}, ("likes",), Bounds()).commit()
