@@ -1,4 +1,7 @@
-"""Writers for the harvest's records: JSON or JSONL, to stdout or to a file all or nothing.
+"""Where the harvest's records go, and the writers: JSON or JSONL, to stdout or a file.
+
+`resolve_target` turns `-o` into an `OutputTarget` before any request: `{date}`, `{time}` and
+`{type}` filled in, missing folders made, the folder checked writable.
 
 A file is written to a temporary file beside the target, flushed and fsynced, then renamed into
 place with the permissions the umask gives; a failure leaves an earlier file as it was. Gzip is
