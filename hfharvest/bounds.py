@@ -16,7 +16,7 @@ of where the entries after it stand). A repo with the "unknown" creation date ne
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -77,16 +77,23 @@ class Bounds:
             return ()
         return tuple(sort for sort in sorts if self.for_walk(sort) is None)
 
+    def option(self, name: str) -> str:
+        """One bound as the command line writes it: `--min-likes 5`."""
+        return f"--{name.replace('_', '-')} {getattr(self, name)}"
+
+    def described(self) -> str:
+        """Every bound given, as the command line writes them; "none" when there is none."""
+        given = [f.name for f in fields(self) if getattr(self, f.name) is not None]
+        return " ".join(self.option(name) for name in given) or "none"
+
     def for_walk(self, sort: str) -> WalkBound | None:
         """The bound that can stop the walk sorted by `sort`, if any."""
         if sort == "likes" and self.min_likes is not None:
-            return WalkBound(sort, "likes", self.min_likes, f"--min-likes {self.min_likes}")
+            return WalkBound(sort, "likes", self.min_likes, self.option("min_likes"))
         if sort == "downloads" and self.min_downloads is not None:
-            return WalkBound(
-                sort, "downloads", self.min_downloads, f"--min-downloads {self.min_downloads}"
-            )
+            return WalkBound(sort, "downloads", self.min_downloads, self.option("min_downloads"))
         if sort in _SINCE_KEYS and self.since:
-            return WalkBound(sort, _SINCE_KEYS[sort][0], self.since, f"--since {self.since}")
+            return WalkBound(sort, _SINCE_KEYS[sort][0], self.since, self.option("since"))
         return None
 
     def passes(self, record: Record, walk: WalkBound | None) -> bool:

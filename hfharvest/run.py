@@ -13,7 +13,6 @@ import logging
 from datetime import UTC, datetime
 
 from hfharvest.ahead import Cancel
-from hfharvest.bounds import Bounds
 from hfharvest.errors import TooFewRecordsError
 from hfharvest.manifest import Ledger, build_manifest, write_json
 from hfharvest.output import RecordWriter, Writable, open_output
@@ -49,7 +48,7 @@ def run_fetch(
     if store is not None and store.resumed and store.bounds != settings.bounds:
         log.warning(
             "--state %s began with other bounds (%s); its walks go on with those, not %s",
-            settings.state, _described(store.bounds), _described(settings.bounds),
+            settings.state, store.bounds.described(), settings.bounds.described(),
         )  # fmt: skip
         settings = dataclasses.replace(settings, bounds=store.bounds)
     # Records stream out as they come only when nothing must see the whole set first.
@@ -91,11 +90,6 @@ def _open_state(settings: Settings) -> StateStore | None:
     if settings.state is None:
         return None
     return StateStore.open(settings.state, settings.job(), settings.query.sorts, settings.bounds)
-
-
-def _described(bounds: Bounds) -> str:
-    given = [f"--{k.replace('_', '-')} {v}" for k, v in dataclasses.asdict(bounds).items() if v]
-    return " ".join(given) or "none"
 
 
 class _FlushEveryPage:

@@ -13,7 +13,7 @@ import responses
 from typer.testing import CliRunner
 
 from conftest import ENDPOINT, SettingsFactory, link
-from hfharvest.bounds import parse_since
+from hfharvest.bounds import Bounds, parse_since
 from hfharvest.cli import app
 from hfharvest.errors import UsageError
 from hfharvest.manifest import Ledger
@@ -247,3 +247,12 @@ def test_since_in_the_future_is_refused() -> None:
 class _Silent:
     def page_done(self, sort: str, returned: int, pages: int) -> None:
         pass
+
+
+def test_bounds_are_described_as_the_command_line_writes_them() -> None:
+    assert Bounds().described() == "none"
+    assert Bounds(min_likes=0, since="2026-11-30T00:00:00.000Z").described() == (
+        "--min-likes 0 --since 2026-11-30T00:00:00.000Z"  # a bound of 0 is a bound
+    )
+    walk = Bounds(min_downloads=100).for_walk("downloads")
+    assert walk is not None and walk.option == "--min-downloads 100"
