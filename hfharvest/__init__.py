@@ -31,7 +31,7 @@ if TYPE_CHECKING:
         TooFewRecordsError,
         UsageError,
     )
-    from hfharvest.walks import SortStats
+    from hfharvest.outcome import SortStats
 
 __all__ = [
     "HarvestError",
@@ -52,7 +52,7 @@ _HOMES = {
     "stream": "api",
     "HarvestResult": "api",
     "RecordStream": "api",
-    "SortStats": "walks",
+    "SortStats": "outcome",
     "HarvestError": "errors",
     "HubError": "errors",
     "HubResponseError": "errors",

@@ -1,33 +1,30 @@
-"""One page ahead: fetch page k+1 while page k is shaped, and a cancel that wakes every wait.
+"""One page ahead: a fetching thread per walk hands pages over, and a cancel that wakes every wait.
 
-The Hub takes 1-3 s a page; shaping one takes tens of milliseconds. A walk therefore asks for
-its next page as soon as it has the current one, and never more than one page ahead (memory
-stays one page, and no page is asked for that a limit or a bound would not use: the page source
-decides, page by page, whether there is a next). Waits are on futures, so a cancel from another
-walk, or from the caller, wakes them at once instead of being polled for.
+The Hub takes 1-3 s a page; turning one into records takes tens of milliseconds. So while a walk's
+records of page k are merged, its thread fetches page k+1, and no further: it fetches the next
+only once the page before has been taken (memory stays one page, and a walk that has enough stops
+asking). A cancel, from a walk that failed or from the caller, wakes the taker at once and cuts
+every retry or pacing wait short.
 """
 
 from __future__ import annotations
 
 import contextlib
+import queue
 import threading
-from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, InvalidStateError, wait
-from typing import Any, TypeVar
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, InvalidStateError
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
 
 class Cancelled(Exception):
-    """Raised inside a walk when another walk failed: its work would be thrown away."""
-
-
-class Stopped(Exception):
-    """The caller stopped the walks (through the `stop` it gave `walk_all`)."""
+    """Raised inside a walk when the walks are cancelled: its work would be thrown away."""
 
 
 class Cancel:
-    """Set once, when a walk fails and the others' work is no longer wanted; wakes every wait."""
+    """Set once, when a walk fails or the caller stops the run; wakes every wait."""
 
     def __init__(self) -> None:
         self.future: Future[None] = Future()
@@ -48,35 +45,51 @@ class Cancel:
         raise Cancelled
 
 
-def read_ahead(pages: Iterator[T], cancel: Cancel) -> Iterator[T]:
-    """Yield `pages`, fetching page k+1 while the caller shapes and writes page k.
+class _End:
+    """What the fetching thread hands over last: nothing more, or the error that ended it."""
 
-    A plain bounded producer: one page ahead at most, each fetched by a short thread of its own
-    (the generator is advanced by one thread at a time). The Hub's 1-3 s a page then overlaps the
-    work on the page before; a cancel wakes the wait at once, without polling.
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.error = error
+
+
+class _Handoff(Generic[T]):
+    def __init__(self) -> None:
+        self.items: queue.SimpleQueue[T | _End] = queue.SimpleQueue()  # a cancel never blocks
+        self.taken = threading.Semaphore(0)
+        self.left = False  # the taker stopped taking: the thread ends
+
+
+def read_ahead(items: Iterable[T], cancel: Cancel) -> Iterator[T]:
+    """Yield `items`, the next one fetched by a thread of its own while the caller works on this.
+
+    Raises `Cancelled` as soon as `cancel` is set, and the fetching thread's error as its own.
     """
-    ahead = _next_in_thread(pages)
-    while True:
-        either: list[Future[Any]] = [ahead, cancel.future]
-        done, _ = wait(either, return_when=FIRST_COMPLETED)
-        if ahead not in done:
-            raise Cancelled  # another walk failed: this one's next page is not needed
-        page = ahead.result()  # the fetch's own error, if it failed
-        if page is None:
-            return
-        ahead = _next_in_thread(pages)
-        yield page
-
-
-def _next_in_thread(pages: Iterator[T]) -> Future[T | None]:
-    future: Future[T | None] = Future()
-
-    def fetch() -> None:
-        try:
-            future.set_result(next(pages, None))
-        except BaseException as exc:  # handed to the walk, which raises it as its own
-            future.set_exception(exc)
-
+    handoff: _Handoff[T] = _Handoff()
+    cancel.future.add_done_callback(lambda _: handoff.items.put(_End(Cancelled())))
     # Daemon: an interrupted run does not wait for a slow read to end.
-    threading.Thread(target=fetch, name="fetch", daemon=True).start()
-    return future
+    fetching = threading.Thread(target=_fetch, args=(items, handoff, cancel), daemon=True)
+    fetching.start()
+    try:
+        while not isinstance(item := handoff.items.get(), _End):
+            handoff.taken.release()  # taken: the thread fetches the next while this is worked on
+            yield item
+        if item.error is not None:
+            raise item.error
+    finally:
+        handoff.left = True
+        handoff.taken.release()  # a taker that left early: the thread sees it and ends
+
+
+def _fetch(items: Iterable[T], handoff: _Handoff[T], cancel: Cancel) -> None:
+    try:
+        for item in items:
+            handoff.items.put(item)
+            handoff.taken.acquire()
+            if cancel.is_set() or handoff.left:
+                return
+    except Cancelled:
+        return
+    except BaseException as exc:  # handed to the taker, which raises it as its own
+        handoff.items.put(_End(exc))
+        return
+    handoff.items.put(_End())

@@ -17,122 +17,110 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, fields
+from datetime import date
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ParamSpec
+from typing import Any, get_type_hints
 
 import orjson
 
-from hfharvest.ahead import Cancel, Stopped
-from hfharvest.manifest import Ledger
+from hfharvest.ahead import Cancel, Cancelled
+from hfharvest.options import FetchOptions, default_of, doc_of
+from hfharvest.outcome import Outcome, SortStats
 from hfharvest.run import run_fetch
-from hfharvest.settings import FetchOptions, Settings, resolve
-from hfharvest.walks import SortStats, Tally
+from hfharvest.settings import Settings, resolve
 
 Record = dict[str, Any]
 Progress = Callable[[str, int, int], None]  # (sort, entries returned so far, pages so far)
-Names = str | list[str] | tuple[str, ...] | None
 
-P = ParamSpec("P")
 # Output chunks (a page's records, or 64 KB of a merge) that may wait for the caller: past them the
 # walk waits, so memory stays bounded however slowly the caller reads.
 _CHUNKS_AHEAD = 16
 
 
 @dataclass(frozen=True)
-class HarvestResult(Tally):
+class HarvestResult(Outcome):
     """What `harvest()` returns: the records; per sort what its walk contributed (`stats`); the
     sorts that `failed` (only with `allow_partial=True`: otherwise the call raises)."""
 
-    records: list[Record]
+    records: list[Record] = field(default_factory=list)
 
 
-def stream(
-    *,
-    sort: Names = None,
-    search: str | None = None,
-    author: str | None = None,
-    filter: Names = None,
-    pipeline_tag: str | None = None,
-    inference_provider: Names = None,
-    expand: Names = None,
-    full: bool | None = None,
-    all_fields: bool = False,
-    limit: int | None = None,
-    page_size: int = FetchOptions.page_size,
-    repo_type: str = FetchOptions.repo_type,
-    endpoint: str | None = None,
-    token: str | bool | None = None,
-    token_file: str | Path | None = None,
-    allow_insecure_token: bool = False,
-    timeout: float = FetchOptions.timeout,
-    retries: int = FetchOptions.retries,
-    max_wait: float = FetchOptions.max_wait,
-    max_rps: float | None = None,
-    min_count: int | None = None,
-    allow_partial: bool = False,
-    state: str | Path | None = None,
-    raw: bool = False,
-    min_likes: int | None = None,
-    min_downloads: int | None = None,
-    since: str | datetime | None = None,
-    progress: Progress | None = None,
-) -> RecordStream:
+# The options a Python caller gives: the table's, less those of a process writing files.
+_PARAMETERS = [each for each in fields(FetchOptions) if not doc_of(each).cli_only]
+
+
+def _options(given: dict[str, Any]) -> FetchOptions:
+    """The table's values from Python's: a name or a list of names, a path as a string or a
+    `Path`, a time as a string, a `date` or a `datetime`."""
+    values: dict[str, Any] = {}
+    hints = get_type_hints(FetchOptions)
+    for name, value in given.items():
+        kind = hints[name]
+        if kind == tuple[str, ...] and value is not None:
+            value = (value,) if isinstance(value, str) else tuple(value)
+        elif kind == tuple[str, ...]:
+            value = ()
+        elif kind == Path | None and isinstance(value, str):
+            value = Path(value)
+        elif name == "since" and isinstance(value, date):
+            value = value.isoformat()
+        values[name] = value
+    return FetchOptions(**values)
+
+
+def stream(*, progress: Progress | None = None, **options: Any) -> RecordStream:
     """The same harvest as `harvest()`, its records handed over as they become final.
 
     With one sort they come as their page arrives; with several, once every walk has ended, from
     the spool on disk. Memory stays bounded either way. Use it as a context manager, so that
     leaving early stops the walks: `with hfharvest.stream(...) as records: for r in records: ...`
     """
-    options = FetchOptions(
-        sort=_names(sort), search=search, author=author, filter=_names(filter),
-        pipeline_tag=pipeline_tag, inference_provider=_names(inference_provider),
-        expand=_names(expand), full=full, all_fields=all_fields, limit=limit,
-        page_size=page_size, repo_type=repo_type, endpoint=endpoint, token=token,
-        token_file=None if token_file is None else Path(token_file),
-        allow_insecure_token=allow_insecure_token, timeout=timeout, retries=retries,
-        max_wait=max_wait, max_rps=max_rps, min_count=min_count, allow_partial=allow_partial,
-        state=None if state is None else Path(state), raw=raw, min_likes=min_likes,
-        min_downloads=min_downloads,
-        since=since.isoformat() if isinstance(since, datetime) else since,
-    )  # fmt: skip
-    return RecordStream(resolve(options, os.environ), progress)
+    unknown = sorted(set(options) - {each.name for each in _PARAMETERS})
+    if unknown:
+        raise TypeError(f"stream() got an unexpected keyword argument {unknown[0]!r}")
+    return RecordStream(resolve(_options(options), os.environ), progress)
 
 
-def _takes_the_options_of(
-    source: Callable[P, object],
-) -> Callable[[Callable[..., HarvestResult]], Callable[P, HarvestResult]]:
-    """Give the function decorated `source`'s keyword options: written once, typed for both."""
-
-    def decorate(function: Callable[..., HarvestResult]) -> Callable[P, HarvestResult]:
-        signature = inspect.signature(source).replace(return_annotation=HarvestResult)
-        function.__signature__ = signature  # type: ignore[attr-defined]  # what help() shows
-        return function
-
-    return decorate
-
-
-@_takes_the_options_of(stream)
 def harvest(**options: Any) -> HarvestResult:
     """Walk the Hub listing once per sort and return every unique record, merged.
 
-    Takes the options of `stream()`. Raises `hfharvest.HarvestError` (a `UsageError`, before any
-    request, for a bad option), each with the `exit_code` the CLI would exit with. With several
-    sorts the records wait in a spool on disk until every walk has ended, then all are read into
-    the list: for the whole Hub, prefer `stream()`.
+    Raises `hfharvest.HarvestError` (a `UsageError`, before any request, for a bad option), each
+    with the `exit_code` the CLI would exit with. With several sorts the records wait in a spool
+    on disk until every walk has ended, then all are read into the list: for the whole Hub,
+    prefer `stream()`, which takes the same options.
     """
     with stream(**options) as records:
         found = list(records)
-    assert records.tally is not None  # the walks ended: their counts are known
-    return HarvestResult(records.tally.stats, records.tally.unique, found)
+    assert records.outcome is not None  # the walks ended: their counts are known
+    outcome = records.outcome
+    return HarvestResult(outcome.stats, outcome.unique, outcome.written, records=found)
 
 
-def _names(value: Names) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    return (value,) if isinstance(value, str) else tuple(value)
+def _document(function: Callable[..., Any], returns: Any) -> None:
+    """Give `function` the options table as its signature, and each option in its `help()`."""
+    hints = get_type_hints(FetchOptions)
+    parameters = [
+        inspect.Parameter(each.name, inspect.Parameter.KEYWORD_ONLY, default=default_of(each),
+                          annotation=hints[each.name])
+        for each in _PARAMETERS
+    ]  # fmt: skip
+    progress = inspect.Parameter(
+        "progress", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Progress | None
+    )
+    function.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # what help() shows
+        [*parameters, progress], return_annotation=returns
+    )
+    described = "\n".join(f"    {each.name}: {doc_of(each).help}" for each in _PARAMETERS)
+    function.__doc__ = (
+        f"{function.__doc__}\n\n    Options (as `hfharvest fetch`'s, by their Python names):\n"
+        f"{described}\n    progress: called after every page with (sort, returned, pages)."
+    )
+
+
+_document(stream, "RecordStream")
+_document(harvest, HarvestResult)
 
 
 class _Closed(Exception):
@@ -157,7 +145,7 @@ class _Chunks:
         pass
 
 
-class _Progress:
+class _Progress:  # an Observer calling the caller's function
     def __init__(self, callback: Progress | None) -> None:
         self._callback = callback
 
@@ -171,7 +159,7 @@ class RecordStream:
 
     def __init__(self, settings: Settings, progress: Progress | None) -> None:
         self.settings = settings
-        self.tally: Tally | None = None  # once the walks have ended
+        self.outcome: Outcome | None = None  # once the walks have ended
         self._progress = _Progress(progress)
         self._chunks = _Chunks()
         self._stop = Cancel()
@@ -181,15 +169,15 @@ class RecordStream:
     @property
     def stats(self) -> tuple[SortStats, ...] | None:
         """Per sort, what its walk contributed; None until the walks have ended."""
-        return self.tally.stats if self.tally else None
+        return self.outcome.stats if self.outcome else None
 
     @property
     def unique(self) -> int:
-        return self.tally.unique if self.tally else 0
+        return self.outcome.unique if self.outcome else 0
 
     @property
     def failed(self) -> tuple[SortStats, ...]:
-        return self.tally.failed if self.tally else ()
+        return self.outcome.failed if self.outcome else ()
 
     def __enter__(self) -> RecordStream:
         return self
@@ -225,13 +213,12 @@ class RecordStream:
             self._thread.join()
 
     def _run(self) -> None:
-        ledger = Ledger(started=datetime.now(UTC))
         try:
-            run_fetch(self.settings, self._chunks, self._progress, ledger, stop=self._stop)
-        except (_Closed, Stopped):
+            self.outcome = run_fetch(self.settings, self._chunks, self._progress, stop=self._stop)
+        except (_Closed, Cancelled):
             pass  # the caller left
         except BaseException as exc:  # the caller's, raised where it reads
+            self.outcome = getattr(exc, "outcome", None)
             self._chunks.queue.put(exc)
         finally:
-            self.tally = ledger.result
             self._chunks.queue.put(None)

@@ -31,9 +31,9 @@ def resolve_token(
     if token is False:
         return None
     if isinstance(token, str):
-        return _token(token, "--token")
+        return _token(token, "`token`")
     if token_file is not None:
-        return _token(_read(token_file, "--token-file"), "--token-file")
+        return _token(_read(token_file, "`token_file`"), "`token_file`")
     for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
         if environ.get(name, "").strip():
             return _token(environ[name], name)
@@ -52,7 +52,7 @@ def refuse_clear_text(endpoint: str) -> None:
         return
     raise UsageError(
         f"refusing to send the token in clear text to {parts.scheme}://{parts.netloc}",
-        hint="use an https endpoint, or pass --no-token or --allow-insecure-token",
+        hint="use an https endpoint, or pass `token=False` or `allow_insecure_token`",
     )
 
 
@@ -65,7 +65,11 @@ def _read(path: Path, option: str) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise UsageError(f"{option}: cannot read {path}: {exc.strerror or exc}") from exc
+        raise UsageError(
+            f"{option}: cannot read {path}: {exc.strerror or exc}",
+            parameter="token_file" if option == "`token_file`" else None,
+            value=path,
+        ) from exc
 
 
 def _is_loopback(host: str) -> bool:

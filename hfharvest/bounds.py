@@ -1,4 +1,4 @@
-"""Bounds on the sort key: `--min-likes`, `--min-downloads`, `--since`. Pure.
+"""Bounds on the sort key: `min_likes`, `min_downloads`, `since`. Pure.
 
 Every Hub sort is descending, so a walk whose question is "downloads >= 100" or "changed since
 yesterday" can stop at the first entry below the bound: what follows can only be lower. Two kinds:
@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from hfharvest.errors import UsageError
+from hfharvest.normalize import timestamp
 
 Record = Mapping[str, Any]
 
@@ -66,10 +67,10 @@ class Bounds:
         if self.since and any(sort not in _SINCE_KEYS for sort in sorts):
             others = ", ".join(sort for sort in sorts if sort not in _SINCE_KEYS)
             raise UsageError(
-                f"--since bounds a walk by its own date: it applies to --sort createdAt and "
-                f"--sort lastModified, not {others}",
-                hint="drop the other sorts, or drop --since",
-            )
+                f"`since` bounds a walk by its own date: it applies to `sort` createdAt and "
+                f"`sort` lastModified, not {others}", parameter="since", value=self.since,
+                hint="drop the other sorts, or drop `since`",
+            )  # fmt: skip
 
     def unstoppable(self, sorts: tuple[str, ...]) -> tuple[str, ...]:
         """The sorts given that no bound can stop early: they walk to the end."""
@@ -78,13 +79,13 @@ class Bounds:
         return tuple(sort for sort in sorts if self.for_walk(sort) is None)
 
     def option(self, name: str) -> str:
-        """One bound as the command line writes it: `--min-likes 5`."""
-        return f"--{name.replace('_', '-')} {getattr(self, name)}"
+        """One bound as a walk's `stopped_by` names it: its parameter and value, `min_likes 5`."""
+        return f"{name} {getattr(self, name)}"
 
     def described(self) -> str:
-        """Every bound given, as the command line writes them; "none" when there is none."""
+        """Every bound given, for a message (`` `min_likes` 5``); "none" when there is none."""
         given = [f.name for f in fields(self) if getattr(self, f.name) is not None]
-        return " ".join(self.option(name) for name in given) or "none"
+        return " ".join(f"`{name}` {getattr(self, name)}" for name in given) or "none"
 
     def for_walk(self, sort: str) -> WalkBound | None:
         """The bound that can stop the walk sorted by `sort`, if any."""
@@ -114,7 +115,7 @@ class WalkBound:
     sort: str
     key: str  # the record's key that the sort orders by
     bound: int | str
-    option: str  # how the user wrote it, for the table and the manifest
+    option: str  # the parameter and its value (`min_likes 5`), for the table and the manifest
 
     def crossed(self, last_first: Iterable[Record]) -> bool:
         """Whether a page reached entries below the bound, given its records from the last on.
@@ -139,16 +140,15 @@ def _at_least(value: Any, bound: int | str) -> bool:
 
 def parse_since(text: str, now: datetime) -> str:
     """A date or an ISO timestamp (UTC when no zone is given), in the record's own form."""
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
+    since = timestamp(text.strip())
+    if since is None:
         raise UsageError(
-            f"--since {text!r} is not a date or an ISO-8601 timestamp",
-            hint="for example --since 2026-11-30 or --since 2026-11-30T06:00:00Z",
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    moment = moment.astimezone(UTC)
-    if moment > now:
-        raise UsageError(f"--since {text} is in the future: no repo can pass it")
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+            f"`since` {text!r} is not a date or an ISO-8601 timestamp", parameter="since",
+            value=text, hint="for example `since` 2026-11-30 or `since` 2026-11-30T06:00:00Z",
+        )  # fmt: skip
+    present = timestamp(now.isoformat())
+    if present is not None and since > present:
+        raise UsageError(
+            f"`since` {text} is in the future: no repo can pass it", parameter="since", value=text
+        )
+    return since

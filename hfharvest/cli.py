@@ -8,27 +8,31 @@ most one line of hint, and the exit code documented in the README.
 from __future__ import annotations
 
 import gc
+import inspect
 import os
+import re
 import signal
 import sys
 import traceback
 from collections.abc import Callable
+from dataclasses import Field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, get_type_hints
 
 import typer
 
 from hfharvest import __version__
 from hfharvest.diff import DEFAULT_IGNORED, diff_snapshots
-from hfharvest.errors import HarvestError, UsageError
-from hfharvest.hub import SORTS
-from hfharvest.manifest import Ledger, build_stats, write_json
-from hfharvest.normalize import record_schema
+from hfharvest.errors import ExitCode, HarvestError, UsageError
+from hfharvest.manifest import build_stats, write_json
+from hfharvest.options import AUTH, OUTPUT, SNAPSHOTS, FetchOptions, default_of, doc_of
+from hfharvest.outcome import Outcome
 from hfharvest.report import Report
 from hfharvest.run import run_fetch
-from hfharvest.settings import FetchOptions, Settings, resolve
+from hfharvest.schema import record_schema
+from hfharvest.settings import Settings, resolve
 
 EXIT_CODES = (
     "Exit codes: 0 complete · 1 harvest failed (no file written; an earlier file is untouched) · "
@@ -47,9 +51,6 @@ app = typer.Typer(
     rich_markup_mode="rich",  # panels of options in `fetch --help`
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-
-DEFAULTS = FetchOptions()  # every option's default, written once, in settings
 
 
 class Terminated(BaseException):
@@ -74,23 +75,6 @@ def _main_options(
     """Options that come before the command."""
 
 
-# The panels `fetch --help` groups its options into.
-QUERY, FIELDS, OUTPUT = "Query", "Fields and bounds", "Output"
-SNAPSHOTS, NETWORK, AUTH = "Snapshots", "Network", "Auth"
-
-
-def _opt(
-    help_text: str, *names: str, panel: str | None = None, metavar: str | None = None, **kwargs: Any
-) -> Any:
-    """A typer option whose help ends with its example, as every option's must.
-
-    Help is rich markup: a literal "[" is written "\\[".
-    """
-    if metavar is not None:
-        kwargs["metavar"] = metavar
-    return typer.Option(*names, help=help_text, rich_help_panel=panel, **kwargs)
-
-
 FETCH_HELP = "\n\n".join(
     [
         "Walk the Hub listing once per sort, merge into one set unique by id, write records.",
@@ -111,162 +95,123 @@ FETCH_HELP = "\n\n".join(
 )
 
 
-@app.command(help=FETCH_HELP)
-def fetch(
-    sort: Annotated[list[str] | None, _opt(
-        "A sort to walk; repeat for several \\[default: likes, downloads]. One of "
-        f"{', '.join(SORTS)} (snake_case spellings are mapped). Example: --sort likes --sort id",
-        "--sort", "-s", metavar="SORT", panel=QUERY)] = None,
-    limit: Annotated[int | None, _opt(
-        "Stop each sort after N returned entries \\[default: walk to the end]. "
-        "Example: --limit 1000", metavar="N", panel=QUERY)] = None,
-    page_size: Annotated[int, _opt(
-        "Entries per request, 1 to 1000. Example: --page-size 500",
-        metavar="N", panel=QUERY)] = DEFAULTS.page_size,
-    search: Annotated[str | None, _opt(
-        "Substring of the repo id. Example: --search llama", metavar="TEXT", panel=QUERY)] = None,
-    author: Annotated[str | None, _opt(
-        "Owner, user or org. Example: --author google", metavar="NAME", panel=QUERY)] = None,
-    filter_: Annotated[list[str] | None, _opt(
-        "A tag every repo must carry; repeat to require all. Example: --filter gguf",
-        "--filter", metavar="TAG", panel=QUERY)] = None,
-    pipeline_tag: Annotated[str | None, _opt(
-        "Models of this task. Example: --pipeline-tag text-generation", metavar="TASK",
-        panel=QUERY)] = None,
-    inference_provider: Annotated[list[str] | None, _opt(
-        "Models served by any of these providers (repeat; 'all' = any provider). "
-        "Example: --inference-provider hf-inference", metavar="PROVIDER", panel=QUERY)] = None,
-    repo_type: Annotated[str, _opt(
-        "Which listing to walk. Example: --type dataset", "--type", "-t",
-        metavar="model|dataset|space", panel=QUERY)] = DEFAULTS.repo_type,
-    full: Annotated[bool | None, _opt(
-        "Ask for author, sha, lastModified, gated, disabled and files \\[default: --full; "
-        "--expand implies --no-full]. Example: --no-full", "--full/--no-full",
-        show_default=False, panel=FIELDS)] = None,
-    expand: Annotated[list[str] | None, _opt(
-        "Ask only for this field (repeat). Example: --expand downloadsAllTime "
-        "--expand inferenceProviderMapping", metavar="FIELD", panel=FIELDS)] = None,
-    all_fields: Annotated[bool, _opt(
-        "Ask for every field the listing allows (safetensors, gguf, config, cardData, runtime, "
-        "...; the list per --type is in docs/record.md), for whole-Hub snapshots. Not with "
-        "--expand or --full. Example: --all-fields", "--all-fields", panel=FIELDS)] = False,
-    min_likes: Annotated[int | None, _opt(
-        "Write only repos with at least N likes; a walk sorted by likes stops where it crosses "
-        "N. Alone, walks only likes. Example: --min-likes 5", metavar="N", panel=FIELDS)] = None,
-    min_downloads: Annotated[int | None, _opt(
-        "Write only repos with at least N downloads (30 days); a walk sorted by downloads stops "
-        "where it crosses N. Alone, walks only downloads. Example: --min-downloads 100",
-        metavar="N", panel=FIELDS)] = None,
-    since: Annotated[str | None, _opt(
-        "Only repos created (--sort createdAt) or changed (--sort lastModified, the default "
-        "with --since) at or after TIME, a date or ISO timestamp, UTC unless a zone is given; "
-        "each walk stops there. Example: --since 2026-11-30", metavar="TIME", panel=FIELDS)] = None,
-    raw: Annotated[bool, _opt(
-        "Add 'raw', the API object untouched, to each record. Example: --raw", "--raw",
-        panel=FIELDS)] = False,
-    output: Annotated[str, _opt(
-        "File to write ('-' = stdout), all or nothing; .gz compresses; {date} (UTC YYYY-MM-DD), "
-        "{time} (HHMMSSZ) and {type} are filled in, missing folders made. "
-        "Example: -o 'snapshots/models-{date}.jsonl.gz'", "--output", "-o",
-        metavar="PATH", panel=OUTPUT)] = DEFAULTS.output,
-    output_format: Annotated[str | None, _opt(
-        "One JSON array, or one record a line \\[default: from the file suffix; JSONL on stdout]. "
-        "Example: --format json", "--format", metavar="json|jsonl", show_default=False,
-        panel=OUTPUT)] = None,
-    quiet: Annotated[bool, _opt(
-        "No progress, no table, no warnings; errors still show. Example: -q",
-        "--quiet", "-q", panel=OUTPUT)] = False,
-    debug: Annotated[bool, _opt(
-        "Log every request and show tracebacks (the token is masked). Example: --debug",
-        "--debug", panel=OUTPUT)] = False,
-    manifest: Annotated[Path | None, _opt(
-        "Where to write the manifest \\[default: <output>.manifest.json for a file; none for "
-        "stdout]. Example: --manifest run.manifest.json", metavar="PATH",
-        show_default=False, panel=SNAPSHOTS)] = None,
-    no_manifest: Annotated[bool, _opt(
-        "Write no manifest. Example: --no-manifest", "--no-manifest", panel=SNAPSHOTS)] = False,
-    stats_json: Annotated[Path | None, _opt(
-        "Write the stats and the exit code here on every exit, failures included (for "
-        "monitoring). Example: --stats-json /var/lib/hf/last-run.json", metavar="PATH",
-        panel=SNAPSHOTS)] = None,
-    state: Annotated[Path | None, _opt(
-        "Keep what the walks need to resume here (and in PATH.spool); the same command run "
-        "again goes on where it stopped; removed once complete. Example: --state models.state",
-        metavar="PATH", panel=SNAPSHOTS)] = None,
-    min_count: Annotated[int | None, _opt(
-        "Exit 4 and write nothing when fewer unique records came back. "
-        "Example: --min-count 1000000", metavar="N", panel=SNAPSHOTS)] = None,
-    allow_partial: Annotated[bool, _opt(
-        "When a sort fails after its retries, write what the others got and exit 3 "
-        "\\[default: the run fails, exit 1]. Example: --allow-partial", "--allow-partial",
-        panel=SNAPSHOTS)] = False,
-    endpoint: Annotated[str | None, _opt(
-        "The Hub's address \\[default: $HF_ENDPOINT, else https://huggingface.co]. "
-        "Example: --endpoint http://127.0.0.1:8080", metavar="URL", show_default=False,
-        panel=NETWORK)] = None,
-    timeout: Annotated[float, _opt(
-        "Give up on a request after this long without an answer. Example: --timeout 60",
-        metavar="SECONDS", panel=NETWORK)] = DEFAULTS.timeout,
-    max_rps: Annotated[float | None, _opt(
-        "At most this many requests a second, all sorts together \\[default: as fast as the "
-        "Hub's RateLimit budget allows]. Example: --max-rps 2", metavar="N", panel=NETWORK)] = None,
-    retries: Annotated[int, _opt(
-        "Retries of a page after a transient failure (0 = one attempt). Example: --retries 10",
-        metavar="N", panel=NETWORK)] = DEFAULTS.retries,
-    max_wait: Annotated[float, _opt(
-        "Longest wait a Retry-After or RateLimit header may ask for; a longer one fails the "
-        "sort. Example: --max-wait 60", metavar="SECONDS", panel=NETWORK)] = DEFAULTS.max_wait,
-    token: Annotated[str | None, _opt(
-        "Token to send (visible in `ps`: prefer $HF_TOKEN or --token-file) \\[default: $HF_TOKEN, "
-        "else the file $HF_TOKEN_PATH or $HF_HOME/token]. Example: --token hf_...",
-        metavar="TOKEN", show_default=False, panel=AUTH)] = None,
-    token_file: Annotated[Path | None, _opt(
-        "Read the token from this file. Example: --token-file ~/.config/hf-token",
-        metavar="PATH", panel=AUTH)] = None,
-    no_token: Annotated[bool, _opt(
-        "Send no token, whatever the environment holds. Example: --no-token",
-        "--no-token", panel=AUTH)] = False,
-    allow_insecure_token: Annotated[bool, _opt(
-        "Send the token over plain http to a host that is not this machine. "
-        "Example: --endpoint http://mirror.lan --allow-insecure-token",
-        "--allow-insecure-token", panel=AUTH)] = False,
-) -> None:  # fmt: skip
-    options = FetchOptions(
-        sort=tuple(sort or ()), limit=limit, page_size=page_size, search=search, author=author,
-        filter=tuple(filter_ or ()), pipeline_tag=pipeline_tag,
-        inference_provider=tuple(inference_provider or ()), full=full,
-        expand=tuple(expand or ()), all_fields=all_fields, repo_type=repo_type, endpoint=endpoint,
-        token=False if no_token else token, token_file=token_file,
-        allow_insecure_token=allow_insecure_token, timeout=timeout, retries=retries,
-        max_wait=max_wait, output=output, format=output_format, raw=raw, manifest=manifest,
-        no_manifest=no_manifest, state=state, min_count=min_count, allow_partial=allow_partial,
-        max_rps=max_rps, min_likes=min_likes, min_downloads=min_downloads, since=since,
+def _flag(each: Field[Any]) -> str:
+    doc = doc_of(each)
+    return doc.flag or f"--{each.name.replace('_', '-')}"
+
+
+# How the command line spells what the library names `in_backquotes`: each option's flag, and
+# what only the command line has.
+FLAGS: dict[str, str] = {
+    **{each.name: _flag(each).split("/")[0] for each in fields(FetchOptions)},
+    "output": "-o/--output",
+    "full=False": "--no-full",
+    "token=False": "--no-token",
+    "fields": "--fields",
+}
+_NAMED = re.compile(r"`([a-z_]+(?:=False)?)`")
+
+
+def as_flags(text: str) -> str:
+    """A library text with its options named as the command line spells them."""
+    return _NAMED.sub(lambda m: FLAGS.get(m.group(1), m.group(0)), text)
+
+
+def _cli_parameter(each: Field[Any], annotation: Any) -> inspect.Parameter:
+    """One `fetch` option, from its row of the options table."""
+    doc = doc_of(each)
+    flag = _flag(each)
+    default = default_of(each)
+    if annotation == tuple[str, ...]:
+        annotation, default = list[str] | None, None  # repeatable
+    elif each.name == "token":
+        annotation = str | None  # --no-token says False
+    example = doc.example if doc.example.startswith("-") else f"{flag} {doc.example}"
+    help_text = as_flags(doc.help).replace("[", "\\[")  # rich markup: "[" is written "\\["
+    option = typer.Option(
+        flag, *([doc.short] if doc.short else []),
+        help=f"{help_text} Example: {example}", rich_help_panel=doc.panel, metavar=doc.metavar,
+        show_default="[default:" not in doc.help,
     )  # fmt: skip
+    return inspect.Parameter(
+        each.name, inspect.Parameter.KEYWORD_ONLY, default=default,
+        annotation=Annotated[annotation, option],
+    )  # fmt: skip
+
+
+# What only the process has: where its stats go, how much it says, and --no-token.
+_PROCESS_OPTIONS = {
+    "quiet": (bool, False, typer.Option(
+        "--quiet", "-q", help="No progress, no table, no warnings; errors still show. "
+        "Example: -q", rich_help_panel=OUTPUT)),
+    "debug": (bool, False, typer.Option(
+        "--debug", help="Log every request and show tracebacks (the token is masked). "
+        "Example: --debug", rich_help_panel=OUTPUT)),
+    "stats_json": (Path | None, None, typer.Option(
+        "--stats-json", metavar="PATH", rich_help_panel=SNAPSHOTS,
+        help="Write the stats and the exit code here on every exit, failures included (for "
+        "monitoring). Example: --stats-json /var/lib/hf/last-run.json")),
+    "no_token": (bool, False, typer.Option(
+        "--no-token", help="Send no token, whatever the environment holds. Example: --no-token",
+        rich_help_panel=AUTH)),
+}  # fmt: skip
+
+
+_REPEATED = {name for name, kind in get_type_hints(FetchOptions).items() if kind == tuple[str, ...]}
+
+
+def _fetch_signature() -> inspect.Signature:
+    hints = get_type_hints(FetchOptions)
+    table = [_cli_parameter(each, hints[each.name]) for each in fields(FetchOptions)]
+    process = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                          annotation=Annotated[kind, option])
+        for name, (kind, default, option) in _PROCESS_OPTIONS.items()
+    ]  # fmt: skip
+    return inspect.Signature([*table, *process])
+
+
+def fetch(**given: Any) -> None:
+    """`hfharvest fetch`: its options are the options table's, plus the process's own."""
+    quiet, debug = given.pop("quiet"), given.pop("debug")
+    stats_json: Path | None = given.pop("stats_json")
+    if given.pop("no_token"):
+        given["token"] = False
+    values: dict[str, Any] = {k: tuple(v or ()) if k in _REPEATED else v for k, v in given.items()}
+    options = FetchOptions(**values)
     report = Report.to_stderr(quiet=quiet)
-    report.secret = token
+    report.render = as_flags
+    report.secret = options.token if isinstance(options.token, str) else None
     report.capture_logs(debug=debug)
-    ledger = Ledger(started=datetime.now(UTC))
+    started = datetime.now(UTC)
     resolved: list[Settings] = []
+    ended: list[Outcome] = []
 
     def harvest() -> int:
-        settings = resolve(options, os.environ, now=ledger.started)
+        settings = resolve(options, os.environ, now=started)
         resolved.append(settings)
         report.secret = settings.transport.token.value if settings.transport.token else None
         try:
             with report.walking(settings) as observer:
-                return run_fetch(settings, sys.stdout.buffer, observer, ledger)
+                ended.append(run_fetch(settings, sys.stdout.buffer, observer))
+        except HarvestError as exc:
+            if exc.outcome is not None:
+                ended.append(exc.outcome)
+            raise
         finally:  # the table, for a failed run too, once there is something to count
-            if ledger.result is not None and any(s.pages for s in ledger.result.stats):
-                report.summary(ledger.result, settings)
+            if ended and any(s.pages for s in ended[0].stats):
+                report.summary(ended[0], settings)
+        return ExitCode.PARTIAL if ended[0].failed else ExitCode.COMPLETE
 
     def resume_hint() -> str | None:
         if resolved and resolved[0].state is not None:
-            return f"run the same command again to resume from --state {resolved[0].state}"
+            return f"run the same command again to resume from `state` {resolved[0].state}"
         return None
 
     code, error = _guarded(report, harvest, debug=debug, command="fetch", on_stop=resume_hint)
     if stats_json is not None:
-        document = build_stats(resolved[0] if resolved else None, ledger, code, error)
+        settings = resolved[0] if resolved else None
+        document = build_stats(settings, ended[0] if ended else None, code, error, started)
 
         def write_stats() -> int:
             write_json(stats_json, document)
@@ -274,6 +219,10 @@ def fetch(
 
         code, _ = _guarded(report, write_stats, debug=debug, command="fetch")
     raise typer.Exit(code)
+
+
+fetch.__signature__ = _fetch_signature()  # type: ignore[attr-defined]  # what typer reads
+app.command(help=FETCH_HELP)(fetch)
 
 
 @app.command(
@@ -289,16 +238,17 @@ def fetch(
 def diff(
     old: Annotated[Path, typer.Argument(help="The earlier snapshot (JSON or JSONL, .gz or not).")],
     new: Annotated[Path, typer.Argument(help="The later snapshot.")],
-    fields: Annotated[str | None, _opt(
+    fields: Annotated[str | None, typer.Option(help=
         "Comma-separated fields to compare, or 'all' \\[default: every field but "
         f"{', '.join(sorted(DEFAULT_IGNORED))}]. Example: --fields license,gated,tags",
         metavar="LIST", show_default=False)] = None,
-    exit_code: Annotated[bool, _opt(
-        "Exit 1 when the snapshots differ. Example: --exit-code", "--exit-code")] = False,
-    quiet: Annotated[bool, _opt(
-        "No summary on stderr. Example: -q", "--quiet", "-q")] = False,
+    exit_code: Annotated[bool, typer.Option(
+        "--exit-code", help="Exit 1 when the snapshots differ. Example: --exit-code")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="No summary on stderr. Example: -q")] = False,
 ) -> None:  # fmt: skip
     report = Report.to_stderr(quiet=quiet)
+    report.render = as_flags
 
     def compare() -> int:
         summary = diff_snapshots(old, new, sys.stdout.buffer, fields=fields)
@@ -306,8 +256,9 @@ def diff(
         return 1 if exit_code and summary.differ else 0
 
     code, error = _guarded(report, compare, debug=False, command="diff")
-    trouble = error is not None and code not in (130, 141, 143)
-    raise typer.Exit(2 if trouble else code)  # diff(1): any trouble is 2
+    interrupted = (ExitCode.SIGINT, ExitCode.BROKEN_PIPE, ExitCode.SIGTERM)
+    trouble = error is not None and code not in interrupted
+    raise typer.Exit(ExitCode.REFUSED if trouble else code)  # diff(1): any trouble is 2
 
 
 @app.command(help="Print the JSON Schema of one output record (its $defs hold the diff line)."
@@ -331,10 +282,14 @@ def _guarded(
     except HarvestError as exc:
         _show_traceback(report, debug)
         usage_hint = f"see 'hfharvest {command} --help'" if isinstance(exc, UsageError) else None
-        report.failure(str(exc), exc.hint or (on_stop() if exc.exit_code == 1 else usage_hint))
-        return exc.exit_code, str(exc)
+        failed = exc.exit_code == ExitCode.FAILED
+        report.failure(str(exc), exc.hint or (on_stop() if failed else usage_hint))
+        return exc.exit_code, as_flags(str(exc))
     except (KeyboardInterrupt, Terminated) as exc:
-        name, code = ("SIGINT", 130) if isinstance(exc, KeyboardInterrupt) else ("SIGTERM", 143)
+        name, code = (
+            ("SIGINT", ExitCode.SIGINT) if isinstance(exc, KeyboardInterrupt)
+            else ("SIGTERM", ExitCode.SIGTERM)
+        )  # fmt: skip
         where = report.where_stopped()
         message = f"stopped by {name}{f' during {where}' if where else ''}; no file was written"
         report.failure(f"{message}, an earlier one is untouched", on_stop())
@@ -342,14 +297,14 @@ def _guarded(
     except BrokenPipeError:
         # The reader went away (`| head`): nothing more can be said on stdout, so stop quietly.
         _silence_stdout()
-        return 141, "stdout was closed"
+        return ExitCode.BROKEN_PIPE, "stdout was closed"
     except Exception as exc:
         _show_traceback(report, debug)
         report.failure(
             f"unexpected {type(exc).__name__}: {exc}",
             "this is a bug in hfharvest; run again with --debug and report what it prints",
         )
-        return 1, f"{type(exc).__name__}: {exc}"
+        return ExitCode.FAILED, f"{type(exc).__name__}: {exc}"
 
 
 def _show_traceback(report: Report, debug: bool) -> None:
@@ -399,5 +354,5 @@ def main(argv: list[str] | None = None) -> NoReturn:
         code = exc.exit_code
     except typer.Abort:
         Report.to_stderr().failure("interrupted")
-        code = 130
+        code = ExitCode.SIGINT
     sys.exit(code if isinstance(code, int) else 0)

@@ -38,7 +38,7 @@ from hfharvest.retry import (
     demanded_wait,
     describe_failure,
 )
-from hfharvest.settings import Settings
+from hfharvest.settings import Transport
 
 MAX_REDIRECTS = 5
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -106,52 +106,43 @@ class HubClient:
 
     def __init__(
         self,
-        settings: Settings,
+        transport: Transport,
         *,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         pacer: Pacer | None = None,
     ) -> None:
-        self.settings = settings
-        self.transport = settings.transport
+        self.transport = transport
         self.session = session or build_session()
-        self.origin = origin_of(self.transport.endpoint)
+        self.origin = origin_of(transport.endpoint)
         self._sleep = sleep
-        self._pacer = pacer or Pacer(self.transport.max_rps)
-        token = self.transport.token
-        self._auth = BearerToken(token.value if token else None)
+        self._pacer = pacer or Pacer(transport.max_rps)
+        self._auth = BearerToken(transport.token.value if transport.token else None)
 
     def close(self) -> None:
         self.session.close()
 
     def pages(
-        self,
-        sort: str,
-        *,
-        start: str | None = None,
-        more: Callable[[Page], bool] = lambda page: True,
-        on_retry: Callable[[], None] = lambda: None,
+        self, url: str, *, label: str = "", on_retry: Callable[[], None] = lambda: None
     ) -> Iterator[Page]:
-        """Yield the pages of one sort's walk; the next page is fetched only when asked for.
+        """Yield the pages of one walk from `url` on, following each page's next link.
 
-        `start` is where a resumed walk goes on (a next URL the Hub gave); else the first page.
-        `more` is asked of each page, in order, before the next is fetched: False ends the walk
-        there (--limit reached, a bound crossed), so no page is fetched that is not needed.
+        A page is fetched only when the next one is asked for, so a walk that has what it needs
+        simply stops asking. `label` names the walk in retry messages ("sort likes").
         """
-        url: str | None = start or self.settings.first_url(sort)
+        next_url: str | None = url
         fetched: set[str] = set()
-        while url is not None:
-            fetched.add(url)
-            page = self.get_page(url, on_retry, describe=f"sort {sort}, page {len(fetched)}")
+        while next_url is not None:
+            fetched.add(next_url)
+            where = f"{label}, page {len(fetched)}" if label else ""
+            page = self.get_page(next_url, on_retry, describe=where)
             yield page
-            if not more(page):
-                return
             if page.next_url in fetched:
                 raise CursorLoopError(
                     f"the Hub's next link repeats a page already fetched ({page.next_url}); "
                     "stopping instead of looping"
                 )
-            url = page.next_url
+            next_url = page.next_url
 
     def get_page(
         self, url: str, on_retry: Callable[[], None] = lambda: None, *, describe: str = ""
@@ -169,11 +160,11 @@ class HubClient:
             attempts = policy.retries + 1
             cause = describe_failure(exc)
             if isinstance(exc, requests.Timeout):
-                cause = f"no answer within --timeout {self.transport.timeout:g} s"
+                cause = f"no answer within `timeout` {self.transport.timeout:g} s"
             raise UnreachableError(
                 f"cannot reach {format_origin(self.origin)}: {cause}"
                 f" ({attempts} attempt{'s' if attempts > 1 else ''}, GET {url})",
-                hint="check --endpoint (or HF_ENDPOINT) and the network; --retries tries longer",
+                hint="check `endpoint` (or HF_ENDPOINT) and the network; `retries` tries longer",
             ) from exc
 
     def _follow_redirects(self, url: str) -> requests.Response:
@@ -197,7 +188,7 @@ class HubClient:
             raise CrossOriginError(
                 f"{what} leads to {format_origin(target)}, not the endpoint "
                 f"{format_origin(self.origin)}; stopped there (the token is never sent elsewhere)",
-                hint="if the Hub moved, pass its new address with --endpoint",
+                hint="if the Hub moved, pass its new address as `endpoint`",
             )
 
     def _page_or_raise(self, response: requests.Response) -> Page:
@@ -223,22 +214,21 @@ class HubClient:
         token = self.transport.token
         if status in (401, 403):
             if token is None:
-                return "this listing needs a token: set HF_TOKEN or pass --token-file"
+                return "this listing needs a token: set HF_TOKEN or pass `token_file`"
             return (
                 f"the token from {token.source} was refused; set another in HF_TOKEN or "
-                "the token file, or pass --no-token"
+                "the token file, or pass `token=False`"
             )
         if status == 404:
-            return "check --endpoint (or HF_ENDPOINT) and --type"
-        if status == 400 and self.settings.query.inference_providers:
-            sort = dict(parse_qsl(urlsplit(url).query)).get("sort")
-            if sort in NOT_WITH_PROVIDER:
-                new_repos = sort == "createdAt"
-                instead = "lastModified for new or changed repos" if new_repos else "likes"
-                return f"the Hub refuses --sort {sort} beside --inference-provider; use {instead}"
-        if status == 400:
-            return "the Hub rejected the query; check --sort, the filters and --expand"
-        return None
+            return "check `endpoint` (or HF_ENDPOINT) and `repo_type`"
+        if status != 400:
+            return None
+        query = dict(parse_qsl(urlsplit(url).query))
+        sort = query.get("sort")
+        if "inference_provider" in query and sort in NOT_WITH_PROVIDER:
+            instead = "lastModified for new or changed repos" if sort == "createdAt" else "likes"
+            return f"the Hub refuses `sort` {sort} beside `inference_provider`; use {instead}"
+        return "the Hub rejected the query; check `sort`, the filters and `expand`"
 
 
 def _entries(response: requests.Response) -> list[Any]:

@@ -20,20 +20,14 @@ from typing import IO, Any
 
 import orjson
 
-from hfharvest.errors import HarvestError, UsageError
-from hfharvest.normalize import record_schema
+from hfharvest.errors import SnapshotError, UsageError
+from hfharvest.schema import record_fields
 
 # Counters move every day; found_by moves with them; raw holds all of them.
 DEFAULT_IGNORED = frozenset(
     {"found_by", "likes", "downloads", "downloads_all_time", "trending_score", "raw"}
 )
 MOVERS = 5
-
-
-class SnapshotError(HarvestError):
-    """A snapshot that cannot be read (exit 2 for `diff`, as diff(1) says of trouble)."""
-
-    exit_code = 2
 
 
 @dataclass
@@ -52,10 +46,6 @@ class DiffSummary:
         return bool(self.added or self.removed or self.changed)
 
 
-def record_fields() -> list[str]:
-    return list(orjson.loads(record_schema())["properties"])
-
-
 def chosen_fields(spec: str | None) -> list[str] | None:
     """The fields to compare: None means every field (`all`)."""
     known = record_fields()
@@ -67,7 +57,7 @@ def chosen_fields(spec: str | None) -> list[str] | None:
     unknown = [name for name in names if name not in known]
     if unknown or not names:
         raise UsageError(
-            f"--fields: unknown field {', '.join(unknown) or '(none given)'}; "
+            f"`fields`: unknown field {', '.join(unknown) or '(none given)'}; "
             f"fields are {', '.join(known)}, or 'all'"
         )
     return names

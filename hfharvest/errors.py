@@ -1,26 +1,66 @@
-"""The project's exception hierarchy: every failure a user can meet, each with its exit code.
+"""The project's exception hierarchy and its exit codes, each defined once.
 
-Modules below the CLI raise these and never print or exit; `cli.py` is the one boundary that
-turns them into a one-line message, an optional hint and the exit code documented in the README.
+Modules below the CLI raise these and never print or exit. Their text speaks Python: an option
+is named as its parameter, in backquotes (`` `limit` ``), never as a flag; `cli.py` is the one
+boundary that turns those names into flags and an error into a one-line message, an optional
+hint and its exit code. Errors carry structured fields besides their text: `parameter` and
+`value` on a `UsageError`, `status`, `url` and `detail` on a `HubResponseError`, and, once the
+walks have begun, the `outcome` so far.
 """
 
 from __future__ import annotations
+
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hfharvest.outcome import Outcome
+
+
+class ExitCode(IntEnum):
+    """Every exit code `hfharvest fetch` can end with (README, `--help`, docs/usage.md)."""
+
+    COMPLETE = 0
+    FAILED = 1  # nothing written to a file; an earlier file untouched
+    REFUSED = 2  # before any request: a bad option, environment or output path
+    PARTIAL = 3  # a sort failed and allow_partial was given
+    TOO_FEW = 4  # fewer than min_count records: nothing written
+    SIGINT = 130
+    BROKEN_PIPE = 141
+    SIGTERM = 143
 
 
 class HarvestError(Exception):
     """Base of every error hfharvest reports to the user; `str()` is the one-line cause."""
 
-    exit_code = 1
+    exit_code: ExitCode = ExitCode.FAILED
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
         self.hint = hint
+        self.outcome: Outcome | None = None  # what the walks did, once they began
 
 
 class UsageError(HarvestError):
-    """Refused before any request: a bad option, environment or output path (exit 2)."""
+    """Refused before any request: a bad option, environment or output path (exit 2).
 
-    exit_code = 2
+    `parameter` names the option at fault (None for the environment), `value` is what it was
+    given.
+    """
+
+    exit_code = ExitCode.REFUSED
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        parameter: str | None = None,
+        value: Any = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.parameter = parameter
+        self.value = value
 
 
 class OfflineError(UsageError):
@@ -59,7 +99,7 @@ class UnreachableError(HubError):
 
 
 class WaitTooLongError(HubError):
-    """The Hub asked for a wait longer than `--max-wait`."""
+    """The Hub asked for a wait longer than `max_wait`."""
 
 
 class CrossOriginError(HubError):
@@ -71,13 +111,19 @@ class CursorLoopError(HubError):
 
 
 class TooFewRecordsError(HarvestError):
-    """Fewer unique records than `--min-count`: nothing is written (exit 4)."""
+    """Fewer unique records than `min_count`: nothing is written (exit 4)."""
 
-    exit_code = 4
+    exit_code = ExitCode.TOO_FEW
 
 
 class OutputError(HarvestError):
     """Writing the output failed after the harvest (disk full, I/O error)."""
+
+
+class SnapshotError(HarvestError):
+    """A snapshot that cannot be read (exit 2 for `diff`, as diff(1) says of trouble)."""
+
+    exit_code = ExitCode.REFUSED
 
 
 def redact(text: str, secret: str | None) -> str:

@@ -9,7 +9,6 @@ exit, failures included, with the exit code: it is for monitoring.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,26 +17,9 @@ from urllib.parse import urlsplit
 import orjson
 
 from hfharvest import __version__
-from hfharvest.output import Written, atomic_file
+from hfharvest.files import atomic_file
+from hfharvest.outcome import Outcome
 from hfharvest.settings import Settings
-from hfharvest.walks import Tally
-
-
-@dataclass
-class Ledger:
-    """Filled in as a run goes, so that whatever way it ends there is something to report."""
-
-    started: datetime
-    ended: datetime | None = None
-    result: Tally | None = None
-    written: Written | None = None
-    resumed: bool = False
-
-    @property
-    def status(self) -> str:
-        if self.result is None or self.written is None:
-            return "failed"
-        return "partial" if self.result.failed else "complete"
 
 
 def _stamp(moment: datetime | None) -> str | None:
@@ -46,13 +28,8 @@ def _stamp(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _sorts(result: Tally | None) -> list[dict[str, Any]]:
-    return [dataclasses.asdict(stats) for stats in result.stats] if result else []
-
-
-def build_manifest(settings: Settings, ledger: Ledger) -> dict[str, Any]:
-    written = ledger.written
-    result = ledger.result
+def build_manifest(settings: Settings, outcome: Outcome) -> dict[str, Any]:
+    written = outcome.written
     return {
         "tool": "hfharvest",
         "version": __version__,
@@ -66,13 +43,13 @@ def build_manifest(settings: Settings, ledger: Ledger) -> dict[str, Any]:
             "queries": {s: urlsplit(settings.first_url(s)).query for s in settings.query.sorts},
             "authenticated": settings.transport.token is not None,
         },
-        "started": _stamp(ledger.started),
-        "ended": _stamp(ledger.ended),
-        "resumed": ledger.resumed,
-        "status": ledger.status,
-        "failed": {s.sort: s.error for s in result.failed} if result else {},
-        "sorts": _sorts(result),
-        "unique": result.unique if result else None,
+        "started": _stamp(settings.started),
+        "ended": _stamp(outcome.ended),
+        "resumed": outcome.resumed,
+        "status": outcome.status,
+        "failed": {s.sort: s.error for s in outcome.failed},
+        "sorts": outcome.sorts(),
+        "unique": outcome.unique,
         "output": {
             "path": str(written.path) if written and written.path else "-",
             "format": settings.output.format,
@@ -85,22 +62,27 @@ def build_manifest(settings: Settings, ledger: Ledger) -> dict[str, Any]:
 
 
 def build_stats(
-    settings: Settings | None, ledger: Ledger, exit_code: int, error: str | None
+    settings: Settings | None,
+    outcome: Outcome | None,
+    exit_code: int,
+    error: str | None,
+    started: datetime,
 ) -> dict[str, Any]:
-    result = ledger.result
+    """The `--stats-json` document, for any way the run ended (`outcome` None: before walks)."""
+    complete = outcome is not None and exit_code in (0, 3)
     return {
         "tool": "hfharvest",
         "version": __version__,
         "exit_code": exit_code,
-        "status": ledger.status if exit_code in (0, 3) else "failed",
+        "status": outcome.status if complete and outcome else "failed",
         "error": error,
         "endpoint": settings.transport.endpoint if settings else None,
         "type": settings.query.repo_type if settings else None,
-        "started": _stamp(ledger.started),
-        "ended": _stamp(ledger.ended or datetime.now(UTC)),
-        "sorts": _sorts(result),
-        "unique": result.unique if result else None,
-        "records_written": ledger.written.records if ledger.written else 0,
+        "started": _stamp(settings.started if settings else started),
+        "ended": _stamp(outcome.ended if outcome and outcome.ended else datetime.now(UTC)),
+        "sorts": outcome.sorts() if outcome else [],
+        "unique": outcome.unique if outcome else None,
+        "records_written": outcome.written.records if outcome and outcome.written else 0,
     }
 
 

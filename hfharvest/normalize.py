@@ -26,13 +26,6 @@ DATASET_TAGS = (
 _HUB_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z").fullmatch
 
 
-def record_schema() -> bytes:
-    """The JSON Schema every record fits, as shipped in the package (`hfharvest schema`)."""
-    import importlib.resources  # only `schema` and `diff` need it: kept out of a walk's start-up
-
-    return importlib.resources.files("hfharvest").joinpath("schema.json").read_bytes()
-
-
 def normalize(raw: Any, repo_type: str) -> dict[str, Any] | None:
     """Turn one listing entry into a record (without `found_by`), or None when it has no id.
 
@@ -72,7 +65,7 @@ def normalize(raw: Any, repo_type: str) -> dict[str, Any] | None:
         else _created_at(created),
         "last_modified": modified
         if type(modified) is str and _HUB_TIMESTAMP(modified)
-        else _timestamp(modified),
+        else timestamp(modified),
         "private": private if type(private) is bool else None,
         "disabled": disabled if type(disabled) is bool else None,
         "gated": gated
@@ -180,8 +173,9 @@ def _number(value: Any) -> int | float | None:
     return value if value == value else None  # NaN is not a number a record can carry
 
 
-def _timestamp(value: Any) -> str | None:
-    """ISO-8601 in UTC with a `Z`, milliseconds kept; None when it is no timestamp at all."""
+def timestamp(value: Any) -> str | None:
+    """ISO-8601 in UTC with a `Z`, milliseconds kept (UTC when no zone is given); None when it is
+    no timestamp at all. The one conversion of times: records and bounds both use it."""
     if not isinstance(value, str):
         return None
     if _HUB_TIMESTAMP(value):
@@ -197,7 +191,7 @@ def _timestamp(value: Any) -> str | None:
 
 
 def _created_at(value: Any) -> str | None:
-    stamp = _timestamp(value)
+    stamp = timestamp(value)
     return None if stamp in CREATED_AT_UNKNOWN else stamp
 
 

@@ -1,7 +1,12 @@
-"""Where the harvest's records go, and the writers: JSON or JSONL, to stdout or a file.
+"""Where the harvest's records go, the form they travel in, and the writers: JSON or JSONL.
 
-`resolve_target` turns `-o` into an `OutputTarget` before any request: `{date}`, `{time}` and
+`resolve_target` turns `output` into an `OutputTarget` before any request: `{date}`, `{time}` and
 `{type}` filled in, missing folders made, the folder checked writable.
+
+A record travels from the page to the writer in one form, `Encoded`: its JSON (without
+`found_by`) and, with `raw`, the API object's JSON. A spool line holds exactly that, with the
+sort and rank that found it (`spool_line`, `read_spool_line`, beside the output's own line).
+Every writer takes records through one interface, `RecordWriter.write(record, found_by)`.
 
 A file is written to a temporary file beside the target, flushed and fsynced, then renamed into
 place with the permissions the umask gives; a failure leaves an earlier file as it was. Gzip is
@@ -12,21 +17,19 @@ bytes that reach the disk (or stdout) is taken on the way, for the manifest.
 from __future__ import annotations
 
 import contextlib
-import glob
 import gzip
 import hashlib
-import os
-import secrets
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 import orjson
 
 from hfharvest.errors import OutputError, UsageError
+from hfharvest.files import atomic_file
 
 OutputFormat = Literal["json", "jsonl"]
 
@@ -47,9 +50,10 @@ class OutputTarget:
 def resolve_target(
     template: str, fmt: str | None, moment: datetime, repo_type: str
 ) -> OutputTarget:
-    """The output of a run started at `moment`: its path filled in, its folder made, writable."""
-    if fmt is not None and fmt not in ("json", "jsonl"):
-        raise UsageError(f"--format must be json or jsonl, not {fmt!r}")
+    """The output of a run started at `moment`: its path filled in, its folder made, writable.
+
+    `fmt` is "json", "jsonl" or None (from the suffix), as the options table checked it.
+    """
     if template == "-":
         return OutputTarget(None, "json" if fmt == "json" else "jsonl", False, template)
     path = Path(_fill_in(template, moment, repo_type)).expanduser()
@@ -74,35 +78,64 @@ def _fill_in(template: str, moment: datetime, repo_type: str) -> str:
         return template.format_map(values)
     except (KeyError, ValueError, IndexError) as exc:
         fields = "{date}, {time} and {type}"
-        raise UsageError(f"-o/--output {template!r}: only {fields} are filled in ({exc})") from None
+        raise UsageError(
+            f"`output` {template!r}: only {fields} are filled in ({exc})",
+            parameter="output",
+            value=template,
+        ) from None
 
 
 def _check_writable(path: Path) -> None:
     """Fail before any request when the output could not be written at the end."""
     if path.is_dir():
-        raise UsageError(f"-o/--output {path} is a folder; name a file inside it")
+        raise UsageError(
+            f"`output` {path} is a folder; name a file inside it", parameter="output", value=path
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path.parent):
             pass
     except OSError as exc:
         raise UsageError(
-            f"-o/--output: cannot write to {path.parent}: {exc.strerror or exc}",
+            f"`output`: cannot write to {path.parent}: {exc.strerror or exc}",
+            parameter="output",
+            value=path,
             hint="choose a folder you can write to",
         ) from exc
 
 
-def output_line(record: bytes, found_by: dict[str, int], raw: bytes | None) -> bytes:
-    """A record as the output holds it, from its JSON: `found_by` added, then `raw` if given.
+class Encoded(NamedTuple):
+    """A record as it travels: its JSON without `found_by`, and the API object's with `raw`."""
 
-    The keys are appended to the object's bytes, so a spooled record is never parsed again;
+    json: bytes
+    raw: bytes | None
+
+
+def output_line(record: Encoded, found_by: Mapping[str, int]) -> bytes:
+    """A record as the output holds it: `found_by` added, then `raw` if given.
+
+    The keys are appended to the record's bytes, so a spooled record is never parsed again;
     the result is what serializing the record with those keys added would give.
     """
     tail = b'"found_by":' + orjson.dumps(found_by)
-    if raw is not None:
-        tail += b',"raw":' + raw
-    separator = b"," if record != b"{}" else b""
-    return record[:-1] + separator + tail + b"}\n"
+    if record.raw is not None:
+        tail += b',"raw":' + record.raw
+    separator = b"," if record.json != b"{}" else b""
+    return record.json[:-1] + separator + tail + b"}\n"
+
+
+def spool_line(sort_index: int, rank: int, repo_id: str, record: Encoded) -> bytes:
+    """A line of the spool, tab-separated: sort index, rank, id (a JSON string), record and raw
+    (empty without `raw`). JSON as orjson writes it holds no tab or newline outside its strings,
+    and escapes them within."""
+    raw = record.raw or b""
+    return b"%d\t%d\t%s\t%s\t%s\n" % (sort_index, rank, orjson.dumps(repo_id), record.json, raw)
+
+
+def read_spool_line(line: bytes) -> tuple[int, int, str, Encoded]:
+    """(sort index, rank, id, record) of a spool line."""
+    index, rank, repo_id, record, raw = line.rstrip(b"\n").split(b"\t")
+    return int(index), int(rank), orjson.loads(repo_id), Encoded(record, raw or None)
 
 
 @dataclass(frozen=True)
@@ -141,7 +174,7 @@ class _Hashing:
 
 
 class RecordWriter:
-    """Serializes records one by one: one per line (JSONL) or as one JSON array.
+    """Writes records one by one: one per line (JSONL) or as one JSON array.
 
     Records are gathered into chunks of `chunk` bytes before they go down the stream: one
     write, one hash update and one compression call per chunk instead of per record.
@@ -157,17 +190,15 @@ class RecordWriter:
         self._pending = bytearray()
         self.count = 0
 
-    def write_lines(self, lines: bytes, count: int) -> None:
-        """Write `count` records, serialized as JSONL lines (each ends in a newline)."""
-        if not count:
-            return
+    def write(self, record: Encoded, found_by: Mapping[str, int]) -> None:
+        """Write one record, with the rank at which each sort found it."""
+        line = output_line(record, found_by)
         if self._jsonl:
-            self._pending += lines
+            self._pending += line
         else:
-            # orjson escapes newlines within strings: each newline ends a record.
             self._pending += b",\n" if self.count else b"[\n"
-            self._pending += lines[:-1].replace(b"\n", b",\n")
-        self.count += count
+            self._pending += line[:-1]
+        self.count += 1
         if len(self._pending) >= self._chunk:
             self._send()
 
@@ -214,53 +245,10 @@ def open_output(target: OutputTarget, stdout: Writable) -> Iterator[RecordWriter
     except OSError as exc:
         raise OutputError(
             f"cannot write {target.path}: {exc.strerror or exc}; an earlier file is untouched",
-            hint="free some space or choose another -o/--output",
+            hint="free some space or choose another `output`",
         ) from exc
 
 
 def _compressed(target: _Hashing) -> gzip.GzipFile:
     # filename="" and mtime=0: no name or time in the header, so equal data give equal bytes.
     return gzip.GzipFile(filename="", mode="wb", fileobj=target, mtime=0, compresslevel=6)
-
-
-def remove_leftovers(path: Path) -> None:
-    """Remove what an `atomic_file(path)` killed by SIGKILL left behind: its temporary files.
-
-    Only for a path one process owns at a time (a `--state`): for another, a temporary file may be
-    a live run's.
-    """
-    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
-        leftover.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def atomic_file(path: Path) -> Iterator[IO[bytes]]:
-    """A binary file whose bytes replace `path` at once when the block ends without error.
-
-    The temporary file is created with mode 0o666, so the kernel applies the umask: the file
-    gets the permissions any new file would, without reading (and so changing) the umask.
-    """
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with open(fd, "wb") as raw:  # noqa: PTH123 (a file descriptor, not a path)
-            yield raw
-            raw.flush()
-            os.fsync(raw.fileno())
-        temp.replace(path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    _fsync_folder(path.parent)
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable; some file systems cannot open a folder, which is fine."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

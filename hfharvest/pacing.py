@@ -4,22 +4,44 @@ Every answer carries `RateLimit: "api";r=<remaining>;t=<seconds to reset>`. One 
 by the concurrent walks: it lets requests go while the budget the Hub last announced, less the
 requests still in flight, is not spent, and once it is spent it holds them until the window
 resets (`t` plus one second, since the Hub rounds `t` down) instead of drawing a 429. `--max-rps`
-adds a fixed cap on the request rate. A 429 that still comes is retried as before.
+adds a fixed cap on the request rate. A 429 that still comes is retried as before. The
+RateLimit headers are parsed here, for the pacer, the retry policy and the whole-listing estimate.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
-from hfharvest.retry import ratelimit_reset
-
 log = logging.getLogger("hfharvest")
 
+_RATELIMIT_REMAINING = re.compile(r"(?:^|;)\s*r=(\d+)")
+_RATELIMIT_RESET = re.compile(r"(?:^|;)\s*t=(\d+)")
+_POLICY_QUOTA = re.compile(r"(?:^|;)\s*q=(\d+)")
+_POLICY_WINDOW = re.compile(r"(?:^|;)\s*w=(\d+)")
+
 Observe = Callable[[Mapping[str, str]], None]
+
+
+def ratelimit_reset(value: str) -> tuple[int, int] | None:
+    """Parse `RateLimit: "api";r=<remaining>;t=<seconds>` into (remaining, seconds)."""
+    remaining = _RATELIMIT_REMAINING.search(value)
+    reset = _RATELIMIT_RESET.search(value)
+    if remaining is None or reset is None:
+        return None
+    return int(remaining.group(1)), int(reset.group(1))
+
+
+def ratelimit_policy(value: str) -> tuple[int, int] | None:
+    """Parse `RateLimit-Policy: "fixed window";"api";q=<quota>;w=<window>` into (quota, window)."""
+    quota, window = _POLICY_QUOTA.search(value), _POLICY_WINDOW.search(value)
+    if quota is None or window is None:
+        return None
+    return int(quota.group(1)), int(window.group(1))
 
 
 class Pacer:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TextIO
 
@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 
 from hfharvest.diff import DiffSummary
 from hfharvest.errors import redact
+from hfharvest.outcome import Observer, Outcome
 from hfharvest.settings import Settings
-from hfharvest.walks import Observer, Tally
 
 
 class _Tracker:
@@ -56,6 +56,9 @@ class Report:
         self._stream = stream  # None: whatever sys.stderr is when something is said
         self.quiet = quiet
         self.secret: str | None = None  # the token, once known: masked in every line printed
+        # How a line names options: the library names them `in_backquotes`; the CLI sets this to
+        # show them as its flags.
+        self.render: Callable[[str], str] = lambda text: text
         self._tracker = _Tracker()
         self._console: Console | None = None
 
@@ -76,7 +79,7 @@ class Report:
         return self._console
 
     def line(self, text: str) -> None:
-        self.stream.write(redact(text, self.secret) + "\n")
+        self.stream.write(self.render(redact(text, self.secret)) + "\n")
         self.stream.flush()
 
     def failure(self, message: str, hint: str | None = None) -> None:
@@ -142,7 +145,7 @@ class Report:
             if movers:
                 self.console.print(_movers_table(counter, movers))
 
-    def summary(self, result: Tally, settings: Settings) -> None:
+    def summary(self, result: Outcome, settings: Settings) -> None:
         if self.quiet:
             return
         from rich import box
@@ -173,7 +176,8 @@ class Report:
         self.console.print(table)
         for stats in result.stats:
             if stats.stopped_by:
-                self.line(f"{stats.sort}: stopped at {stats.stopped_by} (what follows is lower)")
+                name, _, value = stats.stopped_by.partition(" ")
+                self.line(f"{stats.sort}: stopped at `{name}` {value} (what follows is lower)")
         for stats in result.failed:
             self.warning(f"sort {stats.sort} failed: {stats.error}")
 

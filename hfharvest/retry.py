@@ -30,6 +30,7 @@ from tenacity import (
 )
 
 from hfharvest.errors import TransientResponseError, WaitTooLongError
+from hfharvest.pacing import ratelimit_reset
 
 log = logging.getLogger("hfharvest")
 
@@ -48,10 +49,6 @@ TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (
 )
 
 _ERRNO_TEXT = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
-_RATELIMIT_REMAINING = re.compile(r"(?:^|;)\s*r=(\d+)")
-_RATELIMIT_RESET = re.compile(r"(?:^|;)\s*t=(\d+)")
-_POLICY_QUOTA = re.compile(r"(?:^|;)\s*q=(\d+)")
-_POLICY_WINDOW = re.compile(r"(?:^|;)\s*w=(\d+)")
 
 
 @dataclass(frozen=True)
@@ -78,23 +75,6 @@ def retry_after_seconds(value: str, now: datetime | None = None) -> float | None
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def ratelimit_reset(value: str) -> tuple[int, int] | None:
-    """Parse `RateLimit: "api";r=<remaining>;t=<seconds>` into (remaining, seconds)."""
-    remaining = _RATELIMIT_REMAINING.search(value)
-    reset = _RATELIMIT_RESET.search(value)
-    if remaining is None or reset is None:
-        return None
-    return int(remaining.group(1)), int(reset.group(1))
-
-
-def ratelimit_policy(value: str) -> tuple[int, int] | None:
-    """Parse `RateLimit-Policy: "fixed window";"api";q=<quota>;w=<window>` into (quota, window)."""
-    quota, window = _POLICY_QUOTA.search(value), _POLICY_WINDOW.search(value)
-    if quota is None or window is None:
-        return None
-    return int(quota.group(1)), int(window.group(1))
-
-
 def demanded_wait(headers: Mapping[str, str]) -> tuple[float, str] | None:
     """The wait an answer asks for, and which header asked; None when it asks for none.
 
@@ -119,8 +99,8 @@ def check_demanded_wait(wait: tuple[float, str] | None, url: str, policy: RetryP
     if wait is not None and wait[0] > policy.max_wait:
         raise WaitTooLongError(
             f"the Hub asked to wait {wait[0]:.0f} s ({wait[1]}) before retrying {url}, "
-            f"more than --max-wait {policy.max_wait:g} s",
-            hint="raise --max-wait, pass a token for a larger rate limit, or try later",
+            f"more than `max_wait` {policy.max_wait:g} s",
+            hint="raise `max_wait`, pass a token for a larger rate limit, or try later",
         )
 
 

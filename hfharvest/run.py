@@ -1,89 +1,91 @@
-"""One `fetch` from settings to a finished snapshot: walk, guard, write, record.
+"""One fetch from settings to a finished snapshot: walk, guard, write, record.
 
-This is the order of decisions a cron job relies on: the walks end (or fail); `--min-count` is
-checked first (exit 4, nothing written); a failed sort fails the run unless `--allow-partial`
-(exit 1, nothing written; every sort failed is exit 1 too); then the records are written all or
-nothing, the manifest after them, and a `--state` is removed once the run is complete.
+This is the order of decisions a cron job relies on: the walks run, one thread each, their pages
+merged as they come; they end (or fail); `min_count` is checked first (nothing written); a failed
+sort fails the run unless `allow_partial` (nothing written; every sort failed fails it too); then
+the records are written all or nothing, the manifest after them, and a `--state` is removed once
+the run is complete. The run returns one `Outcome`; an error raised once the walks began carries
+the outcome so far.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-from hfharvest.ahead import Cancel
-from hfharvest.errors import TooFewRecordsError
-from hfharvest.manifest import Ledger, build_manifest, write_json
-from hfharvest.output import RecordWriter, Writable, open_output
+from hfharvest.ahead import Cancel, Cancelled, read_ahead
+from hfharvest.client import HubClient
+from hfharvest.errors import HarvestError, TooFewRecordsError
+from hfharvest.hub import CATALOG_SIZE
+from hfharvest.manifest import build_manifest, write_json
+from hfharvest.merge import Merge, Spool
+from hfharvest.outcome import Observer, Outcome, SortStats
+from hfharvest.output import RecordWriter, Writable, Written, open_output
+from hfharvest.pacing import Pacer, ratelimit_policy
 from hfharvest.settings import Settings
-from hfharvest.state import Spool, StateStore
-from hfharvest.walks import (
-    Observer,
-    Sink,
-    SourceFactory,
-    Tally,
-    Walks,
-    walk_all,
-)
+from hfharvest.state import StateStore
+from hfharvest.walk import PageSource, Walk, WalkPage, WalkPlan
 
 log = logging.getLogger("hfharvest")
 
-EXIT_COMPLETE = 0
-EXIT_PARTIAL = 3
+# Makes a walk's page source, given the walk's sleep (which a cancel cuts short).
+SourceFactory = Callable[[Callable[[float], None]], PageSource]
 
 
 def run_fetch(
     settings: Settings,
     stdout: Writable,
     observer: Observer,
-    ledger: Ledger,
     *,
     make_source: SourceFactory | None = None,
     stop: Cancel | None = None,
-) -> int:
-    """Harvest into `settings.output`; return the exit code of a run that wrote its records."""
+) -> Outcome:
+    """Harvest into `settings.output`; setting `stop` (from another thread) ends the walks at
+    once, and this raises `Cancelled`."""
     store = _open_state(settings)
-    ledger.resumed = store is not None and store.resumed
     if store is not None and store.resumed and store.bounds != settings.bounds:
         log.warning(
-            "--state %s began with other bounds (%s); its walks go on with those, not %s",
+            "`state` %s began with other bounds (%s); its walks go on with those, not %s",
             settings.state, store.bounds.described(), settings.bounds.described(),
         )  # fmt: skip
         settings = dataclasses.replace(settings, bounds=store.bounds)
-    # Records stream out as they come only when nothing must see the whole set first.
-    streaming = len(settings.query.sorts) == 1 and store is None and settings.min_count is None
-    spool = store.spool if store else None if streaming else Spool.temporary()
-
-    def walk_and_guard(sink: Sink | None) -> Walks:
-        walks = walk_all(
-            settings, observer, spool=spool, store=store, sink=sink, make_source=make_source,
-            stop=stop,
-        )  # fmt: skip
-        ledger.result = walks.result()
-        _guard(settings, walks, ledger.result)
-        return walks
-
+    runs = _Runs(settings, observer, store, make_source, stop)
     try:
-        if streaming:
-            with open_output(settings.output, stdout) as writer:
-                observer = _FlushEveryPage(observer, writer)
-                walks = walk_and_guard(writer.write_lines)
-        else:
-            # The output's temporary file is made only now: a run killed mid-walk leaves none.
-            walks = walk_and_guard(None)
-            with open_output(settings.output, stdout) as writer:
-                walks.merge(writer.write_lines)
-    finally:
-        if spool is not None and store is None:
-            spool.close()
-    ledger.written = writer.written(settings.output.path)
-    ledger.ended = datetime.now(UTC)
-    if settings.manifest is not None:
-        write_json(settings.manifest, build_manifest(settings, ledger))
-    if store is not None and not walks.failures:
+        outcome = _walk_and_write(settings, runs, stdout, store)
+        if settings.manifest is not None:
+            write_json(settings.manifest, build_manifest(settings, outcome))
+    except HarvestError as exc:
+        if exc.outcome is None:
+            exc.outcome = runs.outcome
+        raise
+    if store is not None and not outcome.failed:
         store.remove()
-    return EXIT_PARTIAL if walks.failures else EXIT_COMPLETE
+    return outcome
+
+
+def _walk_and_write(
+    settings: Settings, runs: _Runs, stdout: Writable, store: StateStore | None
+) -> Outcome:
+    # Records stream out as they come only when nothing must see the whole set first.
+    sorts = settings.query.sorts
+    if len(sorts) == 1 and store is None and settings.min_count is None:
+        with open_output(settings.output, stdout) as writer:
+            runs.walk(Merge(sorts, raw=settings.raw, writer=writer), writer)
+        return runs.wrote(writer.written(settings.output.path))
+    spool = store.spool if store else Spool.temporary()
+    try:
+        merge = Merge(sorts, raw=settings.raw, spool=spool, commit=store.commit if store else None)
+        runs.walk(merge, None)
+        # The output's temporary file is made only now: a run killed mid-walk leaves none.
+        with open_output(settings.output, stdout) as writer:
+            merge.write(writer)
+    finally:
+        if store is None:
+            spool.close()
+    return runs.wrote(writer.written(settings.output.path))
 
 
 def _open_state(settings: Settings) -> StateStore | None:
@@ -92,25 +94,150 @@ def _open_state(settings: Settings) -> StateStore | None:
     return StateStore.open(settings.state, settings.job(), settings.query.sorts, settings.bounds)
 
 
-class _FlushEveryPage:
-    """Streaming: each page's records leave as the page is done, not when a chunk is full."""
+class _Runs:
+    """The walks of one fetch, one thread each, and what they leave: counts and failures."""
 
-    def __init__(self, observer: Observer, writer: RecordWriter) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        observer: Observer,
+        store: StateStore | None,
+        make_source: SourceFactory | None,
+        stop: Cancel | None,
+    ) -> None:
+        self.settings = settings
         self._observer = observer
-        self._writer = writer
-
-    def page_done(self, sort: str, returned: int, pages: int) -> None:
-        self._writer.flush()
-        self._observer.page_done(sort, returned, pages)
-
-
-def _guard(settings: Settings, walks: Walks, result: Tally) -> None:
-    """Refuse to write what must not replace yesterday's snapshot."""
-    if settings.min_count is not None and result.unique < settings.min_count:
-        raise TooFewRecordsError(
-            f"only {result.unique:,} unique {settings.query.repo_type}s came back, fewer than "
-            f"--min-count {settings.min_count:,}; nothing was written",
-            hint="an earlier file is untouched; check the filters, or lower --min-count",
+        self._stop = stop
+        self._cancel = Cancel()
+        if stop is not None:
+            stop.future.add_done_callback(lambda _: self._cancel.set())
+        pacer = Pacer(settings.transport.max_rps)  # one rate-limit budget for every walk
+        self._make_source = make_source or (
+            lambda sleep: HubClient(settings.transport, sleep=sleep, pacer=pacer)
         )
-    if walks.failures and (not settings.allow_partial or len(result.failed) == len(result.stats)):
-        raise walks.failures[0]
+        query = settings.query
+        self.plans = [
+            WalkPlan(sort, settings.first_url(sort), query.repo_type, query.limit, settings.bounds)
+            for sort in query.sorts
+        ]
+        self.resumed = store is not None and store.resumed
+        # Each walk's counts, page by page: where a resumed walk starts, then its latest page's.
+        self.last = [store.progress[s] if store else SortStats(s) for s in query.sorts]
+        self.failures: list[BaseException] = []  # in the order they happened
+        self.outcome: Outcome | None = None  # once the walks have ended
+        self._lock = threading.Lock()
+        self._warns_cost = _first_unbounded(settings)
+
+    def walk(self, merge: Merge, writer: RecordWriter | None) -> None:
+        """Every walk, to its end or its failure; then the guards."""
+        for sort in self.settings.bounds.unstoppable(self.settings.query.sorts):
+            log.warning(
+                "sort %s cannot stop early at the bounds: it walks to the end (its entries below "
+                "them are counted, not written)",
+                sort,
+            )
+        # Daemon threads: an interrupted run must be able to exit without waiting for a read.
+        threads = [
+            threading.Thread(target=self._run, args=(i, merge, writer), name=plan.sort,
+                             daemon=True)
+            for i, plan in enumerate(self.plans)
+            if not self.last[i].done
+        ]  # fmt: skip
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        finally:
+            self._cancel.set()
+        if self._stop is not None and self._stop.is_set():
+            raise Cancelled
+        stats, unique = merge.counted(self.last)
+        self.outcome = Outcome(stats, unique, resumed=self.resumed)
+        self._guard(self.outcome)
+
+    def wrote(self, written: Written) -> Outcome:
+        """The outcome, once the output is complete."""
+        assert self.outcome is not None, "the walks have not ended"
+        self.outcome = dataclasses.replace(self.outcome, written=written, ended=datetime.now(UTC))
+        return self.outcome
+
+    def _run(self, index: int, merge: Merge, writer: RecordWriter | None) -> None:
+        walk = Walk(self.plans[index], self._make_source(self._cancel.sleep), self.last[index])
+        try:
+            for page in read_ahead(walk, self._cancel):
+                self._took(index, page, merge, writer)
+        except Cancelled:
+            return
+        except BaseException as exc:  # handed to the caller, which decides what it means
+            self.last[index] = dataclasses.replace(
+                self.last[index], retries=walk.retries, error=str(exc)
+            )
+            with self._lock:
+                self.failures.append(exc)
+            if not self.settings.allow_partial:
+                self._cancel.set()
+            return
+        limit, stats = walk.plan.limit, self.last[index]
+        if limit is not None and not stats.reached_end:
+            log.warning("sort %s stopped at `limit` %d; the Hub had more", walk.plan.sort, limit)
+
+    def _took(self, index: int, page: WalkPage, merge: Merge, writer: RecordWriter | None) -> None:
+        merge.take(index, page)
+        if writer is not None:
+            writer.flush()  # streaming: a page's records leave as the page is done
+        stats = self.last[index] = page.stats
+        self._observer.page_done(stats.sort, stats.returned, stats.pages)
+        if stats.pages == 1 and index == self._warns_cost:
+            log.warning("%s", whole_listing_warning(self.settings, page.rate_policy))
+
+    def _guard(self, outcome: Outcome) -> None:
+        """Refuse to write what must not replace yesterday's snapshot."""
+        settings = self.settings
+        if settings.min_count is not None and outcome.unique < settings.min_count:
+            raise TooFewRecordsError(
+                f"only {outcome.unique:,} unique {settings.query.repo_type}s came back, fewer "
+                f"than `min_count` {settings.min_count:,}; nothing was written",
+                hint="an earlier file is untouched; check the filters, or lower `min_count`",
+            )
+        all_failed = len(outcome.failed) == len(outcome.stats)
+        if self.failures and (not settings.allow_partial or all_failed):
+            raise self.failures[0]
+
+
+def _unbounded(settings: Settings) -> list[str]:
+    """The sorts that walk the whole listing: no filter, no limit, no bound to stop them."""
+    query = settings.query
+    if query.limit is not None or query.filtered:
+        return []
+    return [sort for sort in query.sorts if settings.bounds.for_walk(sort) is None]
+
+
+def _first_unbounded(settings: Settings) -> int | None:
+    """The index of the walk that warns of the whole listing's cost, once, if any."""
+    unbounded = _unbounded(settings)
+    return settings.query.sorts.index(unbounded[0]) if unbounded else None
+
+
+def whole_listing_warning(settings: Settings, rate_policy: str | None) -> str:
+    """What the unbounded walks cost, in pages and, from the quota, in time."""
+    query = settings.query
+    entries = CATALOG_SIZE[query.repo_type]
+    pages = -(-entries // query.page_size)
+    requests = pages * len(_unbounded(settings))
+    text = (
+        f"no filter and no `limit`: this walks the whole listing (on the Hub, about "
+        f"{entries:,} {query.repo_type}s: about {pages:,} pages per sort, {requests:,} requests "
+        "in all)"
+    )
+    policy = ratelimit_policy(rate_policy) if rate_policy else None
+    if policy is None:
+        return text
+    quota, window = policy
+    minutes = requests / quota * window / 60
+    if minutes < 1:
+        return text  # a quota this large costs no time worth a warning
+    return (
+        f"{text}; at the Hub's quota of {quota:,} requests per {window} s "
+        f"that is {minutes:,.0f} minutes or more"
+    )

@@ -2,9 +2,11 @@
 
 `resolve()` turns `FetchOptions` (the raw values, as the command line or the Python API gave
 them) and the environment into a frozen `Settings`, or raises `UsageError` naming the option at
-fault. Settings are made of small records: the `Query` (what is asked of the Hub), the
-`Transport` (how: endpoint, token, timeouts, retries, pacing) and the `OutputTarget`. A run's
-job identity, which `--state` compares, is derived from them, never listed by hand.
+fault (each option's own check is in the options table; the checks between options are here).
+Settings are made of small records: the `Query` (what is asked of the Hub), the `Transport` (how:
+endpoint, token, timeouts, retries, pacing) and the `OutputTarget`. A run's job identity, which
+a `--state` compares, is derived from them, never listed by hand. A request's URL is built here
+and nowhere else (`Settings.first_url`); later pages' come from the Hub's `Link` header.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from hfharvest.errors import OfflineError, UsageError
 from hfharvest.hub import (
     ALL_FIELDS,
     DEFAULT_ENDPOINT,
-    MAX_PAGE_SIZE,
     PROVIDER_MAPPING,
     REPO_TYPES,
     SORT_ALIASES,
@@ -30,48 +31,12 @@ from hfharvest.hub import (
     RepoType,
     fields_of,
 )
+from hfharvest.options import FetchOptions
 from hfharvest.output import OutputTarget, resolve_target
 from hfharvest.retry import RetryPolicy
 
 DEFAULT_SORTS = ("likes", "downloads")
 _TRUE = {"1", "true", "yes", "on"}
-
-
-@dataclass(frozen=True)
-class FetchOptions:
-    """The raw values of `hfharvest fetch`'s options: the one place their defaults are written."""
-
-    sort: tuple[str, ...] = ()  # empty: DEFAULT_SORTS
-    limit: int | None = None
-    page_size: int = MAX_PAGE_SIZE
-    search: str | None = None
-    author: str | None = None
-    filter: tuple[str, ...] = ()
-    pipeline_tag: str | None = None
-    inference_provider: tuple[str, ...] = ()
-    full: bool | None = None  # None: full unless --expand
-    expand: tuple[str, ...] = ()
-    all_fields: bool = False
-    repo_type: str = "model"
-    endpoint: str | None = None  # None: $HF_ENDPOINT, else DEFAULT_ENDPOINT
-    token: str | bool | None = None  # False: no token at all; None: from the environment
-    token_file: Path | None = None
-    allow_insecure_token: bool = False
-    timeout: float = 30.0
-    retries: int = RetryPolicy.retries
-    max_wait: float = RetryPolicy.max_wait
-    max_rps: float | None = None
-    output: str = "-"
-    format: str | None = None
-    raw: bool = False
-    manifest: Path | None = None
-    no_manifest: bool = False
-    state: Path | None = None
-    min_count: int | None = None
-    allow_partial: bool = False
-    min_likes: int | None = None
-    min_downloads: int | None = None
-    since: str | None = None  # a date or an ISO timestamp; UTC when no zone is given
 
 
 @dataclass(frozen=True)
@@ -181,7 +146,7 @@ def resolve(
 ) -> Settings:
     """Validate `options` against each other and the environment; raise `UsageError` if unfit.
 
-    `now` (UTC) is when the run starts: what `{date}` and `{time}` in `-o` expand to.
+    `now` (UTC) is when the run starts: what `{date}` and `{time}` in `output` expand to.
     """
     started = now or datetime.now(UTC)
     if environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE:
@@ -189,7 +154,8 @@ def resolve(
             "HF_HUB_OFFLINE is set: hfharvest makes no request in offline mode",
             hint="unset HF_HUB_OFFLINE to harvest",
         )
-    bounds = _bounds(options, started)
+    options.check()
+    bounds = Bounds(options.min_likes, options.min_downloads, _since(options.since, started))
     query = _query(options, bounds)
     output = resolve_target(options.output, options.format, started, query.repo_type)
     return Settings(
@@ -199,7 +165,7 @@ def resolve(
         raw=options.raw,
         manifest=_manifest(options, output),
         state=options.state,
-        min_count=_at_least(options.min_count, 1, "--min-count"),
+        min_count=options.min_count,
         allow_partial=options.allow_partial,
         started=started,
         bounds=bounds,
@@ -214,8 +180,8 @@ def _query(options: FetchOptions, bounds: Bounds) -> Query:
     return Query(
         repo_type=repo_type,
         sorts=sorts,
-        limit=_at_least(options.limit, 1, "--limit"),
-        page_size=_page_size(options.page_size),
+        limit=options.limit,
+        page_size=options.page_size,
         search=options.search,
         author=options.author,
         filters=options.filter,
@@ -226,12 +192,8 @@ def _query(options: FetchOptions, bounds: Bounds) -> Query:
     )
 
 
-def _bounds(options: FetchOptions, started: datetime) -> Bounds:
-    return Bounds(
-        min_likes=_at_least(options.min_likes, 0, "--min-likes"),
-        min_downloads=_at_least(options.min_downloads, 0, "--min-downloads"),
-        since=None if options.since is None else parse_since(options.since, started),
-    )
+def _since(text: str | None, started: datetime) -> str | None:
+    return None if text is None else parse_since(text, started)
 
 
 def _transport(options: FetchOptions, environ: Mapping[str, str]) -> Transport:
@@ -241,24 +203,28 @@ def _transport(options: FetchOptions, environ: Mapping[str, str]) -> Transport:
         refuse_clear_text(endpoint)
     return Transport(
         endpoint=endpoint,
-        timeout=_positive(options.timeout, "--timeout"),
-        retry=_retry_policy(options, environ),
-        max_rps=None if options.max_rps is None else _positive(options.max_rps, "--max-rps"),
+        timeout=options.timeout,
+        retry=RetryPolicy(
+            retries=options.retries,
+            backoff_base=_env_seconds(environ, "HFHARVEST_BACKOFF_BASE", RetryPolicy.backoff_base),
+            backoff_max=_env_seconds(environ, "HFHARVEST_BACKOFF_MAX", RetryPolicy.backoff_max),
+            max_wait=options.max_wait,
+        ),
+        max_rps=options.max_rps,
         token=token,
     )
 
 
 def _repo_type(options: FetchOptions) -> RepoType:
-    if options.repo_type not in REPO_TYPES:
-        raise UsageError(f"--type must be model, dataset or space, not {options.repo_type!r}")
-    if options.repo_type != "model":
-        for name, value in (
-            ("--pipeline-tag", options.pipeline_tag),
-            ("--inference-provider", options.inference_provider),
-        ):
-            if value:
-                raise UsageError(f"{name} only applies to --type model")
-    return options.repo_type
+    repo_type = next(t for t in REPO_TYPES if t == options.repo_type)  # checked in the table
+    if repo_type != "model":
+        for name in ("pipeline_tag", "inference_provider"):
+            if getattr(options, name):
+                raise UsageError(
+                    f"`{name}` only applies to `repo_type` model", parameter=name,
+                    value=getattr(options, name),
+                )  # fmt: skip
+    return repo_type
 
 
 def _sorts(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -267,29 +233,12 @@ def _sorts(names: tuple[str, ...]) -> tuple[str, ...]:
         sort = SORT_ALIASES.get(name)
         if sort is None:
             raise UsageError(
-                f"--sort {name!r} is not a sort the Hub knows; one of {', '.join(SORTS)}"
-            )
+                f"`sort` {name!r} is not a sort the Hub knows; one of {', '.join(SORTS)}",
+                parameter="sort", value=name,
+            )  # fmt: skip
         if sort not in sorts:
             sorts.append(sort)
     return tuple(sorts)
-
-
-def _at_least(value: int | None, minimum: int, option: str) -> int | None:
-    if value is not None and value < minimum:
-        raise UsageError(f"{option} must be at least {minimum}, not {value}")
-    return value
-
-
-def _page_size(value: int) -> int:
-    if not 1 <= value <= MAX_PAGE_SIZE:
-        raise UsageError(f"--page-size must be between 1 and {MAX_PAGE_SIZE}, not {value}")
-    return value
-
-
-def _positive(value: float, option: str) -> float:
-    if value <= 0:
-        raise UsageError(f"{option} must be more than 0, not {value:g}")
-    return value
 
 
 def _fields(options: FetchOptions, repo_type: RepoType) -> tuple[bool, tuple[str, ...]]:
@@ -297,16 +246,18 @@ def _fields(options: FetchOptions, repo_type: RepoType) -> tuple[bool, tuple[str
     if options.all_fields:
         if options.expand or options.full:
             raise UsageError(
-                "--all-fields cannot be combined with --expand or --full",
-                hint="--all-fields already asks for every field a listing allows",
-            )
+                "`all_fields` cannot be combined with `expand` or `full`",
+                parameter="all_fields", value=True,
+                hint="`all_fields` already asks for every field a listing allows",
+            )  # fmt: skip
         return False, ALL_FIELDS[repo_type]
     if options.expand:
         if options.full:
             raise UsageError(
-                "--full cannot be combined with --expand: the Hub answers only the expanded fields",
-                hint="drop --full; --expand already implies --no-full",
-            )
+                "`full` cannot be combined with `expand`: the Hub answers only the expanded "
+                "fields", parameter="full", value=True,
+                hint="drop `full`; `expand` already implies `full=False`",
+            )  # fmt: skip
         return False, options.expand  # exactly the user's list
     full = options.full is not False
     if options.inference_provider:
@@ -319,23 +270,15 @@ def _fields(options: FetchOptions, repo_type: RepoType) -> tuple[bool, tuple[str
 def _endpoint(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--endpoint must be an http(s) URL, not {url!r}")
+        raise UsageError(
+            f"`endpoint` must be an http(s) URL, not {url!r}", parameter="endpoint", value=url
+        )
     if parts.query or parts.fragment:
-        raise UsageError(f"--endpoint must not carry a query or fragment: {url!r}")
+        raise UsageError(
+            f"`endpoint` must not carry a query or fragment: {url!r}", parameter="endpoint",
+            value=url,
+        )  # fmt: skip
     return url.rstrip("/")
-
-
-def _retry_policy(options: FetchOptions, environ: Mapping[str, str]) -> RetryPolicy:
-    if options.retries < 0:
-        raise UsageError(f"--retries must be 0 or more, not {options.retries}")
-    if options.max_wait < 0:
-        raise UsageError(f"--max-wait must be 0 or more, not {options.max_wait:g}")
-    return RetryPolicy(
-        retries=options.retries,
-        backoff_base=_env_seconds(environ, "HFHARVEST_BACKOFF_BASE", RetryPolicy.backoff_base),
-        backoff_max=_env_seconds(environ, "HFHARVEST_BACKOFF_MAX", RetryPolicy.backoff_max),
-        max_wait=options.max_wait,
-    )
 
 
 def _env_seconds(environ: Mapping[str, str], name: str, default: float) -> float:
@@ -354,7 +297,10 @@ def _env_seconds(environ: Mapping[str, str], name: str, default: float) -> float
 def _manifest(options: FetchOptions, output: OutputTarget) -> Path | None:
     if options.no_manifest:
         if options.manifest is not None:
-            raise UsageError("--manifest and --no-manifest cannot be combined")
+            raise UsageError(
+                "`manifest` and `no_manifest` cannot be combined", parameter="no_manifest",
+                value=True,
+            )  # fmt: skip
         return None
     if options.manifest is not None or output.path is None:
         return options.manifest  # on stdout there is a manifest only when one is asked for

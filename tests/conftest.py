@@ -11,7 +11,8 @@ import pytest
 import responses
 from hypothesis import settings as hypothesis_settings
 
-from hfharvest.settings import FetchOptions, Settings, resolve
+from hfharvest.options import FetchOptions
+from hfharvest.settings import Settings, resolve
 
 # CI replays the same examples every run (a red CI must be reproducible); a developer's run
 # explores new ones, and hypothesis keeps any failure it finds in .hypothesis/ to replay it.

@@ -80,7 +80,7 @@ def test_nothing_is_printed_and_warnings_go_to_the_logger(
         result = hfharvest.harvest(sort="likes", limit=5, endpoint=hub.url, token=False)
     assert len(result.records) == 5
     assert capfd.readouterr() == ("", "")
-    assert "sort likes stopped at --limit 5; the Hub had more" in caplog.text
+    assert "sort likes stopped at `limit` 5; the Hub had more" in caplog.text
 
 
 def test_warnings_are_not_printed_without_a_handler(hub: HubEmulator) -> None:

@@ -16,7 +16,6 @@ from conftest import ENDPOINT, SettingsFactory, link
 from hfharvest.bounds import Bounds, parse_since
 from hfharvest.cli import app
 from hfharvest.errors import UsageError
-from hfharvest.manifest import Ledger
 from hfharvest.run import run_fetch
 from hfharvest.testing import HubEmulator, make_catalog
 from hfharvest.testing.catalog import Catalog
@@ -87,7 +86,7 @@ def test_since_alone_walks_last_modified_and_the_table_says_where_it_stopped(
     assert f"lastModified: stopped at --since {since}" in result.stderr
     manifest = json.loads(output.with_name("changed.jsonl.manifest.json").read_text())
     (walk,) = manifest["sorts"]
-    assert (walk["reached_end"], walk["stopped_by"]) == (False, f"--since {since}")
+    assert (walk["reached_end"], walk["stopped_by"]) == (False, f"since {since}")
     assert walk["returned"] == 200 and walk["below_bound"] == 80
     assert manifest["request"]["bounds"]["since"] == since
     assert "no filter and no --limit" not in result.stderr  # a bounded walk costs no warning
@@ -176,14 +175,12 @@ def test_a_null_bounded_field_is_below_and_never_stops_the_walk(
     second = [{"id": "a/3", "downloads": 10}, {"id": "a/4"}]
     mocked.get(f"{url}&cursor=x", json=second, headers=link(f"{url}&cursor=y"))  # never asked
     stdout = io.BytesIO()
-    ledger = Ledger(started=NOW)
     settings = make_settings(sort=("downloads",), min_downloads=20)
-    run_fetch(settings, stdout, _Silent(), ledger)
+    outcome = run_fetch(settings, stdout, _Silent())
     assert [json.loads(line)["id"] for line in stdout.getvalue().splitlines()] == ["a/1"]
-    assert ledger.result is not None
-    (stats,) = ledger.result.stats
+    (stats,) = outcome.stats
     assert (stats.pages, stats.returned, stats.below_bound, stats.new) == (2, 4, 3, 1)
-    assert stats.stopped_by == "--min-downloads 20"  # the second page crossed it (10 < 20)
+    assert stats.stopped_by == "min_downloads 20"  # the second page crossed it (10 < 20)
 
 
 def test_limit_counts_entries_below_the_bound_too(
@@ -195,10 +192,10 @@ def test_limit_counts_entries_below_the_bound_too(
                           {"id": "a/3", "likes": 7, "downloads": 600}],
                headers=link(f"{url}&cursor=x"))  # fmt: skip
     stdout = io.BytesIO()
-    ledger = Ledger(started=NOW)
-    run_fetch(make_settings(sort=("likes",), limit=3, min_downloads=100), stdout, _Silent(), ledger)
-    assert ledger.result is not None
-    (stats,) = ledger.result.stats
+    outcome = run_fetch(
+        make_settings(sort=("likes",), limit=3, min_downloads=100), stdout, _Silent()
+    )
+    (stats,) = outcome.stats
     assert (stats.returned, stats.below_bound, stats.new, stats.pages) == (3, 1, 2, 1)
     assert [json.loads(line)["found_by"] for line in stdout.getvalue().splitlines()] == [
         {"likes": 2}, {"likes": 3}
@@ -249,10 +246,10 @@ class _Silent:
         pass
 
 
-def test_bounds_are_described_as_the_command_line_writes_them() -> None:
+def test_bounds_are_described_by_their_parameters() -> None:
     assert Bounds().described() == "none"
     assert Bounds(min_likes=0, since="2026-11-30T00:00:00.000Z").described() == (
-        "--min-likes 0 --since 2026-11-30T00:00:00.000Z"  # a bound of 0 is a bound
+        "`min_likes` 0 `since` 2026-11-30T00:00:00.000Z"  # a bound of 0 is a bound
     )
     walk = Bounds(min_downloads=100).for_walk("downloads")
-    assert walk is not None and walk.option == "--min-downloads 100"
+    assert walk is not None and walk.option == "min_downloads 100"

@@ -41,8 +41,8 @@ class FakeTime:
 def walk(settings: Settings, sleeps: list[float] | None = None) -> list[Page]:
     """One sort's walk through the real client."""
     time = FakeTime(sleeps if sleeps is not None else [])
-    client = HubClient(settings, sleep=time.sleep, pacer=Pacer(clock=lambda: time.now))
-    return list(client.pages(settings.query.sorts[0]))
+    client = HubClient(settings.transport, sleep=time.sleep, pacer=Pacer(clock=lambda: time.now))
+    return list(client.pages(settings.first_url(settings.query.sorts[0])))
 
 
 def query(call: responses.Call) -> list[tuple[str, str]]:
@@ -246,7 +246,7 @@ def test_a_wait_beyond_max_wait_fails_at_once(
     mocked: responses.RequestsMock, make_settings: SettingsFactory
 ) -> None:
     mocked.get(FIRST, status=429, headers={"Retry-After": "3600"})
-    with pytest.raises(WaitTooLongError, match=r"3600 s.*--max-wait 60"):
+    with pytest.raises(WaitTooLongError, match=r"3600 s.*`max_wait` 60"):
         walk(make_settings(sort=("likes",), max_wait=60))
     assert len(mocked.calls) == 1
 

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hfharvest.normalize import normalize, record_schema
+from hfharvest.normalize import normalize
+from hfharvest.schema import record_schema
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SCHEMA = json.loads(record_schema())

@@ -12,27 +12,34 @@ import orjson
 import pytest
 
 from hfharvest.errors import OutputError
-from hfharvest.output import OutputTarget, open_output
+from hfharvest.output import Encoded, OutputTarget, open_output
 
 RECORDS: list[dict[str, object]] = [{"id": "a/b", "likes": 1}, {"id": "c/ü", "likes": None}]
+FOUND_BY = {"likes": 1}  # what the writer adds to each record
 
 
 def write(target: OutputTarget, records: list[dict[str, object]] = RECORDS) -> bytes:
     stdout = io.BytesIO()
     with open_output(target, stdout) as writer:
         for record in records:
-            writer.write_lines(orjson.dumps(record) + b"\n", 1)
+            writer.write(Encoded(orjson.dumps(record), None), FOUND_BY)
     return stdout.getvalue()
 
 
 def test_jsonl_to_stdout_one_record_a_line_utf8() -> None:
     data = write(OutputTarget(None, "jsonl", False))
-    assert data == '{"id":"a/b","likes":1}\n{"id":"c/ü","likes":null}\n'.encode()
+    assert (
+        data
+        == (
+            '{"id":"a/b","likes":1,"found_by":{"likes":1}}\n'
+            '{"id":"c/ü","likes":null,"found_by":{"likes":1}}\n'
+        ).encode()
+    )
 
 
 def test_json_is_one_array() -> None:
     data = write(OutputTarget(None, "json", False))
-    assert json.loads(data) == RECORDS
+    assert json.loads(data) == [{**record, "found_by": FOUND_BY} for record in RECORDS]
     assert write(OutputTarget(None, "json", False), []) == b"[]\n"
 
 
@@ -43,7 +50,7 @@ def test_file_appears_only_when_complete(tmp_path: Path) -> None:
         pytest.raises(RuntimeError),
         open_output(OutputTarget(path, "jsonl", False), io.BytesIO()) as writer,
     ):
-        writer.write_lines(orjson.dumps(RECORDS[0]) + b"\n", 1)
+        writer.write(Encoded(orjson.dumps(RECORDS[0]), None), FOUND_BY)
         raise RuntimeError("the harvest failed")
     assert path.read_text() == "yesterday\n"
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind

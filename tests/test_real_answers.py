@@ -24,9 +24,10 @@ import responses
 from conftest import SettingsFactory
 from hfharvest.client import HubClient, error_detail
 from hfharvest.hub import CREATED_AT_UNKNOWN
-from hfharvest.normalize import normalize, record_schema
-from hfharvest.output import output_line
+from hfharvest.normalize import normalize
+from hfharvest.output import Encoded, output_line
 from hfharvest.retry import demanded_wait
+from hfharvest.schema import record_schema
 from hfharvest.testing import HubEmulator, make_catalog
 from hfharvest.testing.listing import parse_query
 
@@ -225,7 +226,7 @@ def test_a_recorded_307_with_a_relative_location_is_followed_with_its_query(
         mocked.get(redirect["request_url"], status=307, body=redirect["body"],
                    headers={"Location": redirect["headers"]["Location"]})  # fmt: skip
         mocked.get(document["request_url"], body=orjson.dumps([document["body"]]))
-        page = HubClient(settings).get_page(redirect["request_url"])
+        page = HubClient(settings.transport).get_page(redirect["request_url"])
         assert mocked.calls[1].request.headers["Authorization"] == "Bearer hf_recorded"
     assert page.url == document["request_url"]  # the query came along
     assert page.entries == [document["body"]]
@@ -276,7 +277,7 @@ def test_spaces_sdk_runtime_models_and_emoji() -> None:
     assert sum(s["models"] != [] for s in spaces) == 31
     assert any(s["datasets"] for s in spaces)
     raw = answer("databankbni-space-info-2026-08")["body"][0]
-    line = output_line(orjson.dumps(spaces[0]), {"likes": 1}, orjson.dumps(raw))
+    line = output_line(Encoded(orjson.dumps(spaces[0]), orjson.dumps(raw)), {"likes": 1})
     assert (
         orjson.loads(line)["raw"]["cardData"]["emoji"] == raw["cardData"]["emoji"] == "\U0001f3e5"
     )

@@ -43,7 +43,7 @@ def test_demanded_wait_prefers_retry_after_and_pads_ratelimit() -> None:
 
 
 def test_wait_beyond_max_wait_is_refused() -> None:
-    with pytest.raises(WaitTooLongError, match=r"asked to wait 600 s.*--max-wait 300"):
+    with pytest.raises(WaitTooLongError, match=r"asked to wait 600 s.*`max_wait` 300"):
         check_demanded_wait((600, "Retry-After"), "u", RetryPolicy(max_wait=300))
     check_demanded_wait((300, "Retry-After"), "u", RetryPolicy(max_wait=300))
 

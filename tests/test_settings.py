@@ -47,26 +47,29 @@ def test_unknown_sort_lists_the_valid_ones(make_settings: SettingsFactory) -> No
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"page_size": 0}, "--page-size must be between 1 and 1000, not 0"),
-        ({"page_size": 5000}, "--page-size must be between 1 and 1000, not 5000"),
-        ({"limit": -1}, "--limit must be at least 1"),
-        ({"limit": 0}, "--limit must be at least 1"),
-        ({"timeout": 0}, "--timeout must be more than 0"),
-        ({"retries": -1}, "--retries must be 0 or more"),
-        ({"max_wait": -5}, "--max-wait must be 0 or more"),
-        ({"full": True, "expand": ("sha",)}, "--full cannot be combined with --expand"),
-        ({"repo_type": "paper"}, "--type must be model, dataset or space"),
-        ({"repo_type": "dataset", "pipeline_tag": "x"}, "--pipeline-tag only applies"),
-        ({"endpoint": "ftp://hub"}, "--endpoint must be an http"),
-        ({"endpoint": "huggingface.co"}, "--endpoint must be an http"),
-        ({"format": "csv"}, "--format must be json or jsonl"),
+        ({"page_size": 0}, "`page_size` must be between 1 and 1000, not 0"),
+        ({"page_size": 5000}, "`page_size` must be between 1 and 1000, not 5000"),
+        ({"limit": -1}, "`limit` must be at least 1"),
+        ({"limit": 0}, "`limit` must be at least 1"),
+        ({"timeout": 0}, "`timeout` must be more than 0"),
+        ({"retries": -1}, "`retries` must be 0 or more"),
+        ({"max_wait": -5}, "`max_wait` must be 0 or more"),
+        ({"full": True, "expand": ("sha",)}, "`full` cannot be combined with `expand`"),
+        ({"repo_type": "paper"}, "`repo_type` must be model, dataset or space"),
+        ({"repo_type": "dataset", "pipeline_tag": "x"}, "`pipeline_tag` only applies"),
+        ({"endpoint": "ftp://hub"}, "`endpoint` must be an http"),
+        ({"endpoint": "huggingface.co"}, "`endpoint` must be an http"),
+        ({"format": "csv"}, "`format` must be json or jsonl"),
     ],
 )
 def test_bad_options_name_the_option(
     make_settings: SettingsFactory, options: dict[str, object], message: str
 ) -> None:
-    with pytest.raises(UsageError, match=message):
+    """In Python's terms: the parameter, in backquotes and as a field (the CLI shows flags)."""
+    with pytest.raises(UsageError, match=message) as err:
         make_settings(**options)
+    assert err.value.parameter == message.split("`")[1]
+    assert err.value.value == options[err.value.parameter]
 
 
 def test_expand_implies_no_full(make_settings: SettingsFactory) -> None:
@@ -119,7 +122,7 @@ class TestToken:
     def test_missing_token_file_is_a_usage_error(
         self, make_settings: SettingsFactory, tmp_path: Path
     ) -> None:
-        with pytest.raises(UsageError, match=r"--token-file: cannot read"):
+        with pytest.raises(UsageError, match=r"`token_file`: cannot read"):
             make_settings(token_file=tmp_path / "absent")
 
     @pytest.mark.parametrize("endpoint", ["http://mirror.example", "http://10.1.2.3:8080"])
@@ -128,7 +131,7 @@ class TestToken:
     ) -> None:
         with pytest.raises(UsageError, match="clear text") as err:
             make_settings(endpoint=endpoint, token="hf_secret")
-        assert "--allow-insecure-token" in (err.value.hint or "")
+        assert "`allow_insecure_token`" in (err.value.hint or "")
         assert "hf_secret" not in str(err.value)
         allowed = make_settings(endpoint=endpoint, token="hf_secret", allow_insecure_token=True)
         assert token(allowed) == "hf_secret"

@@ -16,11 +16,12 @@ from conftest import SettingsFactory
 from hfharvest.bounds import Bounds
 from hfharvest.cli import app
 from hfharvest.errors import UsageError
-from hfharvest.settings import FetchOptions, resolve
+from hfharvest.options import FetchOptions
+from hfharvest.run import whole_listing_warning
+from hfharvest.settings import resolve
 from hfharvest.state import StateStore
 from hfharvest.testing import HubEmulator
 from hfharvest.testing.catalog import Catalog
-from hfharvest.walks import whole_listing_warning
 
 runner = CliRunner()
 CANARY = "hf_canary_snapshot_77aa"

@@ -8,8 +8,8 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
@@ -19,10 +19,9 @@ from hypothesis import strategies as st
 from conftest import ENDPOINT, SettingsFactory, link, models
 from hfharvest.client import Page
 from hfharvest.errors import HubResponseError
-from hfharvest.manifest import Ledger
+from hfharvest.outcome import Outcome, SortStats
 from hfharvest.run import run_fetch
 from hfharvest.settings import Settings
-from hfharvest.walks import SortStats, Tally
 
 LIST = f"{ENDPOINT}/api/models"
 
@@ -37,13 +36,11 @@ class Silent:
 
 def run(
     settings: Settings, stdout: io.BytesIO | None = None, **kwargs: Any
-) -> tuple[list[dict[str, Any]], Tally]:
+) -> tuple[list[dict[str, Any]], Outcome]:
     """The real path of `fetch` (run_fetch) into memory: the records and the stats."""
     stdout = stdout if stdout is not None else io.BytesIO()
-    ledger = Ledger(started=datetime.now(UTC))
-    run_fetch(settings, stdout, Silent(), ledger, **kwargs)
-    assert ledger.result is not None
-    return [json.loads(line) for line in stdout.getvalue().splitlines()], ledger.result
+    outcome = run_fetch(settings, stdout, Silent(), **kwargs)
+    return [json.loads(line) for line in stdout.getvalue().splitlines()], outcome
 
 
 # What a walk filtered by provider asks for: the fields full=true stands for, and the mapping.
@@ -214,7 +211,8 @@ class ScriptedSource:
         self._scripted = pages
         self._before = before
 
-    def pages(self, sort: str, **_: Any) -> Iterator[Page]:
+    def pages(self, url: str, **_: Any) -> Iterator[Page]:
+        (sort,) = parse_qs(urlsplit(url).query)["sort"]
         self._before(sort)
         scripted = self._scripted[sort]
         for index, entries in enumerate(scripted):
@@ -227,7 +225,7 @@ class ScriptedSource:
 
 def scripted_run(
     settings: Settings, pages: dict[str, list[list[Any]]], delays: dict[str, float]
-) -> tuple[list[dict[str, Any]], Tally]:
+) -> tuple[list[dict[str, Any]], Outcome]:
     def delay(sort: str) -> None:
         time.sleep(delays.get(sort, 0))  # each walk finishes after its own delay
 
@@ -250,7 +248,7 @@ def test_output_does_not_depend_on_which_walk_finished_first(
     assert [r["id"][5:] for r in records] == ["1", "2", "3", "4", "5", "6"]
 
 
-def untimed(result: Tally) -> list[SortStats]:
+def untimed(result: Outcome) -> list[SortStats]:
     return [dataclasses.replace(stats, seconds=0) for stats in result.stats]
 
 
@@ -297,7 +295,7 @@ def test_progress_is_reported_after_every_page(
     mocked.get(url, json=by_sort([1, 2]), headers=link(f"{url}&cursor=x"))
     mocked.get(f"{url}&cursor=x", json=by_sort([3]))
     observer = Silent()
-    run_fetch(make_settings(sort=("likes",)), io.BytesIO(), observer, Ledger(datetime.now(UTC)))
+    run_fetch(make_settings(sort=("likes",)), io.BytesIO(), observer)
     assert observer.pages == [("likes", 2, 1), ("likes", 3, 2)]
 
 

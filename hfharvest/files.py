@@ -1,0 +1,57 @@
+"""Files written all or nothing: a temporary file beside the target, fsynced, renamed into place.
+
+Used by every module that owns a file: the output, the manifest and stats, the `--state`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[IO[bytes]]:
+    """A binary file whose bytes replace `path` at once when the block ends without error.
+
+    The temporary file is created with mode 0o666, so the kernel applies the umask: the file
+    gets the permissions any new file would, without reading (and so changing) the umask.
+    """
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with open(fd, "wb") as raw:  # noqa: PTH123 (a file descriptor, not a path)
+            yield raw
+            raw.flush()
+            os.fsync(raw.fileno())
+        temp.replace(path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    _fsync_folder(path.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable; some file systems cannot open a folder, which is fine."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_leftovers(path: Path) -> None:
+    """Remove what an `atomic_file(path)` killed by SIGKILL left behind: its temporary files.
+
+    Only for a path one process owns at a time (a `--state`): for another, a temporary file may be
+    a live run's.
+    """
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
+        leftover.unlink(missing_ok=True)

@@ -1,0 +1,187 @@
+"""The merge: every walk's records into one set unique by id, written in the order sorts were given.
+
+Each walk hands its pages to `Merge.take` (from its own thread). The id table (`Seen`) says
+whether the sort returned the id before (a duplicate) and keeps the rank at which each sort did.
+With one sort a record is final as its page arrives and goes straight to the writer. Otherwise it
+is final only when every walk has ended (its `found_by` must be complete): it is appended to the
+spool, and `write` reads the spool back, sorts in the order given, each in page order, and
+writes each id once with every sort's rank. Memory holds only the ids and their ranks; the
+output depends only on the Hub's answers, never on which walk finished first.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from array import array
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from typing import IO
+
+import orjson
+
+from hfharvest.outcome import SortStats
+from hfharvest.output import Encoded, RecordWriter, read_spool_line, spool_line
+from hfharvest.walk import WalkPage
+
+# Told after a page's records are in the spool, under the merge's lock: a `--state` commits here,
+# so that a resume never sees a page's records without its progress, nor the reverse.
+Commit = Callable[[SortStats], None]
+
+
+class Seen:
+    """Every id the walks returned and the rank at which each sort first did: one table for all.
+
+    Only this grows with the catalog, so it is kept small: each id is stored once whatever the
+    number of sorts (a slot in one dict), and each sort's ranks sit in a machine-integer array
+    indexed by slot (0: not returned by that sort). Walks add from their own threads; a new slot
+    is handed out under a lock, everything else is one sort's own array.
+    """
+
+    def __init__(self, sorts: int) -> None:
+        self._slots: dict[str, int] = {}
+        self._ranks = [array("q") for _ in range(sorts)]
+        self._lock = threading.Lock()
+
+    def add(self, index: int, repo_id: str, rank: int) -> bool:
+        """Record that sort `index` returned `repo_id` at `rank`; False if it already had."""
+        slot = self._slots.get(repo_id)
+        if slot is None:
+            with self._lock:
+                slot = self._slots.setdefault(repo_id, len(self._slots))
+        ranks = self._ranks[index]
+        if slot >= len(ranks):
+            ranks.frombytes(bytes(8 * max(slot + 1 - len(ranks), len(ranks))))  # doubling
+        if ranks[slot]:
+            return False
+        ranks[slot] = rank
+        return True
+
+    def found_by(self, repo_id: str, sorts: Sequence[str], first: int) -> dict[str, int] | None:
+        """Each sort's rank for `repo_id`, in the order given; None unless sort `first` was the
+        first to return it (the merge writes a record once, with the sort that comes first)."""
+        slot = self._slots[repo_id]
+        found: dict[str, int] = {}
+        for index, (sort, ranks) in enumerate(zip(sorts, self._ranks, strict=True)):
+            if slot < len(ranks) and ranks[slot]:
+                if not found and index != first:
+                    return None
+                found[sort] = ranks[slot]
+        return found
+
+    def new_counts(self) -> list[int]:
+        """Per sort, the ids no earlier sort returned."""
+        counts = [0] * len(self._ranks)
+        for slot in range(len(self._slots)):
+            for index, ranks in enumerate(self._ranks):
+                if slot < len(ranks) and ranks[slot]:
+                    counts[index] += 1
+                    break
+        return counts
+
+
+class Spool:
+    """Append-only spool lines (see `output.spool_line`): each walk's new records, in page order.
+
+    Without `--state` an anonymous temporary file; with it, `STATE.spool`, made durable after
+    every page.
+    """
+
+    def __init__(self, file: IO[bytes], *, durable: bool) -> None:
+        self._file = file
+        self._durable = durable
+        self.length = file.seek(0, os.SEEK_END)
+
+    @classmethod
+    def temporary(cls) -> Spool:
+        return cls(tempfile.TemporaryFile(prefix="hfharvest-spool-"), durable=False)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def append(self, lines: bytes) -> None:
+        """Append a page's lines; with `durable`, they are on disk before this returns."""
+        self._file.seek(self.length)
+        self._file.write(lines)
+        self._file.flush()
+        if self._durable:
+            os.fsync(self._file.fileno())
+        self.length = self._file.tell()
+
+    def lines(self, sort_index: int | None = None) -> Iterator[tuple[int, int, str, Encoded]]:
+        """(sort index, rank, id, record) of every line (or of one sort's), in the order they
+        were appended."""
+        prefix = b"" if sort_index is None else b"%d\t" % sort_index
+        self._file.seek(0)
+        remaining = self.length
+        for line in self._file:
+            if remaining <= 0:
+                return
+            remaining -= len(line)
+            if line.startswith(prefix):
+                yield read_spool_line(line)
+
+
+class Merge:
+    """The records of every walk, merged. `writer` set: one sort, streamed; else spooled."""
+
+    def __init__(
+        self,
+        sorts: Sequence[str],
+        *,
+        raw: bool,
+        writer: RecordWriter | None = None,
+        spool: Spool | None = None,
+        commit: Commit | None = None,
+    ) -> None:
+        self.sorts = tuple(sorts)
+        self.seen = Seen(len(sorts))
+        self._raw = raw
+        self._writer = writer
+        self._spool = spool
+        self._commit = commit
+        self._lock = threading.Lock()
+        if spool is not None:  # a resumed state: what its walks already returned
+            for index, rank, repo_id, _ in spool.lines():
+                self.seen.add(index, repo_id, rank)
+
+    def take(self, index: int, page: WalkPage) -> None:
+        """A page of walk `index`: its new records to the writer or the spool, each encoded once."""
+        sort, add, raw = self.sorts[index], self.seen.add, self._raw
+        writer, lines = self._writer, bytearray()
+        for rank, record, entry in page.records:
+            repo_id = record["id"]
+            if not add(index, repo_id, rank):
+                continue  # this sort returned it before
+            encoded = Encoded(orjson.dumps(record), orjson.dumps(entry) if raw else None)
+            if writer is not None:
+                writer.write(encoded, {sort: rank})
+            else:
+                lines += spool_line(index, rank, repo_id, encoded)
+        with self._lock:
+            if lines and self._spool is not None:
+                self._spool.append(bytes(lines))
+            if self._commit is not None:
+                self._commit(page.stats)
+
+    def counted(self, stats: Sequence[SortStats]) -> tuple[tuple[SortStats, ...], int]:
+        """Each walk's counts completed with its new and duplicate ids; the unique ids in all."""
+        new = self.seen.new_counts()
+        done = []
+        for walk, fresh in zip(stats, new, strict=True):
+            duplicates = walk.returned - walk.skipped - walk.below_bound - fresh
+            done.append(
+                replace(walk, new=fresh, duplicates=duplicates, seconds=round(walk.seconds, 3))
+            )
+        return tuple(done), sum(new)
+
+    def write(self, writer: RecordWriter) -> None:
+        """Every unique record from the spool: sorts in the order given, each in page order."""
+        assert self._spool is not None, "a streamed merge has no spool to write"
+        found_by, sorts = self.seen.found_by, self.sorts
+        for index in range(len(sorts)):
+            for _, _, repo_id, record in self._spool.lines(index):
+                ranks = found_by(repo_id, sorts, index)
+                if ranks is not None:  # else an earlier sort writes it
+                    writer.write(record, ranks)

@@ -1,0 +1,328 @@
+"""Every option of a fetch, written once: its name, type, default, help and check.
+
+`FetchOptions` is the table. The CLI builds `hfharvest fetch`'s options from its fields, and the
+Python API builds the signature and the documentation of `harvest()` and `stream()` from them;
+`settings.resolve` checks them (each field's own check here, the checks between options there).
+Help and error texts name other options as their parameters, in backquotes (`` `expand` ``):
+the CLI shows them as flags, Python as they are. What the command line spells differently is in
+each field's `flag` (and `short`); the options that only make sense for a process writing files
+(`output`, `format`, `manifest`, `no_manifest`) are marked `cli_only`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import MISSING, Field, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from hfharvest.errors import UsageError
+from hfharvest.hub import MAX_PAGE_SIZE, REPO_TYPES
+
+Check = Callable[[str, Any], None]
+
+# The panels `fetch --help` groups its options into.
+QUERY, FIELDS, OUTPUT = "Query", "Fields and bounds", "Output"
+SNAPSHOTS, NETWORK, AUTH = "Snapshots", "Network", "Auth"
+
+
+@dataclass(frozen=True)
+class Doc:
+    """What the CLI and `help()` say of an option, beside its name and default."""
+
+    help: str
+    example: str  # the value after the flag, or a whole command line starting with "-"
+    panel: str
+    metavar: str | None = None
+    flag: str | None = None  # the long flag, when not the name in kebab-case
+    short: str | None = None
+    cli_only: bool = False
+    check: Check | None = None
+
+
+def option(default: Any, help: str, example: str, panel: str, **doc: Any) -> Any:
+    return field(default=default, metadata={"doc": Doc(help, example, panel, **doc)})
+
+
+def _at_least(minimum: int) -> Check:
+    return _bounded(lambda value: value >= minimum, f"at least {minimum}")
+
+
+def _positive(name: str, value: float | None) -> None:
+    _bounded(lambda value: value > 0, "more than 0")(name, value)
+
+
+def _not_negative(name: str, value: float | None) -> None:
+    _bounded(lambda value: value >= 0, "0 or more")(name, value)
+
+
+def _bounded(fits: Callable[[Any], bool], wording: str) -> Check:
+    def check(name: str, value: Any) -> None:
+        if value is not None and not fits(value):
+            raise UsageError(
+                f"`{name}` must be {wording}, not {value:g}", parameter=name, value=value
+            )
+
+    return check
+
+
+def _page_size(name: str, value: int) -> None:
+    if not 1 <= value <= MAX_PAGE_SIZE:
+        raise UsageError(
+            f"`{name}` must be between 1 and {MAX_PAGE_SIZE}, not {value}", parameter=name,
+            value=value,
+        )  # fmt: skip
+
+
+def _repo_type(name: str, value: str) -> None:
+    if value not in REPO_TYPES:
+        raise UsageError(
+            f"`{name}` must be model, dataset or space, not {value!r}", parameter=name, value=value
+        )
+
+
+def _format(name: str, value: str | None) -> None:
+    if value is not None and value not in ("json", "jsonl"):
+        raise UsageError(f"`{name}` must be json or jsonl, not {value!r}", parameter=name,
+                         value=value)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    """The raw values of a fetch's options, as the command line or Python gave them."""
+
+    sort: tuple[str, ...] = option(
+        (),
+        "A sort to walk; repeat for several [default: likes, downloads]. One of likes, "
+        "downloads, trendingScore, createdAt, lastModified, likes30d, id (snake_case spellings "
+        "are mapped).",
+        "likes --sort id",
+        QUERY,
+        metavar="SORT",
+        short="-s",
+    )
+    limit: int | None = option(
+        None,
+        "Stop each sort after N returned entries [default: walk to the end].",
+        "1000",
+        QUERY,
+        metavar="N",
+        check=_at_least(1),
+    )
+    page_size: int = option(
+        MAX_PAGE_SIZE,
+        "Entries per request, 1 to 1000.",
+        "500",
+        QUERY,
+        metavar="N",
+        check=_page_size,
+    )
+    search: str | None = option(None, "Substring of the repo id.", "llama", QUERY, metavar="TEXT")
+    author: str | None = option(None, "Owner, user or org.", "google", QUERY, metavar="NAME")
+    filter: tuple[str, ...] = option(
+        (), "A tag every repo must carry; repeat to require all.", "gguf", QUERY, metavar="TAG"
+    )
+    pipeline_tag: str | None = option(
+        None, "Models of this task.", "text-generation", QUERY, metavar="TASK"
+    )
+    inference_provider: tuple[str, ...] = option(
+        (),
+        "Models served by any of these providers (repeat; 'all' = any provider).",
+        "hf-inference",
+        QUERY,
+        metavar="PROVIDER",
+    )
+    repo_type: str = option(
+        "model",
+        "Which listing to walk.",
+        "dataset",
+        QUERY,
+        metavar="model|dataset|space",
+        flag="--type",
+        short="-t",
+        check=_repo_type,
+    )
+    full: bool | None = option(
+        None,
+        "Ask for author, sha, lastModified, gated, disabled and files [default: `full`; "
+        "`expand` implies `full=False`].",
+        "--no-full",
+        FIELDS,
+        flag="--full/--no-full",
+    )
+    expand: tuple[str, ...] = option(
+        (),
+        "Ask only for this field (repeat).",
+        "downloadsAllTime --expand inferenceProviderMapping",
+        FIELDS,
+        metavar="FIELD",
+    )
+    all_fields: bool = option(
+        False,
+        "Ask for every field the listing allows (safetensors, gguf, config, cardData, "
+        "runtime, ...; the list per `repo_type` is in docs/record.md), for whole-Hub "
+        "snapshots. Not with `expand` or `full`.",
+        "--all-fields",
+        FIELDS,
+    )
+    min_likes: int | None = option(
+        None,
+        "Write only repos with at least N likes; a walk sorted by likes stops where it "
+        "crosses N. Alone, walks only likes.",
+        "5",
+        FIELDS,
+        metavar="N",
+        check=_at_least(0),
+    )
+    min_downloads: int | None = option(
+        None,
+        "Write only repos with at least N downloads (30 days); a walk sorted by downloads "
+        "stops where it crosses N. Alone, walks only downloads.",
+        "100",
+        FIELDS,
+        metavar="N",
+        check=_at_least(0),
+    )
+    since: str | None = option(
+        None,
+        "Only repos created (`sort` createdAt) or changed (`sort` lastModified, the default "
+        "with `since`) at or after TIME, a date or ISO timestamp, UTC unless a zone is given; "
+        "each walk stops there.",
+        "2026-11-30",
+        FIELDS,
+        metavar="TIME",
+    )
+    raw: bool = option(
+        False, "Add 'raw', the API object untouched, to each record.", "--raw", FIELDS
+    )
+    output: str = option(
+        "-",
+        "File to write ('-' = stdout), all or nothing; .gz compresses; {date} (UTC "
+        "YYYY-MM-DD), {time} (HHMMSSZ) and {type} are filled in, missing folders made.",
+        "-o 'snapshots/models-{date}.jsonl.gz'",
+        OUTPUT,
+        metavar="PATH",
+        short="-o",
+        cli_only=True,
+    )
+    format: str | None = option(
+        None,
+        "One JSON array, or one record a line [default: from the file suffix; JSONL on stdout].",
+        "json",
+        OUTPUT,
+        metavar="json|jsonl",
+        cli_only=True,
+        check=_format,
+    )
+    manifest: Path | None = option(
+        None,
+        "Where to write the manifest [default: <output>.manifest.json for a file; none "
+        "for stdout].",
+        "run.manifest.json",
+        SNAPSHOTS,
+        metavar="PATH",
+        cli_only=True,
+    )
+    no_manifest: bool = option(
+        False, "Write no manifest.", "--no-manifest", SNAPSHOTS, cli_only=True
+    )
+    state: Path | None = option(
+        None,
+        "Keep what the walks need to resume here (and in PATH.spool); the same command "
+        "run again goes on where it stopped; removed once complete.",
+        "models.state",
+        SNAPSHOTS,
+        metavar="PATH",
+    )
+    min_count: int | None = option(
+        None,
+        "Fail (exit 4) and write nothing when fewer unique records came back.",
+        "1000000",
+        SNAPSHOTS,
+        metavar="N",
+        check=_at_least(1),
+    )
+    allow_partial: bool = option(
+        False,
+        "When a sort fails after its retries, write what the others got (exit 3) "
+        "[default: the run fails, exit 1].",
+        "--allow-partial",
+        SNAPSHOTS,
+    )
+    endpoint: str | None = option(
+        None,
+        "The Hub's address [default: $HF_ENDPOINT, else https://huggingface.co].",
+        "http://127.0.0.1:8080",
+        NETWORK,
+        metavar="URL",
+    )
+    timeout: float = option(
+        30.0,
+        "Give up on a request after this long without an answer.",
+        "60",
+        NETWORK,
+        metavar="SECONDS",
+        check=_positive,
+    )
+    max_rps: float | None = option(
+        None,
+        "At most this many requests a second, all sorts together [default: as fast as "
+        "the Hub's RateLimit budget allows].",
+        "2",
+        NETWORK,
+        metavar="N",
+        check=_positive,
+    )
+    retries: int = option(
+        5,
+        "Retries of a page after a transient failure (0 = one attempt).",
+        "10",
+        NETWORK,
+        metavar="N",
+        check=_not_negative,
+    )
+    max_wait: float = option(
+        300.0,
+        "Longest wait a Retry-After or RateLimit header may ask for; a longer one fails the sort.",
+        "60",
+        NETWORK,
+        metavar="SECONDS",
+        check=_not_negative,
+    )
+    token: str | bool | None = option(
+        None,
+        "Token to send (on a command line, visible in `ps`: prefer $HF_TOKEN or "
+        "`token_file`) [default: $HF_TOKEN, else the file $HF_TOKEN_PATH or $HF_HOME/token]; "
+        "`token=False`: none.",
+        "hf_...",
+        AUTH,
+        metavar="TOKEN",
+    )
+    token_file: Path | None = option(
+        None, "Read the token from this file.", "~/.config/hf-token", AUTH, metavar="PATH"
+    )
+    allow_insecure_token: bool = option(
+        False,
+        "Send the token over plain http to a host that is not this machine.",
+        "--endpoint http://mirror.lan --allow-insecure-token",
+        AUTH,
+    )
+
+    def check(self) -> None:
+        """Each option's own check; raises `UsageError` naming the first one at fault."""
+        for each in fields(self):
+            doc = doc_of(each)
+            if doc.check is not None:
+                doc.check(each.name, getattr(self, each.name))
+
+
+def doc_of(each: Field[Any]) -> Doc:
+    doc: Doc = each.metadata["doc"]
+    return doc
+
+
+def default_of(each: Field[Any]) -> Any:
+    return None if each.default is MISSING else each.default
+
+
+DEFAULTS = FetchOptions()

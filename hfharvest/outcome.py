@@ -1,0 +1,91 @@
+"""What a harvest did: per sort what its walk contributed, the unique records, what was written.
+
+One type for the per-sort counts (`SortStats`), filled in by the walk as it goes (and kept by a
+`--state` so a walk resumes), completed by the merge (`new`, `duplicates`); one type for the
+whole run (`Outcome`), which the run returns and an error raised after the walks began carries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, Protocol
+
+from hfharvest.output import Written
+
+# What a `--state` keeps of each walk to resume it (the rest is known only once walks end).
+RESUME_FIELDS = (
+    "next_url", "returned", "skipped", "pages", "retries", "seconds", "done", "reached_end",
+    "below_bound", "stopped_by",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SortStats:
+    """One sort's walk: returned = new + duplicates + skipped + below_bound.
+
+    `reached_end` is false when the walk stopped before the listing's end: at `limit`, at the
+    bound named in `stopped_by` (`min_likes`, `min_downloads` or `since`), or by an `error`.
+    `next_url` is where the walk would go on; `done` says it will not.
+    """
+
+    sort: str
+    returned: int = 0
+    new: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    pages: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+    reached_end: bool = False
+    error: str | None = None
+    below_bound: int = 0
+    stopped_by: str | None = None
+    next_url: str | None = None
+    done: bool = False
+
+    def summary(self) -> dict[str, Any]:
+        """The counts as the manifest and the stats file hold them (no cursor)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _CURSOR}
+
+    def progress(self) -> dict[str, Any]:
+        """What a `--state` keeps to resume this walk."""
+        return {name: getattr(self, name) for name in RESUME_FIELDS}
+
+    @classmethod
+    def resumed(cls, sort: str, progress: dict[str, Any]) -> SortStats:
+        return cls(sort, **{name: progress[name] for name in RESUME_FIELDS})
+
+
+_CURSOR = frozenset({"next_url", "done"})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one harvest did: per sort its counts, the unique ids in all, and what was written
+    (None until the output is complete). `resumed` says a `--state` was taken up."""
+
+    stats: tuple[SortStats, ...]
+    unique: int
+    written: Written | None = None
+    resumed: bool = False
+    ended: datetime | None = None
+
+    @property
+    def failed(self) -> tuple[SortStats, ...]:
+        return tuple(s for s in self.stats if s.error is not None)
+
+    @property
+    def status(self) -> str:
+        if self.written is None:
+            return "failed"
+        return "partial" if self.failed else "complete"
+
+    def sorts(self) -> list[dict[str, Any]]:
+        return [stats.summary() for stats in self.stats]
+
+
+class Observer(Protocol):
+    """Told of each walk's progress after every page (from the walk's own thread)."""
+
+    def page_done(self, sort: str, returned: int, pages: int) -> None: ...
