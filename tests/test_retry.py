@@ -9,12 +9,12 @@ import pytest
 import requests
 
 from hfharvest.errors import HubResponseError, TransientResponseError, WaitTooLongError
+from hfharvest.pacing import ratelimit_reset
 from hfharvest.retry import (
     RetryPolicy,
     call_with_retries,
     check_demanded_wait,
     demanded_wait,
-    ratelimit_reset,
     retry_after_seconds,
 )
 
