@@ -10,11 +10,8 @@ from __future__ import annotations
 import gc
 import inspect
 import os
-import re
 import signal
 import sys
-import traceback
-from collections.abc import Callable
 from dataclasses import Field, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,10 +21,18 @@ from typing import Annotated, Any, NoReturn, get_type_hints
 import typer
 
 from hfharvest import __version__
+from hfharvest.boundary import Terminated, guarded
 from hfharvest.diff import DEFAULT_IGNORED, diff_snapshots
-from hfharvest.errors import ExitCode, HarvestError, UsageError
+from hfharvest.errors import ExitCode, HarvestError
 from hfharvest.manifest import build_stats, write_json
-from hfharvest.options import AUTH, OUTPUT, SNAPSHOTS, FetchOptions, default_of, doc_of
+from hfharvest.options import (
+    FetchOptions,
+    ProcessOptions,
+    as_flags,
+    default_of,
+    doc_of,
+    flag_of,
+)
 from hfharvest.outcome import Outcome
 from hfharvest.report import Report
 from hfharvest.run import run_fetch
@@ -51,10 +56,6 @@ app = typer.Typer(
     rich_markup_mode="rich",  # panels of options in `fetch --help`
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-
-class Terminated(BaseException):
-    """SIGTERM, raised in the main thread so that open files are cleaned up on the way out."""
 
 
 def _version(value: bool) -> None:
@@ -95,32 +96,10 @@ FETCH_HELP = "\n\n".join(
 )
 
 
-def _flag(each: Field[Any]) -> str:
-    doc = doc_of(each)
-    return doc.flag or f"--{each.name.replace('_', '-')}"
-
-
-# How the command line spells what the library names `in_backquotes`: each option's flag, and
-# what only the command line has.
-FLAGS: dict[str, str] = {
-    **{each.name: _flag(each).split("/")[0] for each in fields(FetchOptions)},
-    "output": "-o/--output",
-    "full=False": "--no-full",
-    "token=False": "--no-token",
-    "fields": "--fields",
-}
-_NAMED = re.compile(r"`([a-z_]+(?:=False)?)`")
-
-
-def as_flags(text: str) -> str:
-    """A library text with its options named as the command line spells them."""
-    return _NAMED.sub(lambda m: FLAGS.get(m.group(1), m.group(0)), text)
-
-
 def _cli_parameter(each: Field[Any], annotation: Any) -> inspect.Parameter:
     """One `fetch` option, from its row of the options table."""
     doc = doc_of(each)
-    flag = _flag(each)
+    flag = flag_of(each)
     default = default_of(each)
     if annotation == tuple[str, ...]:
         annotation, default = list[str] | None, None  # repeatable
@@ -139,43 +118,24 @@ def _cli_parameter(each: Field[Any], annotation: Any) -> inspect.Parameter:
     )  # fmt: skip
 
 
-# What only the process has: where its stats go, how much it says, and --no-token.
-_PROCESS_OPTIONS = {
-    "quiet": (bool, False, typer.Option(
-        "--quiet", "-q", help="No progress, no table, no warnings; errors still show. "
-        "Example: -q", rich_help_panel=OUTPUT)),
-    "debug": (bool, False, typer.Option(
-        "--debug", help="Log every request and show tracebacks (the token is masked). "
-        "Example: --debug", rich_help_panel=OUTPUT)),
-    "stats_json": (Path | None, None, typer.Option(
-        "--stats-json", metavar="PATH", rich_help_panel=SNAPSHOTS,
-        help="Write the stats and the exit code here on every exit, failures included (for "
-        "monitoring). Example: --stats-json /var/lib/hf/last-run.json")),
-    "no_token": (bool, False, typer.Option(
-        "--no-token", help="Send no token, whatever the environment holds. Example: --no-token",
-        rich_help_panel=AUTH)),
-}  # fmt: skip
-
-
 _REPEATED = {name for name, kind in get_type_hints(FetchOptions).items() if kind == tuple[str, ...]}
 
 
 def _fetch_signature() -> inspect.Signature:
-    hints = get_type_hints(FetchOptions)
-    table = [_cli_parameter(each, hints[each.name]) for each in fields(FetchOptions)]
-    process = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                          annotation=Annotated[kind, option])
-        for name, (kind, default, option) in _PROCESS_OPTIONS.items()
-    ]  # fmt: skip
-    return inspect.Signature([*table, *process])
+    return inspect.Signature(
+        [
+            _cli_parameter(each, kind)
+            for table in (FetchOptions, ProcessOptions)
+            for each, kind in zip(fields(table), get_type_hints(table).values(), strict=True)
+        ]
+    )
 
 
 def fetch(**given: Any) -> None:
-    """`hfharvest fetch`: its options are the options table's, plus the process's own."""
-    quiet, debug = given.pop("quiet"), given.pop("debug")
-    stats_json: Path | None = given.pop("stats_json")
-    if given.pop("no_token"):
+    """`hfharvest fetch`: its options are the options table's, and the process's own."""
+    process = ProcessOptions(**{each.name: given.pop(each.name) for each in fields(ProcessOptions)})
+    quiet, debug, stats_json = process.quiet, process.debug, process.stats_json
+    if process.no_token:
         given["token"] = False
     values: dict[str, Any] = {k: tuple(v or ()) if k in _REPEATED else v for k, v in given.items()}
     options = FetchOptions(**values)
@@ -208,7 +168,7 @@ def fetch(**given: Any) -> None:
             return f"run the same command again to resume from `state` {resolved[0].state}"
         return None
 
-    code, error = _guarded(report, harvest, debug=debug, command="fetch", on_stop=resume_hint)
+    code, error = guarded(report, harvest, debug=debug, command="fetch", on_stop=resume_hint)
     if stats_json is not None:
         settings = resolved[0] if resolved else None
         document = build_stats(settings, ended[0] if ended else None, code, error, started)
@@ -217,7 +177,7 @@ def fetch(**given: Any) -> None:
             write_json(stats_json, document)
             return code
 
-        code, _ = _guarded(report, write_stats, debug=debug, command="fetch")
+        code, _ = guarded(report, write_stats, debug=debug, command="fetch")
     raise typer.Exit(code)
 
 
@@ -255,7 +215,7 @@ def diff(
         report.diff_summary(summary)
         return 1 if exit_code and summary.differ else 0
 
-    code, error = _guarded(report, compare, debug=False, command="diff")
+    code, error = guarded(report, compare, debug=False, command="diff")
     interrupted = (ExitCode.SIGINT, ExitCode.BROKEN_PIPE, ExitCode.SIGTERM)
     trouble = error is not None and code not in interrupted
     raise typer.Exit(ExitCode.REFUSED if trouble else code)  # diff(1): any trouble is 2
@@ -268,68 +228,13 @@ def schema() -> None:
     sys.stdout.buffer.flush()
 
 
-def _guarded(
-    report: Report,
-    body: Callable[[], int],
-    *,
-    debug: bool,
-    command: str,
-    on_stop: Callable[[], str | None] = lambda: None,
-) -> tuple[int, str | None]:
-    """Run `body`; turn every way it can end badly into one message. Returns (exit code, error)."""
-    try:
-        return body(), None
-    except HarvestError as exc:
-        _show_traceback(report, debug)
-        usage_hint = f"see 'hfharvest {command} --help'" if isinstance(exc, UsageError) else None
-        failed = exc.exit_code == ExitCode.FAILED
-        report.failure(str(exc), exc.hint or (on_stop() if failed else usage_hint))
-        return exc.exit_code, as_flags(str(exc))
-    except (KeyboardInterrupt, Terminated) as exc:
-        name, code = (
-            ("SIGINT", ExitCode.SIGINT) if isinstance(exc, KeyboardInterrupt)
-            else ("SIGTERM", ExitCode.SIGTERM)
-        )  # fmt: skip
-        where = report.where_stopped()
-        message = f"stopped by {name}{f' during {where}' if where else ''}; no file was written"
-        report.failure(f"{message}, an earlier one is untouched", on_stop())
-        return code, message
-    except BrokenPipeError:
-        # The reader went away (`| head`): nothing more can be said on stdout, so stop quietly.
-        _silence_stdout()
-        return ExitCode.BROKEN_PIPE, "stdout was closed"
-    except Exception as exc:
-        _show_traceback(report, debug)
-        report.failure(
-            f"unexpected {type(exc).__name__}: {exc}",
-            "this is a bug in hfharvest; run again with --debug and report what it prints",
-        )
-        return ExitCode.FAILED, f"{type(exc).__name__}: {exc}"
-
-
-def _show_traceback(report: Report, debug: bool) -> None:
-    if debug:
-        report.line(traceback.format_exc().rstrip())
-
-
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null so the interpreter's final flush cannot raise again."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
-
-
 def _tune_process() -> None:
-    """Tune the interpreter for this process, which shapes millions of records between fetches.
+    """Tune the interpreter for this process (the process's business, never the library's).
 
-    The cyclic collector: a walk allocates millions of short-lived, acyclic objects (parsed
-    pages, records); at the default threshold of 700 allocations the collector would rescan them
-    without end (about 7 % of a 100,000-model run). Cycles are rare here; they are still
-    collected. The switch interval: a thread reading an answer off the socket waits for the one
-    shaping a page to hand over the interpreter lock, 5 ms at a time by default; at 1 ms, walks
-    whose pages arrive together (two sorts) wait less (0.86 -> 0.83 s for two sorts of 1,377
-    models at 0.2 s a page, medians of 8). This is the process's business, so it is done here
-    and never by the library.
+    A walk allocates millions of short-lived, acyclic objects: at the default threshold the cyclic
+    collector rescans them without end (about 7 % of a 100,000-model run). A thread reading an
+    answer waits for the one shaping a page to hand over the interpreter lock, 5 ms at a time by
+    default; at 1 ms two sorts' pages wait less (0.86 -> 0.83 s, 1,377 models, 0.2 s a page).
     """
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)

@@ -11,6 +11,7 @@ each field's `flag` (and `short`); the options that only make sense for a proces
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
@@ -316,6 +317,25 @@ class FetchOptions:
                 doc.check(each.name, getattr(self, each.name))
 
 
+@dataclass(frozen=True)
+class ProcessOptions:
+    """What only the `hfharvest fetch` process has: how much it says, where its stats go."""
+
+    quiet: bool = option(
+        False, "No progress, no table, no warnings; errors still show.", "-q", OUTPUT, short="-q"
+    )
+    debug: bool = option(
+        False, "Log every request and show tracebacks (the token is masked).", "--debug", OUTPUT
+    )
+    stats_json: Path | None = option(
+        None, "Write the stats and the exit code here on every exit, failures included (for "
+        "monitoring).", "/var/lib/hf/last-run.json", SNAPSHOTS, metavar="PATH",
+    )  # fmt: skip
+    no_token: bool = option(
+        False, "Send no token, whatever the environment holds.", "--no-token", AUTH
+    )
+
+
 def doc_of(each: Field[Any]) -> Doc:
     doc: Doc = each.metadata["doc"]
     return doc
@@ -325,4 +345,23 @@ def default_of(each: Field[Any]) -> Any:
     return None if each.default is MISSING else each.default
 
 
-DEFAULTS = FetchOptions()
+def flag_of(each: Field[Any]) -> str:
+    """The long flag of an option on the command line (`--full/--no-full` for a pair)."""
+    return doc_of(each).flag or f"--{each.name.replace('_', '-')}"
+
+
+# How the command line spells what the library names `in_backquotes`: each option's flag, and
+# what only the command line has.
+FLAGS: dict[str, str] = {
+    **{each.name: flag_of(each).split("/")[0] for each in fields(FetchOptions)},
+    "output": "-o/--output",
+    "full=False": "--no-full",
+    "token=False": "--no-token",
+    "fields": "--fields",
+}
+_NAMED = re.compile(r"`([a-z_]+(?:=False)?)`")
+
+
+def as_flags(text: str) -> str:
+    """A library text with its options named as the command line spells them (for the CLI)."""
+    return _NAMED.sub(lambda m: FLAGS.get(m.group(1), m.group(0)), text)

@@ -29,7 +29,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from hfharvest.errors import TransientResponseError, WaitTooLongError
+from hfharvest.errors import TransientResponseError, UsageError, WaitTooLongError
 from hfharvest.pacing import ratelimit_reset
 
 log = logging.getLogger("hfharvest")
@@ -59,6 +59,32 @@ class RetryPolicy:
     backoff_base: float = 1.0
     backoff_max: float = 30.0
     max_wait: float = 300.0
+
+    @classmethod
+    def from_environment(
+        cls, retries: int, max_wait: float, environ: Mapping[str, str]
+    ) -> RetryPolicy:
+        """The backoff base and cap are reachable from the environment, so that subprocess
+        tests run without waiting (`HFHARVEST_BACKOFF_BASE`, `HFHARVEST_BACKOFF_MAX`)."""
+        return cls(
+            retries=retries,
+            backoff_base=_env_seconds(environ, "HFHARVEST_BACKOFF_BASE", cls.backoff_base),
+            backoff_max=_env_seconds(environ, "HFHARVEST_BACKOFF_MAX", cls.backoff_max),
+            max_wait=max_wait,
+        )
+
+
+def _env_seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    text = environ.get(name)
+    if text is None or not text.strip():
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise UsageError(f"{name} must be a number of seconds, not {text!r}")
+    return value
 
 
 def retry_after_seconds(value: str, now: datetime | None = None) -> float | None:

@@ -204,12 +204,7 @@ def _transport(options: FetchOptions, environ: Mapping[str, str]) -> Transport:
     return Transport(
         endpoint=endpoint,
         timeout=options.timeout,
-        retry=RetryPolicy(
-            retries=options.retries,
-            backoff_base=_env_seconds(environ, "HFHARVEST_BACKOFF_BASE", RetryPolicy.backoff_base),
-            backoff_max=_env_seconds(environ, "HFHARVEST_BACKOFF_MAX", RetryPolicy.backoff_max),
-            max_wait=options.max_wait,
-        ),
+        retry=RetryPolicy.from_environment(options.retries, options.max_wait, environ),
         max_rps=options.max_rps,
         token=token,
     )
@@ -279,19 +274,6 @@ def _endpoint(url: str) -> str:
             value=url,
         )  # fmt: skip
     return url.rstrip("/")
-
-
-def _env_seconds(environ: Mapping[str, str], name: str, default: float) -> float:
-    text = environ.get(name)
-    if text is None or not text.strip():
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if value < 0:
-        raise UsageError(f"{name} must be a number of seconds, not {text!r}")
-    return value
 
 
 def _manifest(options: FetchOptions, output: OutputTarget) -> Path | None:

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from hfharvest.cli import Terminated, app
+from hfharvest.boundary import Terminated
+from hfharvest.cli import app
 from hfharvest.testing import HubEmulator, make_catalog
 from hfharvest.testing.catalog import Catalog
 

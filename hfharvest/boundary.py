@@ -1,0 +1,73 @@
+"""The one error boundary: every way a command can end, turned into one message and an exit code.
+
+A failure is one line naming the cause and at most one line of hint, through `Report` (so the
+token is masked and options are named as flags); no traceback unless `--debug`. The project's own
+errors carry their exit code; a signal, a closed stdout and anything unexpected get theirs here.
+Used by `cli.py` alone.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable
+
+from hfharvest.errors import ExitCode, HarvestError, UsageError
+from hfharvest.options import as_flags
+from hfharvest.report import Report
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that open files are cleaned up on the way out."""
+
+
+def guarded(
+    report: Report,
+    body: Callable[[], int],
+    *,
+    debug: bool,
+    command: str,
+    on_stop: Callable[[], str | None] = lambda: None,
+) -> tuple[int, str | None]:
+    """Run `body`; turn every way it can end badly into one message. Returns (exit code, error)."""
+    try:
+        return body(), None
+    except HarvestError as exc:
+        _show_traceback(report, debug)
+        usage_hint = f"see 'hfharvest {command} --help'" if isinstance(exc, UsageError) else None
+        failed = exc.exit_code == ExitCode.FAILED
+        report.failure(str(exc), exc.hint or (on_stop() if failed else usage_hint))
+        return exc.exit_code, as_flags(str(exc))
+    except (KeyboardInterrupt, Terminated) as exc:
+        name, code = (
+            ("SIGINT", ExitCode.SIGINT) if isinstance(exc, KeyboardInterrupt)
+            else ("SIGTERM", ExitCode.SIGTERM)
+        )  # fmt: skip
+        where = report.where_stopped()
+        message = f"stopped by {name}{f' during {where}' if where else ''}; no file was written"
+        report.failure(f"{message}, an earlier one is untouched", on_stop())
+        return code, message
+    except BrokenPipeError:
+        # The reader went away (`| head`): nothing more can be said on stdout, so stop quietly.
+        _silence_stdout()
+        return ExitCode.BROKEN_PIPE, "stdout was closed"
+    except Exception as exc:
+        _show_traceback(report, debug)
+        report.failure(
+            f"unexpected {type(exc).__name__}: {exc}",
+            "this is a bug in hfharvest; run again with --debug and report what it prints",
+        )
+        return ExitCode.FAILED, f"{type(exc).__name__}: {exc}"
+
+
+def _show_traceback(report: Report, debug: bool) -> None:
+    if debug:
+        report.line(traceback.format_exc().rstrip())
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot raise again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
