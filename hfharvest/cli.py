@@ -7,6 +7,7 @@ most one line of hint, and the exit code documented in the README.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import inspect
 import os
@@ -23,7 +24,8 @@ import typer
 from hfharvest import __version__
 from hfharvest.boundary import Terminated, guarded
 from hfharvest.diff import DEFAULT_IGNORED, diff_snapshots
-from hfharvest.errors import ExitCode, HarvestError
+from hfharvest.errors import ExitCode, HarvestError, SideFileError
+from hfharvest.files import check_writable
 from hfharvest.manifest import build_stats, write_json
 from hfharvest.options import (
     FetchOptions,
@@ -147,12 +149,22 @@ def fetch(**given: Any) -> None:
     resolved: list[Settings] = []
     ended: list[Outcome] = []
 
+    stats_writable: list[bool] = []
+
     def harvest() -> int:
+        process.check()
+        if stats_json is not None:
+            check_writable(stats_json, "stats_json")
+            stats_writable.append(True)
         settings = resolve(options, os.environ, now=started)
         resolved.append(settings)
         report.secret = settings.transport.token.value if settings.transport.token else None
+        beside_records = settings.output.path is None and sys.stdout.isatty()
+        walking = report.walking(
+            settings, every=process.progress_every, beside_records=beside_records
+        )
         try:
-            with report.walking(settings) as observer:
+            with walking as observer:
                 ended.append(run_fetch(settings, sys.stdout.buffer, observer))
         except HarvestError as exc:
             if exc.outcome is not None:
@@ -169,16 +181,31 @@ def fetch(**given: Any) -> None:
         return None
 
     code, error = guarded(report, harvest, debug=debug, command="fetch", on_stop=resume_hint)
-    if stats_json is not None:
+    if stats_json is not None and stats_writable:  # else that is what was refused
         settings = resolved[0] if resolved else None
         document = build_stats(settings, ended[0] if ended else None, code, error, started)
-
-        def write_stats() -> int:
-            write_json(stats_json, document)
-            return code
-
-        code, _ = guarded(report, write_stats, debug=debug, command="fetch")
+        code = _write_stats(report, stats_json, document, code, debug=debug)
     raise typer.Exit(code)
+
+
+def _write_stats(
+    report: Report, path: Path, document: dict[str, Any], code: int, *, debug: bool
+) -> int:
+    """The stats file, on every exit: when it fails after data was written, exit 5; after a
+    failure, the failure's own code stands (and the stats file's trouble is said)."""
+
+    def write_stats() -> int:
+        write_json(path, document)
+        return code
+
+    wrote_data = code in (ExitCode.COMPLETE, ExitCode.PARTIAL)
+    if wrote_data:
+        return guarded(report, write_stats, debug=debug, command="fetch")[0]
+    with contextlib.suppress(SideFileError):
+        write_json(path, document)
+        return code
+    report.failure(f"cannot write `stats_json` {path} either")
+    return code
 
 
 fetch.__signature__ = _fetch_signature()  # type: ignore[attr-defined]  # what typer reads

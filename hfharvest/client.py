@@ -10,6 +10,7 @@ or malformed) is fetched again like any transient failure, on whatever page it c
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +40,7 @@ from hfharvest.retry import (
     describe_failure,
 )
 from hfharvest.settings import Transport
+from hfharvest.sizing import PageSize, limit_of, without_limit
 
 MAX_REDIRECTS = 5
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -55,6 +57,7 @@ class Page:
     entries: list[Any]
     next_url: str | None
     rate_policy: str | None = None  # the RateLimit-Policy header: the quota and its window
+    resized: int = 0  # how often its size was halved before it came (a deep timeout)
 
 
 class BearerToken(requests.auth.AuthBase):
@@ -123,21 +126,30 @@ class HubClient:
         self.session.close()
 
     def pages(
-        self, url: str, *, label: str = "", on_retry: Callable[[], None] = lambda: None
+        self,
+        url: str,
+        *,
+        label: str = "",
+        on_retry: Callable[[], None] = lambda: None,
+        page_size: int | None = None,
     ) -> Iterator[Page]:
         """Yield the pages of one walk from `url` on, following each page's next link.
 
         A page is fetched only when the next one is asked for, so a walk that has what it needs
         simply stops asking. `label` names the walk in retry messages ("sort likes").
+        `page_size` is the size asked for (default: as `url` says); a deep page that times out
+        is asked again smaller (see `sizing`).
         """
         next_url: str | None = url
-        fetched: set[str] = set()
+        fetched: set[str] = set()  # the pages' URLs less their size: a resized page is the same
+        size = PageSize(page_size if page_size is not None else limit_of(url))
         while next_url is not None:
-            fetched.add(next_url)
+            fetched.add(without_limit(next_url))
             where = f"{label}, page {len(fetched)}" if label else ""
-            page = self.get_page(next_url, on_retry, describe=where)
+            page = self.get_page(next_url, on_retry, describe=where, size=size)
+            size.succeeded()
             yield page
-            if page.next_url in fetched:
+            if page.next_url is not None and without_limit(page.next_url) in fetched:
                 raise CursorLoopError(
                     f"the Hub's next link repeats a page already fetched ({page.next_url}); "
                     "stopping instead of looping"
@@ -145,17 +157,32 @@ class HubClient:
             next_url = page.next_url
 
     def get_page(
-        self, url: str, on_retry: Callable[[], None] = lambda: None, *, describe: str = ""
+        self,
+        url: str,
+        on_retry: Callable[[], None] = lambda: None,
+        *,
+        describe: str = "",
+        size: PageSize | None = None,
     ) -> Page:
         policy = self.transport.retry
+        resized = 0
+
+        def attempt() -> Page:
+            nonlocal resized
+            try:
+                return self._page_or_raise(self._follow_redirects(size.url(url) if size else url))
+            except (requests.Timeout, TransientResponseError) as exc:
+                timed_out = not isinstance(exc, TransientResponseError) or exc.status == 504
+                if timed_out and size is not None and size.halve():
+                    resized += 1  # the retry asks for the same cursor, half as many
+                raise
+
         try:
-            return call_with_retries(
-                lambda: self._page_or_raise(self._follow_redirects(url)),
-                policy,
-                describe=describe or f"GET {url}",
-                on_retry=on_retry,
+            page = call_with_retries(
+                attempt, policy, describe=describe or f"GET {url}", on_retry=on_retry,
                 sleep=self._sleep,
-            )
+            )  # fmt: skip
+            return dataclasses.replace(page, resized=resized) if resized else page
         except requests.RequestException as exc:
             attempts = policy.retries + 1
             cause = describe_failure(exc)

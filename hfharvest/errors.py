@@ -11,6 +11,7 @@ walks have begun, the `outcome` so far.
 from __future__ import annotations
 
 from enum import IntEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ class ExitCode(IntEnum):
     REFUSED = 2  # before any request: a bad option, environment or output path
     PARTIAL = 3  # a sort failed and allow_partial was given
     TOO_FEW = 4  # fewer than min_count records: nothing written
+    SIDE_FILE = 5  # the data was written; a side file (manifest, stats) could not be
     SIGINT = 130
     BROKEN_PIPE = 141
     SIGTERM = 143
@@ -118,6 +120,21 @@ class TooFewRecordsError(HarvestError):
 
 class OutputError(HarvestError):
     """Writing the output failed after the harvest (disk full, I/O error)."""
+
+
+class SideFileError(HarvestError):
+    """The data file is in place, but a side file (the manifest, the stats) could not be
+    written (exit 5). `path` is the side file."""
+
+    exit_code = ExitCode.SIDE_FILE
+
+    def __init__(self, path: Path, error: OSError) -> None:
+        reason = error.strerror or str(error)
+        super().__init__(
+            f"the data was written, {path} not: {reason}",
+            hint="free some space or fix the folder; the data file is complete",
+        )
+        self.path = path
 
 
 class SnapshotError(HarvestError):

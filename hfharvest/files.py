@@ -9,9 +9,39 @@ import contextlib
 import glob
 import os
 import secrets
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+from hfharvest.errors import UsageError
+
+
+def check_writable(path: Path, parameter: str) -> None:
+    """Fail before any request when a file could not be written at the end: its folder made,
+    and a file tried in it. `parameter` names the option that gave the path."""
+    if path.is_dir():
+        raise UsageError(
+            f"`{parameter}` {path} is a folder; name a file inside it",
+            parameter=parameter, value=path,
+        )  # fmt: skip
+    blocker = next((p for p in path.parents if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise UsageError(
+            f"`{parameter}`: {blocker} is not a folder", parameter=parameter, value=path,
+            hint="choose a path in a folder",
+        )  # fmt: skip
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as exc:
+        raise UsageError(
+            f"`{parameter}`: cannot write to {path.parent}: {exc.strerror or exc}",
+            parameter=parameter,
+            value=path,
+            hint="choose a folder you can write to",
+        ) from exc
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from hfharvest import __version__
+from hfharvest.errors import ExitCode, SideFileError
 from hfharvest.files import atomic_file
 from hfharvest.outcome import Outcome
 from hfharvest.settings import Settings
@@ -46,10 +47,12 @@ def build_manifest(settings: Settings, outcome: Outcome) -> dict[str, Any]:
         "started": _stamp(settings.started),
         "ended": _stamp(outcome.ended),
         "resumed": outcome.resumed,
+        "pages_before": outcome.pages_before,
         "status": outcome.status,
         "failed": {s.sort: s.error for s in outcome.failed},
         "sorts": outcome.sorts(),
         "unique": outcome.unique,
+        "empty": outcome.unique == 0,
         "output": {
             "path": str(written.path) if written and written.path else "-",
             "format": settings.output.format,
@@ -69,7 +72,7 @@ def build_stats(
     started: datetime,
 ) -> dict[str, Any]:
     """The `--stats-json` document, for any way the run ended (`outcome` None: before walks)."""
-    complete = outcome is not None and exit_code in (0, 3)
+    complete = outcome is not None and exit_code in (ExitCode.COMPLETE, ExitCode.PARTIAL)
     return {
         "tool": "hfharvest",
         "version": __version__,
@@ -87,6 +90,10 @@ def build_stats(
 
 
 def write_json(path: Path, document: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(path) as stream:
-        stream.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+    """A side file, written once the data is in place: a failure is a `SideFileError`."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(path) as stream:
+            stream.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+    except OSError as exc:
+        raise SideFileError(path, exc) from exc

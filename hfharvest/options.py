@@ -230,10 +230,19 @@ class FetchOptions:
     state: Path | None = option(
         None,
         "Keep what the walks need to resume here (and in PATH.spool); the same command "
-        "run again goes on where it stopped; removed once complete.",
+        "run again goes on where it stopped; removed once every walk is done.",
         "models.state",
         SNAPSHOTS,
         metavar="PATH",
+    )
+    state_max_age: float = option(
+        12.0,
+        "A `state` begun longer ago than this is not resumed: the walks start over (with a "
+        "warning), so a half walk of yesterday never becomes today's snapshot.",
+        "6",
+        SNAPSHOTS,
+        metavar="HOURS",
+        check=_positive,
     )
     min_count: int | None = option(
         None,
@@ -311,10 +320,7 @@ class FetchOptions:
 
     def check(self) -> None:
         """Each option's own check; raises `UsageError` naming the first one at fault."""
-        for each in fields(self):
-            doc = doc_of(each)
-            if doc.check is not None:
-                doc.check(each.name, getattr(self, each.name))
+        check_each(self)
 
 
 @dataclass(frozen=True)
@@ -335,6 +341,26 @@ class ProcessOptions:
         False, "Send no token, whatever the environment holds.", "--no-token", AUTH
     )
 
+    progress_every: float = option(
+        30.0,
+        "When stderr is no terminal (cron), a progress line this often; 0: none.",
+        "300",
+        OUTPUT,
+        metavar="SECONDS",
+        check=_not_negative,
+    )
+
+    def check(self) -> None:
+        check_each(self)
+
+
+def check_each(table: Any) -> None:
+    """Each option's own check, for a table of options; the first at fault raises."""
+    for each in fields(table):
+        doc = doc_of(each)
+        if doc.check is not None:
+            doc.check(each.name, getattr(table, each.name))
+
 
 def doc_of(each: Field[Any]) -> Doc:
     doc: Doc = each.metadata["doc"]
@@ -353,7 +379,11 @@ def flag_of(each: Field[Any]) -> str:
 # How the command line spells what the library names `in_backquotes`: each option's flag, and
 # what only the command line has.
 FLAGS: dict[str, str] = {
-    **{each.name: flag_of(each).split("/")[0] for each in fields(FetchOptions)},
+    **{
+        each.name: flag_of(each).split("/")[0]
+        for table in (FetchOptions, ProcessOptions)
+        for each in fields(table)
+    },
     "output": "-o/--output",
     "full=False": "--no-full",
     "token=False": "--no-token",

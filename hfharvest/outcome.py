@@ -16,7 +16,7 @@ from hfharvest.output import Written
 # What a `--state` keeps of each walk to resume it (the rest is known only once walks end).
 RESUME_FIELDS = (
     "next_url", "returned", "skipped", "pages", "retries", "seconds", "done", "reached_end",
-    "below_bound", "stopped_by",
+    "below_bound", "stopped_by", "resized",
 )  # fmt: skip
 
 
@@ -41,6 +41,7 @@ class SortStats:
     error: str | None = None
     below_bound: int = 0
     stopped_by: str | None = None
+    resized: int = 0  # pages asked again at half the size after a deep timeout (retries too)
     next_url: str | None = None
     done: bool = False
 
@@ -70,6 +71,7 @@ class Outcome:
     written: Written | None = None
     resumed: bool = False
     ended: datetime | None = None
+    pages_before: int = 0  # a resumed run: the pages its walks had done before it
 
     @property
     def failed(self) -> tuple[SortStats, ...]:

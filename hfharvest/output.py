@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,7 +28,7 @@ from typing import Literal, NamedTuple, Protocol
 import orjson
 
 from hfharvest.errors import OutputError, UsageError
-from hfharvest.files import atomic_file
+from hfharvest.files import atomic_file, check_writable
 
 OutputFormat = Literal["json", "jsonl"]
 
@@ -61,7 +60,7 @@ def resolve_target(
     inner_suffix = Path(path.stem).suffix if gzip else path.suffix
     if fmt is None:
         fmt = "json" if inner_suffix == ".json" else "jsonl"
-    _check_writable(path)
+    check_writable(path, "output")
     return OutputTarget(path, "json" if fmt == "json" else "jsonl", gzip, template)
 
 
@@ -83,25 +82,6 @@ def _fill_in(template: str, moment: datetime, repo_type: str) -> str:
             parameter="output",
             value=template,
         ) from None
-
-
-def _check_writable(path: Path) -> None:
-    """Fail before any request when the output could not be written at the end."""
-    if path.is_dir():
-        raise UsageError(
-            f"`output` {path} is a folder; name a file inside it", parameter="output", value=path
-        )
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path.parent):
-            pass
-    except OSError as exc:
-        raise UsageError(
-            f"`output`: cannot write to {path.parent}: {exc.strerror or exc}",
-            parameter="output",
-            value=path,
-            hint="choose a folder you can write to",
-        ) from exc
 
 
 class Encoded(NamedTuple):

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
@@ -25,28 +28,69 @@ from hfharvest.settings import Settings
 
 
 class _Tracker:
-    """Remembers how far each walk got, to say where a run stopped; draws nothing."""
+    """Remembers how far each walk got, to say where a run stopped and how fast; draws nothing."""
 
-    def __init__(self, sorts: tuple[str, ...] = ()) -> None:
+    def __init__(self, sorts: tuple[str, ...] = (), limit: int | None = None) -> None:
         self.latest: dict[str, tuple[int, int]] = dict.fromkeys(sorts, (0, 0))  # in sort order
+        self._limit = limit
+        self._began = time.monotonic()
 
     def page_done(self, sort: str, returned: int, pages: int) -> None:
         self.latest[sort] = (returned, pages)
+
+    def pace(self, sort: str) -> str:
+        """The walk's rate, and with a limit how far along it is and when it should be done."""
+        returned, _ = self.latest[sort]
+        elapsed = max(time.monotonic() - self._began, 1e-9)
+        rate = returned / elapsed
+        text = f"{rate:,.0f}/s"
+        if self._limit:
+            share = min(returned / self._limit, 1.0)
+            left = (self._limit - returned) / rate if rate and share < 1 else 0.0
+            text += f", {share:.0%}, ETA {_clock(left)}"
+        return text
+
+
+class _Lines(_Tracker):
+    """A progress line every `every` seconds, for a log file (cron): stderr is no terminal."""
+
+    def __init__(self, report: Report, every: float, sorts: tuple[str, ...], limit: int | None):
+        super().__init__(sorts, limit)
+        self._report, self._every = report, every
+        self._next = time.monotonic() + every
+        self._lock = threading.Lock()
+
+    def page_done(self, sort: str, returned: int, pages: int) -> None:
+        super().page_done(sort, returned, pages)
+        with self._lock:
+            now = time.monotonic()
+            if now < self._next:
+                return
+            self._next = now + self._every
+            walks = "; ".join(
+                f"{name} {count:,} returned, {done:,} pages ({self.pace(name)})"
+                for name, (count, done) in self.latest.items()
+            )
+            self._report.line(f"hfharvest: progress {_clock(now - self._began)}: {walks}")
 
 
 class _ProgressObserver(_Tracker):
     """A live line per walk, on a terminal."""
 
     def __init__(self, progress: Progress, sorts: tuple[str, ...], limit: int | None) -> None:
-        super().__init__(sorts)
+        super().__init__(sorts, limit)
         self._progress = progress
         self._tasks = {
-            sort: progress.add_task(sort, total=limit, returned=0, pages=0) for sort in sorts
+            sort: progress.add_task(sort, total=limit, returned=0, pages=0, pace="")
+            for sort in sorts
         }
 
     def page_done(self, sort: str, returned: int, pages: int) -> None:
         super().page_done(sort, returned, pages)
-        self._progress.update(self._tasks[sort], completed=returned, returned=returned, pages=pages)
+        self._progress.update(
+            self._tasks[sort], completed=returned, returned=returned, pages=pages,
+            pace=self.pace(sort),
+        )  # fmt: skip
 
 
 class Report:
@@ -88,8 +132,9 @@ class Report:
         if hint:
             self.line(f"hint: {hint}")
 
-    def warning(self, message: str) -> None:
-        if not self.quiet:
+    def warning(self, message: str, *, always: bool = False) -> None:
+        """A warning; `always`: one about the result itself, which `--quiet` does not hide."""
+        if always or not self.quiet:
             self.line(f"hfharvest: warning: {message}")
 
     def capture_logs(self, *, debug: bool) -> None:
@@ -106,10 +151,19 @@ class Report:
             logger.propagate = not routed
 
     @contextmanager
-    def walking(self, settings: Settings) -> Iterator[Observer]:
-        """A live progress display per walk, on a terminal and unless `--quiet`."""
-        if self.quiet or not self.stream.isatty():
-            self._tracker = _Tracker(settings.query.sorts)
+    def walking(
+        self, settings: Settings, *, every: float = 30.0, beside_records: bool = False
+    ) -> Iterator[Observer]:
+        """Progress while walking, unless `--quiet`: live lines on a terminal, else a line every
+        `every` seconds (0: none). `beside_records`: the records go to this same terminal, where
+        progress would land among them, so there is none."""
+        sorts, limit = settings.query.sorts, settings.query.limit
+        if self.quiet or beside_records or not (self.stream.isatty() or every):
+            self._tracker = _Tracker(sorts, limit)
+            yield self._tracker
+            return
+        if not self.stream.isatty():
+            self._tracker = _Lines(self, every, sorts, limit)
             yield self._tracker
             return
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -119,12 +173,13 @@ class Report:
             TextColumn("[bold]{task.description:<14}"),
             TextColumn("{task.fields[returned]:>9,} returned"),
             TextColumn("{task.fields[pages]:>6,} pages"),
+            TextColumn("{task.fields[pace]}"),
             TimeElapsedColumn(),
             console=self.console,
             transient=True,
         )
         with progress:
-            self._tracker = _ProgressObserver(progress, settings.query.sorts, settings.query.limit)
+            self._tracker = _ProgressObserver(progress, sorts, limit)
             yield self._tracker
 
     def where_stopped(self) -> str:
@@ -160,16 +215,18 @@ class Report:
             padding=0,  # the box's own divider leaves a space between columns: nine fit in 80
         )
         bounded = bool(settings.bounds)  # the column only where it can count something
+        resized = any(stats.resized for stats in result.stats)
         columns = ["returned", "new", "duplicates", "skipped", *(["below"] if bounded else []),
-                   "pages", "retries", "seconds"]  # fmt: skip
+                   "pages", *(["resized"] if resized else []), "retries", "seconds"]  # fmt: skip
         # The longest sort name whole, so that nine columns still fit in 80 characters uncut.
         table.add_column("sort", no_wrap=True, min_width=len("trendingScore"))
         for name in columns:
             table.add_column(name, justify="right")
         for stats in result.stats:
             below = [stats.below_bound] if bounded else []
+            smaller = [stats.resized] if resized else []
             counts = [stats.returned, stats.new, stats.duplicates, stats.skipped, *below,
-                      stats.pages, stats.retries]  # fmt: skip
+                      stats.pages, *smaller, stats.retries]  # fmt: skip
             table.add_row(stats.sort, *(f"{n:,}" for n in counts), f"{stats.seconds:.1f}")
         table.add_section()
         table.add_row("unique", "", f"{result.unique:,}", *[""] * (len(columns) - 2))
@@ -180,6 +237,34 @@ class Report:
                 self.line(f"{stats.sort}: stopped at `{name}` {value} (what follows is lower)")
         for stats in result.failed:
             self.warning(f"sort {stats.sort} failed: {stats.error}")
+        if result.resumed:
+            now = sum(stats.pages for stats in result.stats) - result.pages_before
+            self.line(f"resumed: {result.pages_before:,} pages done before this run, {now:,} in it")
+        written, seconds = result.written, (datetime.now(UTC) - settings.started).total_seconds()
+        if written is not None:
+            where = str(written.path) if written.path else "stdout"
+            self.line(
+                f"wrote {where}: {written.records:,} records, {_size(written.bytes)} "
+                f"in {_clock(seconds)}"
+            )
+
+
+def _size(count: int) -> str:
+    """A size as a person reads it: 812 bytes, 4.2 MB."""
+    if count < 1000:
+        return f"{count:,} bytes"
+    value, unit = count / 1000, "KB"
+    for larger in ("MB", "GB"):
+        if value < 1000:
+            break
+        value, unit = value / 1000, larger
+    return f"{value:,.1f} {unit}"
+
+
+def _clock(seconds: float) -> str:
+    """h:mm:ss, as a person reads a duration."""
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
 def _movers_table(counter: str, movers: list[tuple[int, str, int, int]]) -> Table:
@@ -204,6 +289,6 @@ class _ReportHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         message = self.format(record)
         if record.levelno >= logging.WARNING:
-            self._report.warning(message)
+            self._report.warning(message, always=getattr(record, "result", False))
         else:
             self._report.line(f"hfharvest: debug: {message}")

@@ -30,6 +30,9 @@ from hfharvest.state import StateStore
 from hfharvest.walk import PageSource, Walk, WalkPage, WalkPlan
 
 log = logging.getLogger("hfharvest")
+# A warning about the result itself (a state resumed or discarded, nothing found): shown even
+# when the CLI is told to be quiet.
+RESULT = {"result": True}
 
 # Makes a walk's page source, given the walk's sleep (which a cancel cuts short).
 SourceFactory = Callable[[Callable[[float], None]], PageSource]
@@ -61,8 +64,9 @@ def run_fetch(
         if exc.outcome is None:
             exc.outcome = runs.outcome
         raise
-    if store is not None and not outcome.failed:
-        store.remove()
+    finally:
+        if store is not None:
+            store.close()
     return outcome
 
 
@@ -89,9 +93,21 @@ def _walk_and_write(
 
 
 def _open_state(settings: Settings) -> StateStore | None:
+    """The `--state` to walk with: a fresh one, or the one its job left, said on stderr."""
     if settings.state is None:
         return None
-    return StateStore.open(settings.state, settings.job(), settings.query.sorts, settings.bounds)
+    store = StateStore.open(
+        settings.state, settings.job(), settings.query.sorts, settings.bounds,
+        now=settings.started, max_age=settings.state_max_age,
+    )  # fmt: skip
+    if store.discarded is not None:
+        log.warning("`state` %s not resumed: %s; the walks start over", settings.state,
+                    store.discarded, extra=RESULT)  # fmt: skip
+    elif store.resumed:
+        done = ", ".join(f"{sort} {p.pages:,}" for sort, p in store.progress.items())
+        log.warning("resuming `state` %s: pages done before this run: %s", settings.state,
+                    done, extra=RESULT)  # fmt: skip
+    return store
 
 
 class _Runs:
@@ -117,10 +133,12 @@ class _Runs:
         )
         query = settings.query
         self.plans = [
-            WalkPlan(sort, settings.first_url(sort), query.repo_type, query.limit, settings.bounds)
-            for sort in query.sorts
+            WalkPlan(sort, url, query.repo_type, query.limit, settings.bounds, query.page_limit)
+            for sort, url in ((sort, settings.first_url(sort)) for sort in query.sorts)
         ]
+        self._store = store
         self.resumed = store is not None and store.resumed
+        self.pages_before = store.pages_before if store else 0
         # Each walk's counts, page by page: where a resumed walk starts, then its latest page's.
         self.last = [store.progress[s] if store else SortStats(s) for s in query.sorts]
         self.failures: list[BaseException] = []  # in the order they happened
@@ -152,8 +170,10 @@ class _Runs:
             self._cancel.set()
         if self._stop is not None and self._stop.is_set():
             raise Cancelled
+        if self._store is not None and all(stats.done for stats in self.last):
+            self._store.remove()  # whatever the guards decide: the next run walks afresh
         stats, unique = merge.counted(self.last)
-        self.outcome = Outcome(stats, unique, resumed=self.resumed)
+        self.outcome = Outcome(stats, unique, resumed=self.resumed, pages_before=self.pages_before)
         self._guard(self.outcome)
 
     def wrote(self, written: Written) -> Outcome:
@@ -175,8 +195,8 @@ class _Runs:
             )
             with self._lock:
                 self.failures.append(exc)
-            if not self.settings.allow_partial:
-                self._cancel.set()
+            if not self.settings.allow_partial or isinstance(exc, BrokenPipeError):
+                self._cancel.set()  # a closed stdout ends the run, partial or not
             return
         limit, stats = walk.plan.limit, self.last[index]
         if limit is not None and not stats.reached_end:
@@ -194,6 +214,11 @@ class _Runs:
     def _guard(self, outcome: Outcome) -> None:
         """Refuse to write what must not replace yesterday's snapshot."""
         settings = self.settings
+        closed = [error for error in self.failures if isinstance(error, BrokenPipeError)]
+        if closed:
+            raise closed[0]
+        if outcome.unique == 0 and not self.failures:
+            log.warning("%s", _nothing_found(settings), extra=RESULT)
         if settings.min_count is not None and outcome.unique < settings.min_count:
             raise TooFewRecordsError(
                 f"only {outcome.unique:,} unique {settings.query.repo_type}s came back, fewer "
@@ -203,6 +228,23 @@ class _Runs:
         all_failed = len(outcome.failed) == len(outcome.stats)
         if self.failures and (not settings.allow_partial or all_failed):
             raise self.failures[0]
+
+
+def _nothing_found(settings: Settings) -> str:
+    """The empty result's warning: what was asked, so that a typo shows."""
+    query = settings.query
+    asked = [
+        (name, value) for name, value in (
+            ("search", query.search), ("author", query.author),
+            ("filter", ", ".join(query.filters)), ("pipeline_tag", query.pipeline_tag),
+            ("inference_provider", ", ".join(query.inference_providers)),
+        ) if value
+    ]  # fmt: skip
+    sent = "; ".join(f"`{name}` {value}" for name, value in asked) or "no filter"
+    return (
+        f"no {query.repo_type}s came back ({sent}): check the names; `min_count` makes an "
+        "empty result a failure"
+    )
 
 
 def _unbounded(settings: Settings) -> list[str]:

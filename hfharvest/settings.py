@@ -5,22 +5,22 @@ them) and the environment into a frozen `Settings`, or raises `UsageError` namin
 fault (each option's own check is in the options table; the checks between options are here).
 Settings are made of small records: the `Query` (what is asked of the Hub), the `Transport` (how:
 endpoint, token, timeouts, retries, pacing) and the `OutputTarget`. A run's job identity, which
-a `--state` compares, is derived from them, never listed by hand. A request's URL is built here
-and nowhere else (`Settings.first_url`); later pages' come from the Hub's `Link` header.
+a `--state` compares, is derived from them, never listed by hand.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from hfharvest.auth import Token, refuse_clear_text, resolve_token
 from hfharvest.bounds import Bounds, parse_since
 from hfharvest.errors import OfflineError, UsageError
+from hfharvest.files import check_writable
 from hfharvest.hub import (
     ALL_FIELDS,
     DEFAULT_ENDPOINT,
@@ -33,59 +33,11 @@ from hfharvest.hub import (
 )
 from hfharvest.options import FetchOptions
 from hfharvest.output import OutputTarget, resolve_target
+from hfharvest.query import Query
 from hfharvest.retry import RetryPolicy
 
 DEFAULT_SORTS = ("likes", "downloads")
 _TRUE = {"1", "true", "yes", "on"}
-
-
-@dataclass(frozen=True)
-class Query:
-    """What is asked of the Hub: the listing, its filters, the fields, and how much of it."""
-
-    repo_type: RepoType
-    sorts: tuple[str, ...]
-    limit: int | None
-    page_size: int
-    search: str | None
-    author: str | None
-    filters: tuple[str, ...]
-    pipeline_tag: str | None
-    inference_providers: tuple[str, ...]
-    full: bool
-    expand: tuple[str, ...]  # when given, exactly the fields asked for (and `full` is False)
-
-    @property
-    def fields(self) -> tuple[str, ...]:
-        """The fields asked for, besides `_id` and `id`, as `expand` names them."""
-        return self.expand or fields_of(self.repo_type, full=self.full)
-
-    @property
-    def filtered(self) -> bool:
-        return bool(
-            self.search or self.author or self.filters or self.pipeline_tag
-            or self.inference_providers
-        )  # fmt: skip
-
-    def params(self, sort: str) -> list[tuple[str, str]]:
-        """The query of a walk's first page; later pages take theirs from the `Link` header."""
-        params: list[tuple[str, str]] = []
-        if self.search:
-            params.append(("search", self.search))
-        if self.author:
-            params.append(("author", self.author))
-        params.extend(("filter", tag) for tag in self.filters)
-        if self.pipeline_tag:
-            params.append(("pipeline_tag", self.pipeline_tag))
-        if self.inference_providers:
-            params.append(("inference_provider", ",".join(self.inference_providers)))
-        params.append(("sort", sort))
-        # A page larger than --limit would fetch entries the walk then throws away.
-        params.append(("limit", str(min(self.page_size, self.limit or self.page_size))))
-        if self.full:
-            params.append(("full", "true"))
-        params.extend(("expand", name) for name in self.expand)
-        return params
 
 
 @dataclass(frozen=True)
@@ -109,6 +61,7 @@ class Settings:
     raw: bool
     manifest: Path | None
     state: Path | None
+    state_max_age: timedelta
     min_count: int | None
     allow_partial: bool
     started: datetime
@@ -122,9 +75,8 @@ class Settings:
         return replace(query, full=False, expand=(*query.fields, *missing)) if missing else query
 
     def first_url(self, sort: str) -> str:
-        """The URL of a sort's first page: the one place a request's parameters are built."""
-        path = f"{self.transport.endpoint}/api/{self.query.repo_type}s"
-        return f"{path}?{urlencode(self.sent.params(sort))}"
+        """The URL of a sort's first page, as sent (later pages' come from the `Link` header)."""
+        return self.sent.url(self.transport.endpoint, sort)
 
     def job(self) -> dict[str, Any]:
         """What makes two runs the same job (a `--state` file is only taken up by its own job).
@@ -158,13 +110,18 @@ def resolve(
     bounds = Bounds(options.min_likes, options.min_downloads, _since(options.since, started))
     query = _query(options, bounds)
     output = resolve_target(options.output, options.format, started, query.repo_type)
+    manifest = _manifest(options, output)
+    for parameter, path in (("manifest", manifest), ("state", options.state)):
+        if path is not None:
+            check_writable(path, parameter)
     return Settings(
         query=query,
         transport=_transport(options, environ),
         output=output,
         raw=options.raw,
-        manifest=_manifest(options, output),
+        manifest=manifest,
         state=options.state,
+        state_max_age=timedelta(hours=options.state_max_age),
         min_count=options.min_count,
         allow_partial=options.allow_partial,
         started=started,

@@ -12,22 +12,29 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import asdict
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
+from hfharvest import __version__
 from hfharvest.bounds import Bounds
 from hfharvest.errors import UsageError
 from hfharvest.files import atomic_file, remove_leftovers
 from hfharvest.merge import Spool
 from hfharvest.outcome import SortStats
 
-STATE_VERSION = 3  # 3: the job named as the settings records name it, and the bounds kept
+STATE_VERSION = 4  # 4: when the state was begun, and by which hfharvest
 
 
 class StateStore:
-    """The `--state` file and its spool: created, resumed, committed after each page, removed."""
+    """The `--state` file and its spool: created, resumed, committed after each page, removed.
+
+    A state never outlives its walks: once every walk is done it is removed, whatever the run
+    then decides. One too old to trust (`max_age`, counted from its creation) or written by
+    another hfharvest is not resumed: `discarded` says why, and the walks start over.
+    """
 
     def __init__(
         self,
@@ -36,31 +43,41 @@ class StateStore:
         progress: dict[str, SortStats],
         spool: Spool,
         bounds: Bounds,
+        created: datetime,
     ) -> None:
         self.path = path
         self.job = dict(job)
         self.progress = progress
         self.spool = spool
         self.bounds = bounds  # those the walks began with: a resumed walk keeps them
+        self.created = created
+        self.discarded: str | None = None  # why an earlier state was not resumed
 
     @property
     def resumed(self) -> bool:
         return any(p.pages for p in self.progress.values())
 
+    @property
+    def pages_before(self) -> int:
+        """The pages the walks had done before this run (0 unless resumed)."""
+        return sum(p.pages for p in self.progress.values())
+
     @classmethod
     def open(
-        cls, path: Path, job: Mapping[str, Any], sorts: tuple[str, ...], bounds: Bounds
+        cls,
+        path: Path,
+        job: Mapping[str, Any],
+        sorts: tuple[str, ...],
+        bounds: Bounds,
+        *,
+        now: datetime,
+        max_age: timedelta,
     ) -> StateStore:
         """Start a new state, or take up the one at `path` if it belongs to the same job."""
         remove_leftovers(path)  # a commit cut short by kill -9
         spool_path = spool_path_for(path)
         if not path.exists():
-            spool_path.unlink(missing_ok=True)  # a spool with no state is a leftover
-            progress = {sort: SortStats(sort) for sort in sorts}
-            spool = Spool(_open_spool(spool_path), durable=True)
-            store = cls(path, job, progress, spool, bounds)
-            store.commit()
-            return store
+            return cls._fresh(path, job, sorts, bounds, now)
         saved = _load(path)
         differing = sorted(
             k for k in set(job) | set(saved["job"]) if job.get(k) != saved["job"].get(k)
@@ -72,6 +89,11 @@ class StateStore:
                 value=path,
                 hint="use another `state` file, or delete this one to start over",
             )
+        stale = _stale(saved, now, max_age)
+        if stale is not None:
+            store = cls._fresh(path, job, sorts, bounds, now)
+            store.discarded = stale
+            return store
         spool_file = _open_spool(spool_path)
         committed = int(saved["spool_length"])
         if spool_file.seek(0, os.SEEK_END) < committed:
@@ -83,8 +105,27 @@ class StateStore:
             )
         spool_file.truncate(committed)  # drop a page that was being written when it stopped
         progress = {sort: SortStats.resumed(sort, saved["sorts"][sort]) for sort in sorts}
-        stored = Bounds(**saved["bounds"])
-        return cls(path, job, progress, Spool(spool_file, durable=True), stored)
+        created = datetime.fromisoformat(saved["created"])
+        return cls(
+            path, job, progress, Spool(spool_file, durable=True), Bounds(**saved["bounds"]),
+            created,
+        )  # fmt: skip
+
+    @classmethod
+    def _fresh(
+        cls,
+        path: Path,
+        job: Mapping[str, Any],
+        sorts: tuple[str, ...],
+        bounds: Bounds,
+        now: datetime,
+    ) -> StateStore:
+        spool_path = spool_path_for(path)
+        spool_path.unlink(missing_ok=True)  # a spool with no state, or a discarded one's
+        progress = {sort: SortStats(sort) for sort in sorts}
+        store = cls(path, job, progress, Spool(_open_spool(spool_path), durable=True), bounds, now)
+        store.commit()
+        return store
 
     def commit(self, stats: SortStats | None = None) -> None:
         """Record a walk's progress (if given) and the spool length, all at once (a rename)."""
@@ -92,6 +133,8 @@ class StateStore:
             self.progress[stats.sort] = stats
         document = {
             "version": STATE_VERSION,
+            "hfharvest": __version__,
+            "created": self.created.isoformat(),
             "job": self.job,
             "bounds": asdict(self.bounds),
             "spool_length": self.spool.length,
@@ -101,10 +144,13 @@ class StateStore:
             stream.write(orjson.dumps(document, option=orjson.OPT_INDENT_2))
 
     def remove(self) -> None:
-        """After a successful run: nothing is left to resume."""
-        self.spool.close()
+        """Once every walk is done: nothing is left to resume. The spool's file stays open (and
+        readable) until `close`, for the merge to write from."""
         spool_path_for(self.path).unlink(missing_ok=True)
         self.path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        self.spool.close()
 
 
 def spool_path_for(state: Path) -> Path:
@@ -116,20 +162,27 @@ def _open_spool(path: Path) -> IO[bytes]:
     return open(fd, "r+b")  # noqa: PTH123 (a file descriptor, not a path)
 
 
+def _stale(saved: dict[str, Any], now: datetime, max_age: timedelta) -> str | None:
+    """Why a state of this job must not be resumed, if it must not."""
+    if saved.get("version") != STATE_VERSION or saved.get("hfharvest") != __version__:
+        written_by = saved.get("hfharvest") or "an earlier hfharvest"
+        return f"it was written by {written_by}, not hfharvest {__version__}"
+    created = datetime.fromisoformat(saved["created"])
+    if now - created > max_age:
+        hours = (now - created).total_seconds() / 3600
+        return f"it was begun {hours:.1f} hours ago, more than `state_max_age` allows"
+    return None
+
+
 def _load(path: Path) -> dict[str, Any]:
     try:
         saved: dict[str, Any] = orjson.loads(path.read_bytes())
-        if saved.get("version") != STATE_VERSION:
-            version = saved.get("version")
-            raise ValueError(f"state version {version}; this hfharvest reads {STATE_VERSION}")
         missing = {"job", "sorts", "spool_length", "bounds"} - saved.keys()
         if missing:
             raise ValueError(f"no {', '.join(sorted(missing))}")
     except (OSError, ValueError, AttributeError) as exc:
         raise UsageError(
-            f"`state` {path} cannot be read ({exc})",
-            parameter="state",
-            value=path,
+            f"`state` {path} cannot be read ({exc})", parameter="state", value=path,
             hint="delete it (and its .spool) to start over",
-        ) from exc
+        ) from exc  # fmt: skip
     return saved

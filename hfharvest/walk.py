@@ -24,7 +24,12 @@ class PageSource(Protocol):
     """Where a walk's pages come from: `HubClient`, or a few lines of fake in a test."""
 
     def pages(
-        self, url: str, *, label: str = ..., on_retry: Callable[[], None] = ...
+        self,
+        url: str,
+        *,
+        label: str = ...,
+        on_retry: Callable[[], None] = ...,
+        page_size: int | None = ...,
     ) -> Iterator[Page]: ...
 
     def close(self) -> None: ...
@@ -56,6 +61,7 @@ class WalkPlan:
     repo_type: str
     limit: int | None
     bounds: Bounds
+    page_size: int
 
     @property
     def bound(self) -> WalkBound | None:
@@ -82,7 +88,9 @@ class Walk:
         plan, stats = self.plan, self.start
         url = stats.next_url or plan.first_url
         began = time.monotonic()
-        pages = self._source.pages(url, label=f"sort {plan.sort}", on_retry=self.count_retry)
+        pages = self._source.pages(
+            url, label=f"sort {plan.sort}", on_retry=self.count_retry, page_size=plan.page_size
+        )
         try:
             for page in pages:
                 records, stats = self._take(page, stats)
@@ -128,6 +136,7 @@ class Walk:
             skipped=stats.skipped + skipped,
             below_bound=stats.below_bound + below,
             pages=stats.pages + 1,
+            resized=stats.resized + page.resized,
             next_url=page.next_url,
             reached_end=page.next_url is None and len(entries) == len(page.entries),
             stopped_by=bound.option if crossed and bound is not None else stats.stopped_by,

@@ -6,8 +6,10 @@ the package into another. Import time is excluded: the package is imported, and 
 before the trace starts; the emulator's own modules (`hfharvest.testing`) are not counted.
 
 Prints: the package's modules entered (of how many), the distinct calls between modules (hops:
-caller function -> callee function across a module boundary), and the distinct pairs of modules
-calling each other, each pair listed. Usage: `.venv/bin/python scripts/trace_fetch.py`.
+caller function -> callee function across a module boundary), the distinct pairs of modules
+calling each other, each pair listed, and the pairs that call each other both ways (back and
+forth: against a one-way flow). A generator resumed counts as a call.
+Usage: `.venv/bin/python scripts/trace_fetch.py`.
 """
 
 from __future__ import annotations
@@ -91,6 +93,8 @@ def main() -> None:
     print(f"modules entered: {len(entered)} of {len(modules)}")
     print(f"hops (distinct calls across modules): {len(hops)}")
     print(f"pairs of modules: {len(pairs)}")
+    both_ways = sorted({tuple(sorted(pair)) for pair in pairs if pair[::-1] in pairs})
+    print(f"pairs calling each other both ways: {len(both_ways)} {both_ways or ''}")
     for caller, callee in pairs:
         print(f"  {caller} -> {callee}")
     print(f"not entered: {', '.join(m for m in modules if m not in entered)}")

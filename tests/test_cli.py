@@ -161,7 +161,7 @@ def test_offline_mode_refuses_before_any_request(hub: HubEmulator) -> None:
         (["--full", "--expand", "sha"], "--full cannot be combined with --expand"),
         (["--limit", "many"], "Invalid value for '--limit'"),
         (["--bogus"], "No such option: --bogus"),
-        (["-o", "/proc/version/x.jsonl"], "-o/--output: cannot write to /proc/version"),
+        (["-o", "/proc/version/x.jsonl"], "-o/--output: /proc/version is not a folder"),
     ],
 )
 def test_bad_input_one_line_exit_2_no_request(

@@ -23,6 +23,7 @@ from hfharvest.settings import Settings
 
 LIST = f"{ENDPOINT}/api/models"
 FIRST = f"{LIST}?sort=likes&limit=1000&full=true"
+HALF = f"{LIST}?sort=likes&limit=500&full=true"
 NEXT = f"{LIST}?sort=likes&limit=1000&full=true&cursor=abc%3D"
 
 
@@ -126,10 +127,12 @@ def test_transient_statuses_are_retried_first_page_included(
     mocked: responses.RequestsMock, make_settings: SettingsFactory, status: int
 ) -> None:
     mocked.get(FIRST, status=status, body="<html>oops</html>")
-    mocked.get(FIRST, json=models(0, 1))
+    # A 504 (the gateway's time-out) is asked again at half the size; the others as they were.
+    mocked.get(HALF if status == 504 else FIRST, json=models(0, 1))
     pages = walk(make_settings(sort=("likes",)))
     assert len(pages[0].entries) == 1
     assert len(mocked.calls) == 2
+    assert pages[0].resized == (status == 504)
 
 
 @pytest.mark.parametrize(
@@ -155,7 +158,8 @@ def test_network_failures_are_retried(
     mocked: responses.RequestsMock, make_settings: SettingsFactory, failure: Exception
 ) -> None:
     mocked.get(FIRST, body=failure)
-    mocked.get(FIRST, json=models(0, 1))
+    # No answer within the timeout: asked again at half the size, like a 504.
+    mocked.get(HALF if isinstance(failure, requests.Timeout) else FIRST, json=models(0, 1))
     assert len(walk(make_settings(sort=("likes",)))[0].entries) == 1
 
 

@@ -21,6 +21,7 @@ from hfharvest.boundary import Terminated
 from hfharvest.cli import app
 from hfharvest.testing import HubEmulator, make_catalog
 from hfharvest.testing.catalog import Catalog
+from hfharvest.testing.listing import parse_query, run_query
 
 pytestmark = pytest.mark.slow
 HFHARVEST = str(Path(sys.executable).with_name("hfharvest"))
@@ -220,18 +221,23 @@ def test_the_token_is_in_no_artefact_of_any_run(hub_catalog: Catalog, tmp_path: 
 
 
 def soak(pages: int) -> None:
-    """A walk of `pages` pages, 5 % of requests failing at random, with and without drift."""
+    """A walk of `pages` pages, 5 % of requests failing at random, with and without drift.
+
+    Every retry must come from a fault the emulator drew, so no answer may be slow but a `slow`
+    fault's: the catalog's sorted order is built before the emulator serves (cold, on a loaded
+    machine, the first answer took longer than the timeout and drew a retry of its own), and a
+    slow fault (1.5 s) is far beyond the timeout (0.75 s) that a normal answer never nears.
+    """
     models = pages * 10
-    catalog = make_catalog(models, 0, 0, hf_inference=10, seed=7)
-    args = ["--sort", "likes", "--page-size", "10", "--timeout", "0.25", "--retries", "8",
+    args = ["--sort", "likes", "--page-size", "10", "--timeout", "0.75", "--retries", "8",
             "--stats-json"]  # fmt: skip
-    with HubEmulator(catalog) as hub:
+    with HubEmulator(warm(make_catalog(models, 0, 0, hf_inference=10, seed=7))) as hub:
         clean = ids(fetch(hub, *args[:-1], "-q").stdout)
     assert len(clean) == models
     for drift in (0, 3):
-        catalog = make_catalog(models, 0, 0, hf_inference=10, seed=7)
+        catalog = warm(make_catalog(models, 0, 0, hf_inference=10, seed=7))
         with (
-            HubEmulator(catalog, faults=["mix:0.4@p0.05"], drift=drift, seed=drift) as hub,
+            HubEmulator(catalog, faults=["mix:1.5@p0.05"], drift=drift, seed=drift) as hub,
             tempfile.TemporaryDirectory() as folder,
         ):
             result = fetch(hub, *args, f"{folder}/stats.json", "-q")
@@ -247,6 +253,12 @@ def soak(pages: int) -> None:
             assert unmoved <= set(found)  # nothing whose key held still was lost
         else:
             assert found == clean
+
+
+def warm(catalog: Catalog) -> Catalog:
+    """The catalog with its `likes` order built, as the soak's walks will ask for it."""
+    run_query(catalog, parse_query("model", [("sort", "likes"), ("limit", "10"), ("full", "true")]))
+    return catalog
 
 
 def test_soak_short() -> None:

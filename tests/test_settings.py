@@ -182,7 +182,7 @@ class TestOutput:
     def test_unwritable_folder(self, make_settings: SettingsFactory, tmp_path: Path) -> None:
         blocker = tmp_path / "file"
         blocker.write_text("")
-        with pytest.raises(UsageError, match="cannot write to") as err:
+        with pytest.raises(UsageError, match="is not a folder") as err:
             make_settings(output=str(blocker / "out.jsonl"))
         assert err.value.exit_code == 2
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from hfharvest.testing import HubEmulator
 from hfharvest.testing.catalog import Catalog
 
 runner = CliRunner()
+DAY = timedelta(days=1)
 CANARY = "hf_canary_snapshot_77aa"
 
 
@@ -233,14 +234,22 @@ class TestResume:
         assert result.exit_code == 2
         assert "belongs to another job (it differs in: limit)" in result.stderr
 
-    def test_a_state_of_an_older_format_is_refused(self, hub: HubEmulator, tmp_path: Path) -> None:
+    def test_a_state_of_an_older_format_starts_over(self, hub: HubEmulator, tmp_path: Path) -> None:
         hub.add_fault("503@/cursor=/x1")
         assert fetch(hub, *self.args(tmp_path)).exit_code == 1
         state = tmp_path / "job.state"
-        state.write_text(state.read_text().replace('"version": 3', '"version": 2'))
+        state.write_text(state.read_text().replace('"version": 4', '"version": 3'))
+        result = fetch(hub, *self.args(tmp_path))
+        assert result.exit_code == 0
+        assert "not resumed: it was written by" in result.stderr
+        assert "the walks start over" in result.stderr
+
+    def test_a_state_that_is_no_state_is_refused(self, hub: HubEmulator, tmp_path: Path) -> None:
+        state = tmp_path / "job.state"
+        state.write_text('{"version": 4}')
         result = fetch(hub, *self.args(tmp_path))
         assert result.exit_code == 2
-        assert "cannot be read (state version 2; this hfharvest reads 3)" in result.stderr
+        assert "cannot be read (no bounds, job, sorts, spool_length)" in result.stderr
         assert "delete it (and its .spool) to start over" in result.stderr
 
     def test_tomorrows_dated_run_is_the_same_job(
@@ -274,5 +283,6 @@ def test_a_state_commit_cut_short_by_kill_9_leaves_nothing_behind(tmp_path: Path
     leftover.write_bytes(b'{"version": 3, "job"')
     other = tmp_path / ".other.state.2b7d93ae.part"  # another file's: not ours to remove
     other.write_bytes(b"")
-    StateStore.open(state, {"endpoint": "x"}, ("likes",), Bounds()).commit()
+    now = datetime.now(UTC)
+    StateStore.open(state, {"endpoint": "x"}, ("likes",), Bounds(), now=now, max_age=DAY).commit()
     assert not leftover.exists() and other.exists()

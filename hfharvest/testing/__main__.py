@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     add("--latency", type=float, default=0.0, help="seconds added to every answer")
     add("--drift", type=int, default=0, help="models whose likes/downloads move per page")
     add("--fault", action="append", default=[], metavar="SPEC", help="a fault (repeatable)")
+    add("--deep-timeout", default=None, metavar="DEPTH:SIZE",
+        help="pages deeper than DEPTH entries and bigger than SIZE answer 504 (the Hub's deep "
+        "timeouts, as reported)")  # fmt: skip
     add(
         "--mapping-form",
         choices=("list", "object"),
@@ -52,12 +55,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _deep(parser: argparse.ArgumentParser, text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    depth, _, size = text.partition(":")
+    if not (depth.isdigit() and size.isdigit()):
+        parser.error(f"--deep-timeout {text!r}: DEPTH:SIZE, two counts of entries")
+    return int(depth), int(size)
+
+
 def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     try:
         faults = [parse_fault(spec, seed=args.seed) for spec in args.fault]
     except ValueError as exc:
-        _parser().error(str(exc))
+        parser.error(str(exc))
     catalog = make_catalog(
         args.models, args.datasets, args.spaces, hf_inference=args.hf_inference, seed=args.seed
     )
@@ -72,6 +85,7 @@ def main(argv: list[str] | None = None) -> None:
         drift=args.drift,
         faults=faults,
         mapping_form=args.mapping_form,
+        deep_timeout=_deep(parser, args.deep_timeout),
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

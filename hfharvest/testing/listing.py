@@ -160,10 +160,19 @@ def _decode_cursor(sort: str, cursor: str | None) -> tuple[Any, ...] | None:
         raise ListingError(400, "Invalid cursor") from None
 
 
-def run_query(catalog: Catalog, query: ListingQuery) -> tuple[list[Repo], str | None]:
-    """One page of answers (fields projected) and the cursor of the next page, if any."""
+def run_query(
+    catalog: Catalog, query: ListingQuery, deep: tuple[int, int] | None = None
+) -> tuple[list[Repo], str | None]:
+    """One page of answers (fields projected) and the cursor of the next page, if any.
+
+    `deep` = (depth, size): a page that starts deeper than `depth` entries and asks for more
+    than `size` takes the gateway past its limit (`ListingError` 504), as the Hub's deep pages
+    of big walks were reported to (huggingface_hub #2460, #2581; a model, not a measurement).
+    """
     keys, repos = catalog.query(query.repo_type, query.sort, query.predicate_key(), query.matches)
     start = 0 if query.after is None else bisect_right(keys, query.after)
+    if deep is not None and start >= deep[0] and query.limit > deep[1]:
+        raise ListingError(504, "Gateway Time-out")
     chosen = repos[start : start + query.limit]
     more = start + query.limit < len(repos)
     cursor = encode_cursor(query.sort, chosen[-1]) if chosen and more else None

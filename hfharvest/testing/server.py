@@ -124,8 +124,11 @@ class HubEmulator:
         seed: int = 0,
         away: str = AWAY,
         mapping_form: str = "list",
+        deep_timeout: tuple[int, int] | None = None,
     ) -> None:
         self.catalog = catalog if catalog is not None else make_catalog()
+        # (depth, size): pages deeper than `depth` entries and bigger than `size` answer 504
+        self.deep_timeout = deep_timeout
         self.tokens = frozenset(tokens)
         self.latency = latency
         self.drift = drift
@@ -281,7 +284,8 @@ class HubEmulator:
             return _error(404, f"Sorry, we can't find the page you are looking for: {path}")
         params = parse_qsl(query, keep_blank_values=True)
         try:
-            entries, cursor = run_query(self.catalog, parse_query(repo_type, params))
+            listing = parse_query(repo_type, params)
+            entries, cursor = run_query(self.catalog, listing, self.deep_timeout)
         except ListingError as exc:
             return _error(exc.status, exc.message)
         page: list[Any] = list(entries)
