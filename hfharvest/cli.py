@@ -45,8 +45,8 @@ EXIT_CODES = (
     "Exit codes: 0 complete · 1 harvest failed (no file written; an earlier file is untouched) · "
     "2 refused before any request (bad option, HF_HUB_OFFLINE, unwritable output, --state of "
     "another job) · 3 partial result written (--allow-partial) · 4 fewer than --min-count "
-    "records (nothing written) · 130 interrupted (SIGINT) · 141 stdout closed early (broken "
-    "pipe) · 143 terminated (SIGTERM)."
+    "records (nothing written) · 5 data written, a side file (manifest, stats) not · 130 "
+    "interrupted (SIGINT) · 141 stdout closed early (broken pipe) · 143 terminated (SIGTERM)."
 )
 
 app = typer.Typer(

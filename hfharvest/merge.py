@@ -21,6 +21,7 @@ from typing import IO
 
 import orjson
 
+from hfharvest.errors import OutputError
 from hfharvest.outcome import SortStats
 from hfharvest.output import Encoded, RecordWriter, read_spool_line, spool_line
 from hfharvest.walk import WalkPage
@@ -102,11 +103,17 @@ class Spool:
 
     def append(self, lines: bytes) -> None:
         """Append a page's lines; with `durable`, they are on disk before this returns."""
-        self._file.seek(self.length)
-        self._file.write(lines)
-        self._file.flush()
-        if self._durable:
-            os.fsync(self._file.fileno())
+        try:
+            self._file.seek(self.length)
+            self._file.write(lines)
+            self._file.flush()
+            if self._durable:
+                os.fsync(self._file.fileno())
+        except OSError as exc:
+            raise OutputError(
+                f"cannot write the spool of the walks' records: {exc.strerror or exc}",
+                hint="free some space (the spool is beside `state`, or in TMPDIR)",
+            ) from exc
         self.length = self._file.tell()
 
     def lines(self, sort_index: int | None = None) -> Iterator[tuple[int, int, str, Encoded]]:

@@ -20,7 +20,7 @@ import orjson
 
 from hfharvest import __version__
 from hfharvest.bounds import Bounds
-from hfharvest.errors import UsageError
+from hfharvest.errors import OutputError, UsageError
 from hfharvest.files import atomic_file, remove_leftovers
 from hfharvest.merge import Spool
 from hfharvest.outcome import SortStats
@@ -124,7 +124,12 @@ class StateStore:
         spool_path.unlink(missing_ok=True)  # a spool with no state, or a discarded one's
         progress = {sort: SortStats(sort) for sort in sorts}
         store = cls(path, job, progress, Spool(_open_spool(spool_path), durable=True), bounds, now)
-        store.commit()
+        try:
+            store.commit()
+        except BaseException:
+            store.close()
+            spool_path.unlink(missing_ok=True)  # no state without its spool, nor the reverse
+            raise
         return store
 
     def commit(self, stats: SortStats | None = None) -> None:
@@ -140,8 +145,14 @@ class StateStore:
             "spool_length": self.spool.length,
             "sorts": {sort: p.progress() for sort, p in self.progress.items()},
         }
-        with atomic_file(self.path) as stream:
-            stream.write(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+        try:
+            with atomic_file(self.path) as stream:
+                stream.write(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+        except OSError as exc:
+            raise OutputError(
+                f"cannot write `state` {self.path}: {exc.strerror or exc}",
+                hint="free some space or choose another `state`",
+            ) from exc
 
     def remove(self) -> None:
         """Once every walk is done: nothing is left to resume. The spool's file stays open (and
