@@ -229,3 +229,32 @@ class TestDeepPagesGetSmaller:
         assert walk["resized"] == walk["retries"] >= 2
         assert 250 in limits and max(limit or 0 for limit in limits[limits.index(250) :]) <= 500
         assert "resized" in result.stderr  # a column of the table
+
+
+def test_progress_never_lands_among_records_on_a_terminal() -> None:
+    """stdout and stderr on one terminal: the records alone, then the table, no progress frame."""
+    import pty
+
+    main, child = pty.openpty()
+    hub = HubEmulator(make_catalog(), latency=0.3).start()
+    command = [HFHARVEST, "fetch", "--endpoint", hub.url, "--sort", "likes", "--limit", "300",
+               "--page-size", "100"]  # fmt: skip
+    with subprocess.Popen(command, stdout=child, stderr=child, env={**os.environ,
+                          "COLUMNS": "100"}) as process:  # fmt: skip
+        os.close(child)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(main, 65536)
+            except OSError:  # the terminal closed
+                break
+            if not chunk:
+                break
+            output += chunk
+        assert process.wait(timeout=30) == 0
+    os.close(main)
+    hub.stop()
+    text = output.decode().replace("\r\n", "\n")
+    lines = [line for line in text.splitlines() if line.startswith("{")]
+    assert len(lines) == 300 and all(json.loads(line)["id"] for line in lines)
+    assert "returned" not in text.split(lines[-1])[0]  # no progress before the last record
