@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from hfharvest.api import HarvestResult, RecordStream, harvest, stream
+    from hfharvest.api import HarvestResult, RecordStream, harvest, stream, write_parquet
     from hfharvest.errors import (
         HarvestError,
         HubError,
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         TooFewRecordsError,
         UsageError,
     )
+    from hfharvest.loaders import arrow_schema, features, polars_schema
     from hfharvest.outcome import SortStats
 
 __all__ = [
@@ -44,14 +45,22 @@ __all__ = [
     "TooFewRecordsError",
     "UsageError",
     "__version__",
+    "arrow_schema",
+    "features",
     "harvest",
+    "polars_schema",
     "stream",
+    "write_parquet",
 ]
 _HOMES = {
     "harvest": "api",
     "stream": "api",
     "HarvestResult": "api",
     "RecordStream": "api",
+    "write_parquet": "api",
+    "arrow_schema": "loaders",
+    "features": "loaders",
+    "polars_schema": "loaders",
     "SortStats": "outcome",
     "HarvestError": "errors",
     "HubError": "errors",

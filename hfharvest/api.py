@@ -13,10 +13,11 @@ budget, so calls from several threads at once do not meet.
 from __future__ import annotations
 
 import inspect
+import io
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import date
 from pathlib import Path
@@ -26,8 +27,10 @@ from typing import Any, get_type_hints
 import orjson
 
 from hfharvest.ahead import Cancel, Cancelled
+from hfharvest.loaders import require_pyarrow
 from hfharvest.options import FetchOptions, default_of, doc_of
 from hfharvest.outcome import Outcome, SortStats
+from hfharvest.output import Encoded, OutputTarget, Written, open_output
 from hfharvest.run import run_fetch
 from hfharvest.settings import Settings, resolve
 
@@ -117,6 +120,22 @@ def _document(function: Callable[..., Any], returns: Any) -> None:
         f"{function.__doc__}\n\n    Options (as `hfharvest fetch`'s, by their Python names):\n"
         f"{described}\n    progress: called after every page with (sort, returned, pages)."
     )
+
+
+def write_parquet(
+    records: Iterable[Record], path: str | Path, *, repo_type: str = "model", raw: bool = False
+) -> Written:
+    """Write records as `harvest()` returns them into the Parquet file `hfharvest fetch -o
+    PATH.parquet` would write (all or nothing; needs pyarrow). `raw=True` keeps each record's
+    `raw`. Returns what was written: path, records, sha256, bytes."""
+    require_pyarrow()
+    target = OutputTarget(Path(path), "parquet", False, str(path), repo_type, raw)
+    with open_output(target, io.BytesIO()) as writer:
+        for record in records:
+            fields = {k: v for k, v in record.items() if k not in ("found_by", "raw")}
+            original = orjson.dumps(record["raw"]) if raw else None
+            writer.write(Encoded(orjson.dumps(fields), original), record["found_by"])
+    return writer.written(target.path)
 
 
 _document(stream, "RecordStream")

@@ -8,12 +8,16 @@ Used by `cli.py` alone.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-from hfharvest.errors import ExitCode, HarvestError, UsageError
+from hfharvest.errors import ExitCode, HarvestError, SideFileError, UsageError
+from hfharvest.manifest import write_json
 from hfharvest.options import as_flags
 from hfharvest.report import Report
 
@@ -71,3 +75,23 @@ def _silence_stdout() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
+
+
+def write_stats_file(
+    report: Report, path: Path, document: dict[str, Any], code: int, *, debug: bool
+) -> int:
+    """The stats file, on every exit: when it fails after data was written, exit 5; after a
+    failure, the failure's own code stands (and the stats file's trouble is said)."""
+
+    def write_stats() -> int:
+        write_json(path, document)
+        return code
+
+    wrote_data = code in (ExitCode.COMPLETE, ExitCode.PARTIAL)
+    if wrote_data:
+        return guarded(report, write_stats, debug=debug, command="fetch")[0]
+    with contextlib.suppress(SideFileError):
+        write_json(path, document)
+        return code
+    report.failure(f"cannot write `stats_json` {path} either")
+    return code

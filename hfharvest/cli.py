@@ -7,7 +7,6 @@ most one line of hint, and the exit code documented in the README.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import inspect
 import os
@@ -21,12 +20,12 @@ from typing import Annotated, Any, NoReturn, get_type_hints
 
 import typer
 
-from hfharvest import __version__
-from hfharvest.boundary import Terminated, guarded
+from hfharvest import __version__, loaders
+from hfharvest.boundary import Terminated, guarded, write_stats_file
 from hfharvest.diff import DEFAULT_IGNORED, diff_snapshots
-from hfharvest.errors import ExitCode, HarvestError, SideFileError
+from hfharvest.errors import ExitCode, HarvestError
 from hfharvest.files import check_writable
-from hfharvest.manifest import build_stats, write_json
+from hfharvest.manifest import build_stats
 from hfharvest.options import (
     FetchOptions,
     ProcessOptions,
@@ -184,28 +183,8 @@ def fetch(**given: Any) -> None:
     if stats_json is not None and stats_writable:  # else that is what was refused
         settings = resolved[0] if resolved else None
         document = build_stats(settings, ended[0] if ended else None, code, error, started)
-        code = _write_stats(report, stats_json, document, code, debug=debug)
+        code = write_stats_file(report, stats_json, document, code, debug=debug)
     raise typer.Exit(code)
-
-
-def _write_stats(
-    report: Report, path: Path, document: dict[str, Any], code: int, *, debug: bool
-) -> int:
-    """The stats file, on every exit: when it fails after data was written, exit 5; after a
-    failure, the failure's own code stands (and the stats file's trouble is said)."""
-
-    def write_stats() -> int:
-        write_json(path, document)
-        return code
-
-    wrote_data = code in (ExitCode.COMPLETE, ExitCode.PARTIAL)
-    if wrote_data:
-        return guarded(report, write_stats, debug=debug, command="fetch")[0]
-    with contextlib.suppress(SideFileError):
-        write_json(path, document)
-        return code
-    report.failure(f"cannot write `stats_json` {path} either")
-    return code
 
 
 fetch.__signature__ = _fetch_signature()  # type: ignore[attr-defined]  # what typer reads
@@ -248,11 +227,30 @@ def diff(
     raise typer.Exit(ExitCode.REFUSED if trouble else code)  # diff(1): any trouble is 2
 
 
-@app.command(help="Print the JSON Schema of one output record (its $defs hold the diff line)."
-             "\n\nExample: hfharvest schema | jq .required")  # fmt: skip
-def schema() -> None:
-    sys.stdout.buffer.write(record_schema())
-    sys.stdout.buffer.flush()
+@app.command(help="Print the schema of one output record: the JSON Schema (its $defs hold the "
+             "diff line), or, for typed loading, the Arrow schema, the `datasets` Features or "
+             "the polars schema of one type's records (these need pyarrow)."
+             "\n\n\b\nExamples:\n  hfharvest schema | jq .required\n"
+             "  hfharvest schema --as arrow --type dataset")  # fmt: skip
+def schema(
+    kind: Annotated[str, typer.Option("--as", help="json, arrow, features or polars.",
+                                      metavar="json|arrow|features|polars")] = "json",
+    repo_type: Annotated[str, typer.Option("--type", "-t", metavar="model|dataset|space",
+                                           help="Whose records (not for json).")] = "model",
+) -> None:  # fmt: skip
+    report = Report.to_stderr()
+    report.render = as_flags
+
+    def show() -> int:
+        if kind == "json":
+            sys.stdout.buffer.write(record_schema())
+        else:
+            sys.stdout.write(f"{loaders.typed_schema(kind, repo_type)}\n")
+        sys.stdout.flush()
+        return ExitCode.COMPLETE
+
+    code, _ = guarded(report, show, debug=False, command="schema")
+    raise typer.Exit(code)
 
 
 def _tune_process() -> None:

@@ -12,6 +12,7 @@ import contextlib
 import gzip
 import heapq
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -64,7 +65,10 @@ def chosen_fields(spec: str | None) -> list[str] | None:
 
 
 def diff_snapshots(old: Path, new: Path, out: IO[bytes], *, fields: str | None) -> DiffSummary:
+    """Compare two snapshots (JSONL, JSON or Parquet, gzip or not; `-` is stdin, on one side)."""
     compared = chosen_fields(fields)
+    if old == new == STDIN:
+        raise UsageError("only one snapshot can come from stdin (`-`)")
     try:
         return _diff(old, new, out, compared)
     except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
@@ -77,7 +81,7 @@ def _diff(old: Path, new: Path, out: IO[bytes], compared: list[str] | None) -> D
         source = stack.enter_context(_seekable_lines(old))
         index = {orjson.loads(line)["id"]: offset for offset, line in _offsets(source, old)}
         for line in _lines(new):
-            record = orjson.loads(line)
+            record = _upgraded(orjson.loads(line))
             offset = index.pop(record["id"], None)
             if offset is None:
                 summary.added += 1
@@ -125,7 +129,13 @@ def _track_movers(summary: DiffSummary, before: dict[str, Any], after: dict[str,
 
 def _record_at(source: IO[bytes], offset: int) -> dict[str, Any]:
     source.seek(offset)
-    record: dict[str, Any] = orjson.loads(_strip(source.readline()))
+    return _upgraded(orjson.loads(_strip(source.readline())))
+
+
+def _upgraded(record: dict[str, Any]) -> dict[str, Any]:
+    """A record of an older schema in today's terms: `gated` was `false` before it was "no"."""
+    if record.get("gated") is False:
+        record["gated"] = "no"
     return record
 
 
@@ -145,15 +155,42 @@ def _record_line(raw: bytes, path: Path) -> bytes | None:
 
 
 def _open(path: Path) -> IO[bytes]:
+    """A snapshot's lines: a plain file as it is, a gzip through gzip, Parquet (and stdin) copied
+    into a temporary file first."""
     try:
-        handle = path.open("rb")
-        if handle.read(2) == b"\x1f\x8b":
-            handle.seek(0)
-            return gzip.GzipFile(fileobj=handle, mode="rb")  # type: ignore[return-value]
+        handle = _stdin_copy() if path == STDIN else path.open("rb")
+        head = handle.read(4)
         handle.seek(0)
+        if head[:2] == b"\x1f\x8b":
+            return gzip.GzipFile(fileobj=handle, mode="rb")  # type: ignore[return-value]
+        if head == b"PAR1":
+            with handle:
+                return _parquet_as_lines(handle, path)
         return handle
     except OSError as exc:
         raise SnapshotError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def _stdin_copy() -> IO[bytes]:
+    copy = tempfile.TemporaryFile(prefix="hfharvest-diff-")  # noqa: SIM115 (the caller closes it)
+    shutil.copyfileobj(sys.stdin.buffer, copy, 1 << 20)
+    copy.seek(0)
+    return copy
+
+
+def _parquet_as_lines(handle: IO[bytes], path: Path) -> IO[bytes]:
+    """A Parquet snapshot as the JSONL of the same run: one record a line, in a temporary file."""
+    try:
+        from hfharvest.parquet import parquet_records
+    except ImportError:
+        raise SnapshotError(
+            f"{path} is Parquet, which needs pyarrow: pip install 'hfharvest[parquet]'"
+        ) from None
+    lines = tempfile.TemporaryFile(prefix="hfharvest-diff-")  # noqa: SIM115 (the caller closes it)
+    for record in parquet_records(handle):
+        lines.write(orjson.dumps(record) + b"\n")
+    lines.seek(0)
+    return lines
 
 
 def _lines(path: Path) -> Iterator[bytes]:
@@ -163,6 +200,9 @@ def _lines(path: Path) -> Iterator[bytes]:
             yield from (line for _, line in _offsets(handle, path))
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise SnapshotError(f"cannot read {path}: {exc}") from exc
+
+
+STDIN = Path("-")
 
 
 @contextlib.contextmanager

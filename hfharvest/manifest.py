@@ -20,6 +20,7 @@ from hfharvest import __version__
 from hfharvest.errors import ExitCode, SideFileError
 from hfharvest.files import atomic_file
 from hfharvest.outcome import Outcome
+from hfharvest.schema import RECORD_SCHEMA_VERSION
 from hfharvest.settings import Settings
 
 
@@ -34,6 +35,7 @@ def build_manifest(settings: Settings, outcome: Outcome) -> dict[str, Any]:
     return {
         "tool": "hfharvest",
         "version": __version__,
+        "record_schema": RECORD_SCHEMA_VERSION,
         "endpoint": settings.transport.endpoint,
         "type": settings.query.repo_type,
         "request": {

@@ -68,9 +68,8 @@ def normalize(raw: Any, repo_type: str) -> dict[str, Any] | None:
         else timestamp(modified),
         "private": private if type(private) is bool else None,
         "disabled": disabled if type(disabled) is bool else None,
-        "gated": gated
-        if gated is False or (type(gated) is str and gated in GATED_VALUES)
-        else None,
+        # One type per key: the Hub's `false` ("not gated") is the string "no".
+        "gated": "no" if gated is False else _one_of(gated, GATED_VALUES),
         "likes": likes if type(likes) is int else None,
         "downloads": downloads if type(downloads) is int else None,
         "downloads_all_time": all_time if type(all_time) is int else None,
@@ -94,9 +93,7 @@ def normalize(raw: Any, repo_type: str) -> dict[str, Any] | None:
         parameters = _int_at(get("safetensors"), "total")
         record["parameters"] = parameters if parameters is not None else _int_at(gguf, "total")
         record["context_length"] = _int_at(gguf, "context_length")
-        record["inference"] = (
-            inference if type(inference) is str and inference in INFERENCE_STATES else None
-        )
+        record["inference"] = _one_of(inference, INFERENCE_STATES)
     elif repo_type == "dataset":
         for key, field in DATASET_TAGS:
             record[field] = listed(key, [])
@@ -145,6 +142,10 @@ def _tag_facts(value: Any) -> tuple[list[str] | None, str | None, dict[str, list
     if bases is not None and len(bases) > 1:
         facts["base_model"] = sorted(set(bases))
     return tags, license_, facts
+
+
+def _one_of(value: Any, allowed: frozenset[str]) -> str | None:
+    return value if type(value) is str and value in allowed else None
 
 
 def _nothing(key: str, default: list[str]) -> None:

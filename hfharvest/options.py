@@ -83,9 +83,9 @@ def _repo_type(name: str, value: str) -> None:
 
 
 def _format(name: str, value: str | None) -> None:
-    if value is not None and value not in ("json", "jsonl"):
-        raise UsageError(f"`{name}` must be json or jsonl, not {value!r}", parameter=name,
-                         value=value)  # fmt: skip
+    if value is not None and value not in ("json", "jsonl", "parquet"):
+        raise UsageError(f"`{name}` must be json, jsonl or parquet, not {value!r}",
+                         parameter=name, value=value)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -208,10 +208,12 @@ class FetchOptions:
     )
     format: str | None = option(
         None,
-        "One JSON array, or one record a line [default: from the file suffix; JSONL on stdout].",
-        "json",
+        "One JSON array, one record a line, or Parquet (needs pyarrow: pip install "
+        "'hfharvest[parquet]') [default: from the suffix of `output`: .json, .jsonl, .ndjson, "
+        ".parquet; JSONL on stdout]. Any name goes once the format is named.",
+        "parquet",
         OUTPUT,
-        metavar="json|jsonl",
+        metavar="json|jsonl|parquet",
         cli_only=True,
         check=_format,
     )
@@ -388,6 +390,7 @@ FLAGS: dict[str, str] = {
     "full=False": "--no-full",
     "token=False": "--no-token",
     "fields": "--fields",
+    "as": "--as",
 }
 _NAMED = re.compile(r"`([a-z_]+(?:=False)?)`")
 

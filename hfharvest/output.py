@@ -29,39 +29,62 @@ import orjson
 
 from hfharvest.errors import OutputError, UsageError
 from hfharvest.files import atomic_file, check_writable
+from hfharvest.loaders import require_pyarrow
 
-OutputFormat = Literal["json", "jsonl"]
+OutputFormat = Literal["json", "jsonl", "parquet"]
+FORMATS: tuple[OutputFormat, ...] = ("json", "jsonl", "parquet")
+# A file's suffix (before `.gz`) and the format it names; a name without a suffix is JSONL.
+SUFFIXES: dict[str, OutputFormat] = {
+    ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", "": "jsonl",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class OutputTarget:
     """Where records go: a file path (None for stdout), its format, and whether to gzip it.
 
-    `template` is -o as given, before `{date}` and friends: what names the job.
+    `template` is `output` as given, before `{date}` and friends: what names the job. A Parquet
+    file's schema depends on the `repo_type` and on `raw`.
     """
 
     path: Path | None
     format: OutputFormat
     gzip: bool
     template: str = "-"
+    repo_type: str = "model"
+    raw: bool = False
 
 
 def resolve_target(
-    template: str, fmt: str | None, moment: datetime, repo_type: str
+    template: str, fmt: str | None, moment: datetime, repo_type: str, *, raw: bool = False
 ) -> OutputTarget:
     """The output of a run started at `moment`: its path filled in, its folder made, writable.
 
-    `fmt` is "json", "jsonl" or None (from the suffix), as the options table checked it.
+    `fmt` is one of `FORMATS` or None (from the suffix), as the options table checked it.
     """
+    chosen = next((f for f in FORMATS if f == fmt), None)
     if template == "-":
-        return OutputTarget(None, "json" if fmt == "json" else "jsonl", False, template)
+        if chosen == "parquet":
+            raise UsageError(
+                "Parquet is written to a file, not to stdout", parameter="format", value=fmt,
+                hint="name one with `output`, e.g. models.parquet",
+            )  # fmt: skip
+        return OutputTarget(None, chosen or "jsonl", False, template, repo_type, raw)
     path = Path(_fill_in(template, moment, repo_type)).expanduser()
     gzip = path.suffix == ".gz"
-    inner_suffix = Path(path.stem).suffix if gzip else path.suffix
-    if fmt is None:
-        fmt = "json" if inner_suffix == ".json" else "jsonl"
+    suffix = Path(path.stem).suffix if gzip else path.suffix
+    named = SUFFIXES.get(suffix.lower())
+    if chosen is None and (named is None or (gzip and named == "parquet")):
+        raise UsageError(
+            f"`output` {path.name}: hfharvest writes .json, .jsonl, .ndjson (each also .gz) "
+            "and .parquet", parameter="output", value=path,
+            hint="choose one of those suffixes, or name the format with `format`",
+        )  # fmt: skip
+    chosen = chosen or named or "jsonl"
+    if chosen == "parquet":
+        require_pyarrow()
     check_writable(path, "output")
-    return OutputTarget(path, "json" if fmt == "json" else "jsonl", gzip, template)
+    return OutputTarget(path, chosen, gzip and chosen != "parquet", template, repo_type, raw)
 
 
 def _fill_in(template: str, moment: datetime, repo_type: str) -> str:
@@ -136,7 +159,7 @@ class Writable(Protocol):
     def flush(self) -> None: ...
 
 
-class _Hashing:
+class Hashing:
     """A write-only stream that hashes and counts what passes through to `target`."""
 
     def __init__(self, target: Writable) -> None:
@@ -152,8 +175,38 @@ class _Hashing:
     def flush(self) -> None:
         self._target.flush()
 
+    def tell(self) -> int:  # what pyarrow asks of a file it writes
+        return self.size
 
-class RecordWriter:
+    @property
+    def closed(self) -> bool:
+        return False
+
+
+class RecordWriter(Protocol):
+    """What every writer does: take records one by one, then finish; then say what it wrote."""
+
+    def write(self, record: Encoded, found_by: Mapping[str, int]) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def finish(self) -> None: ...
+
+    def written(self, path: Path | None) -> Written: ...
+
+
+class Counted:
+    """A writer's count of records and the hash of the bytes it sent, for `Written`."""
+
+    count: int
+    hashing: Hashing
+
+    def written(self, path: Path | None) -> Written:
+        """Call once the bytes are final (after the gzip trailer, if any)."""
+        return Written(path, self.count, self.hashing.digest.hexdigest(), self.hashing.size)
+
+
+class JsonWriter(Counted):
     """Writes records one by one: one per line (JSONL) or as one JSON array.
 
     Records are gathered into chunks of `chunk` bytes before they go down the stream: one
@@ -161,11 +214,11 @@ class RecordWriter:
     """
 
     def __init__(
-        self, stream: Writable, fmt: OutputFormat, hashing: _Hashing, *, chunk: int = 1 << 20
+        self, stream: Writable, fmt: OutputFormat, hashing: Hashing, *, chunk: int = 1 << 20
     ) -> None:
         self._stream = stream
         self._jsonl = fmt == "jsonl"
-        self._hashing = hashing  # below any compression: it sees the bytes as stored
+        self.hashing = hashing  # below any compression: it sees the bytes as stored
         self._chunk = chunk
         self._pending = bytearray()
         self.count = 0
@@ -196,11 +249,6 @@ class RecordWriter:
         self._stream.write(bytes(self._pending))
         self._pending.clear()
 
-    def written(self, path: Path | None) -> Written:
-        """Call once the bytes are final (after the gzip trailer, if any)."""
-        hashing = self._hashing
-        return Written(path, self.count, hashing.digest.hexdigest(), hashing.size)
-
 
 @contextlib.contextmanager
 def open_output(target: OutputTarget, stdout: Writable) -> Iterator[RecordWriter]:
@@ -209,17 +257,24 @@ def open_output(target: OutputTarget, stdout: Writable) -> Iterator[RecordWriter
     Once the block is over, `writer.written(target.path)` tells what was written.
     """
     if target.path is None:
-        hashing = _Hashing(stdout)
+        hashing = Hashing(stdout)
         # Smaller chunks on stdout, so that a reader down the pipe sees records soon.
-        writer = RecordWriter(hashing, target.format, hashing, chunk=1 << 16)
+        writer: RecordWriter = JsonWriter(hashing, target.format, hashing, chunk=1 << 16)
         yield writer
         writer.finish()
         return
     try:
         with atomic_file(target.path) as raw:
-            hashing = _Hashing(raw)
+            hashing = Hashing(raw)
+            if target.format == "parquet":
+                from hfharvest.parquet import ParquetWriter  # pyarrow: loaded only for Parquet
+
+                writer = ParquetWriter(hashing, target.repo_type, raw=target.raw)
+                yield writer
+                writer.finish()
+                return
             with _compressed(hashing) if target.gzip else contextlib.nullcontext(hashing) as stream:
-                writer = RecordWriter(stream, target.format, hashing)
+                writer = JsonWriter(stream, target.format, hashing)
                 yield writer
                 writer.finish()
     except OSError as exc:
@@ -229,6 +284,6 @@ def open_output(target: OutputTarget, stdout: Writable) -> Iterator[RecordWriter
         ) from exc
 
 
-def _compressed(target: _Hashing) -> gzip.GzipFile:
+def _compressed(target: Hashing) -> gzip.GzipFile:
     # filename="" and mtime=0: no name or time in the header, so equal data give equal bytes.
     return gzip.GzipFile(filename="", mode="wb", fileobj=target, mtime=0, compresslevel=6)

@@ -123,7 +123,7 @@ class Report:
         return self._console
 
     def line(self, text: str) -> None:
-        self.stream.write(self.render(redact(text, self.secret)) + "\n")
+        self.stream.write(redact(self.render(text), self.secret) + "\n")  # masking comes last
         self.stream.flush()
 
     def failure(self, message: str, hint: str | None = None) -> None:

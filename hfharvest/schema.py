@@ -7,6 +7,10 @@ import importlib.resources
 
 import orjson
 
+# The version of the record schema, which the manifest names: 2 made `gated` a string ("no"
+# where it was `false`), so that every key has one type besides null.
+RECORD_SCHEMA_VERSION = 2
+
 
 def record_schema() -> bytes:
     """The JSON Schema every record fits, as shipped in the package (`hfharvest schema`)."""

@@ -109,7 +109,9 @@ def resolve(
     options.check()
     bounds = Bounds(options.min_likes, options.min_downloads, _since(options.since, started))
     query = _query(options, bounds)
-    output = resolve_target(options.output, options.format, started, query.repo_type)
+    output = resolve_target(
+        options.output, options.format, started, query.repo_type, raw=options.raw
+    )
     manifest = _manifest(options, output)
     for parameter, path in (("manifest", manifest), ("state", options.state)):
         if path is not None:

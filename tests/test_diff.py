@@ -19,7 +19,7 @@ runner = CliRunner()
 
 def record(repo_id: str, **fields: Any) -> dict[str, Any]:
     base: dict[str, Any] = {"id": repo_id, "type": "model", "license": "mit", "likes": 10,
-                            "downloads": 100, "gated": False, "found_by": {"likes": 1}}  # fmt: skip
+                            "downloads": 100, "gated": "no", "found_by": {"likes": 1}}  # fmt: skip
     return {**base, **fields}
 
 
@@ -58,7 +58,7 @@ def test_added_removed_changed_in_any_snapshot_format(
     assert lines == [
         {"change": "changed", "id": "a/relicensed", "fields": {"license": ["mit", "apache-2.0"]}},
         {"change": "added", "id": "a/new", "record": record("a/new")},
-        {"change": "changed", "id": "a/gated", "fields": {"gated": [False, "manual"]}},
+        {"change": "changed", "id": "a/gated", "fields": {"gated": ["no", "manual"]}},
         {"change": "removed", "id": "a/gone", "record": record("a/gone")},
     ]
     assert "added 1 · removed 1 · changed 2 · unchanged 2" in result.stderr

@@ -122,7 +122,14 @@ def test_the_unknown_creation_date_family_is_null(created: str) -> None:
 
 @pytest.mark.parametrize(
     ("gated", "expected"),
-    [(False, False), ("auto", "auto"), ("manual", "manual"), ("yes", None), (None, None)],
+    [
+        (False, "no"),
+        ("auto", "auto"),
+        ("manual", "manual"),
+        ("yes", None),
+        (None, None),
+        ("no", None),
+    ],
 )
 def test_gated_values(gated: object, expected: object) -> None:
     record = normalize({"id": "a/b", "gated": gated}, "model")

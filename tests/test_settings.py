@@ -59,7 +59,7 @@ def test_unknown_sort_lists_the_valid_ones(make_settings: SettingsFactory) -> No
         ({"repo_type": "dataset", "pipeline_tag": "x"}, "`pipeline_tag` only applies"),
         ({"endpoint": "ftp://hub"}, "`endpoint` must be an http"),
         ({"endpoint": "huggingface.co"}, "`endpoint` must be an http"),
-        ({"format": "csv"}, "`format` must be json or jsonl"),
+        ({"format": "csv"}, "`format` must be json, jsonl or parquet"),
     ],
 )
 def test_bad_options_name_the_option(

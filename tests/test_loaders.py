@@ -1,0 +1,199 @@
+"""Files that load anywhere (#18): every snapshot, in JSONL with the shipped schema and in Parquet,
+loads in pyarrow, pandas, polars, DuckDB and `datasets`, alone and beside another of its type."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+import hfharvest
+from hfharvest.cli import app
+from hfharvest.testing import HubEmulator, make_catalog
+
+pytestmark = pytest.mark.slow
+pyarrow = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+pj = pytest.importorskip("pyarrow.json")
+runner = CliRunner()
+TYPES = ("model", "dataset", "space")
+OPTIONS = {  # a snapshot per set of options
+    "default": [],
+    "all-fields": ["--all-fields"],
+    "expand": ["--expand", "likes", "--expand", "createdAt", "--sort", "likes"],
+}  # fmt: skip
+RECORD_DOCS = (Path(__file__).parent.parent / "docs" / "record.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def snapshots(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str, str], Path]:
+    """(type, options, suffix) -> a snapshot the emulator gave."""
+    folder = tmp_path_factory.mktemp("snapshots")
+    made: dict[tuple[str, str, str], Path] = {}
+    with HubEmulator(make_catalog(models=400, datasets=150, spaces=150, hf_inference=50)) as hub:
+        for repo_type, (name, options), suffix in itertools.product(
+            TYPES, OPTIONS.items(), ("jsonl", "parquet")
+        ):
+            path = folder / f"{repo_type}s-{name}.{suffix}"
+            args = ["--type", repo_type, "-q", "--no-token", *options, "-o", str(path)]
+            result = runner.invoke(app, ["fetch", "--endpoint", hub.url, *args])
+            assert result.exit_code == 0, result.stderr
+            made[repo_type, name, suffix] = path
+    return made
+
+
+def load_jsonl(paths: list[Path], repo_type: str, loader: str) -> int:
+    schema = hfharvest.arrow_schema(repo_type)
+    options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+    if loader == "pyarrow":
+        tables = [pj.read_json(path, parse_options=options) for path in paths]
+        return pyarrow.concat_tables(tables).num_rows  # type: ignore[no-any-return]
+    if loader == "pandas":
+        return sum(len(pj.read_json(path, parse_options=options).to_pandas()) for path in paths)
+    if loader == "polars":
+        polars = pytest.importorskip("polars")
+        frames = [polars.read_ndjson(path, schema=hfharvest.polars_schema(repo_type))
+                  for path in paths]  # fmt: skip
+        return polars.concat(frames).height  # type: ignore[no-any-return]
+    if loader == "duckdb":
+        duckdb = pytest.importorskip("duckdb")
+        files = ", ".join(f"'{path}'" for path in paths)
+        rows = duckdb.sql(f"SELECT count(*) FROM read_json([{files}], union_by_name = true)")
+        return rows.fetchall()[0][0]  # type: ignore[no-any-return]
+    datasets = pytest.importorskip("datasets")
+    return datasets.load_dataset(  # type: ignore[no-any-return]
+        "json", data_files=[str(p) for p in paths], features=hfharvest.features(repo_type),
+        split="train", cache_dir=str(paths[0].parent / ".cache"),
+    ).num_rows  # fmt: skip
+
+
+def load_parquet(paths: list[Path], loader: str) -> int:
+    if loader == "pyarrow":
+        return pyarrow.concat_tables([pq.read_table(p) for p in paths]).num_rows  # type: ignore[no-any-return]
+    if loader == "pandas":
+        pandas = pytest.importorskip("pandas")
+        return len(pandas.concat([pandas.read_parquet(p) for p in paths]))
+    if loader == "polars":
+        polars = pytest.importorskip("polars")
+        return polars.concat([polars.read_parquet(p) for p in paths]).height  # type: ignore[no-any-return]
+    if loader == "duckdb":
+        duckdb = pytest.importorskip("duckdb")
+        files = ", ".join(f"'{path}'" for path in paths)
+        return duckdb.sql(f"SELECT count(*) FROM read_parquet([{files}])").fetchall()[0][0]  # type: ignore[no-any-return]
+    datasets = pytest.importorskip("datasets")
+    return datasets.load_dataset(  # type: ignore[no-any-return]
+        "parquet", data_files=[str(p) for p in paths], split="train",
+        cache_dir=str(paths[0].parent / ".cache"),
+    ).num_rows  # fmt: skip
+
+
+def rows(path: Path) -> int:
+    if path.suffix == ".parquet":
+        return pq.ParquetFile(path).metadata.num_rows  # type: ignore[no-any-return]
+    return len(path.read_text().splitlines())
+
+
+LOADERS = ("pyarrow", "pandas", "polars", "duckdb", "datasets")
+
+
+@pytest.mark.parametrize("loader", LOADERS)
+@pytest.mark.parametrize("suffix", ["jsonl", "parquet"])
+@pytest.mark.parametrize("repo_type", TYPES)
+def test_every_snapshot_loads_alone_and_with_each_other_of_its_type(
+    snapshots: dict[tuple[str, str, str], Path], repo_type: str, suffix: str, loader: str
+) -> None:
+    paths = [snapshots[repo_type, name, suffix] for name in OPTIONS]
+
+    def load(chosen: list[Path]) -> int:
+        if suffix == "parquet":
+            return load_parquet(chosen, loader)
+        return load_jsonl(chosen, repo_type, loader)
+
+    for path in paths:
+        assert load([path]) == rows(path)
+    for pair in itertools.combinations(paths, 2):
+        assert load(list(pair)) == sum(rows(p) for p in pair), pair
+
+
+def test_timestamps_load_as_timestamps(snapshots: dict[tuple[str, str, str], Path]) -> None:
+    polars = pytest.importorskip("polars")
+    for suffix in ("jsonl", "parquet"):
+        path = snapshots["model", "all-fields", suffix]
+        schema = hfharvest.polars_schema("model")
+        frame = (polars.read_parquet(path) if suffix == "parquet"
+                 else polars.read_ndjson(path, schema=schema))  # fmt: skip
+        assert frame.schema["created_at"] == polars.Datetime("ms", "UTC")
+        assert frame["created_at"].drop_nulls().len() > 0
+
+
+def test_a_parquet_and_a_jsonl_of_the_same_run_hold_the_same_records(
+    snapshots: dict[tuple[str, str, str], Path],
+) -> None:
+    from hfharvest.parquet import parquet_records
+
+    for name in OPTIONS:
+        jsonl = [json.loads(line) for line in
+                 snapshots["model", name, "jsonl"].read_text().splitlines()]  # fmt: skip
+        parquet = list(parquet_records(snapshots["model", name, "parquet"]))
+        assert parquet == jsonl
+        both = [str(snapshots["model", name, suffix]) for suffix in ("jsonl", "parquet")]
+        result = runner.invoke(app, ["diff", *both, "--fields", "all"])
+        assert result.exit_code == 0 and result.stdout == ""
+        assert "changed 0" in result.stderr and "added 0" in result.stderr
+
+
+def test_write_parquet_from_python_gives_the_cli_s_file(
+    snapshots: dict[tuple[str, str, str], Path], tmp_path: Path
+) -> None:
+    records = [json.loads(line) for line in
+               snapshots["model", "default", "jsonl"].read_text().splitlines()]  # fmt: skip
+    written = hfharvest.write_parquet(records, tmp_path / "m.parquet", repo_type="model")
+    assert written.records == len(records)
+    cli = pq.read_table(snapshots["model", "default", "parquet"])
+    assert pq.read_table(tmp_path / "m.parquet").equals(cli)
+
+
+def test_the_record_docs_one_liners_run(
+    snapshots: dict[tuple[str, str, str], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (block,) = re.findall(r"## Loading it.*?```python\n(.*?)```", RECORD_DOCS, flags=re.DOTALL)
+    names = {"models.jsonl": ("model", "default", "jsonl"),
+             "models-all-fields.jsonl": ("model", "all-fields", "jsonl"),
+             "models.parquet": ("model", "default", "parquet"),
+             "models-all-fields.parquet": ("model", "all-fields", "parquet")}  # fmt: skip
+    for name, key in names.items():
+        (tmp_path / name).write_bytes(snapshots[key].read_bytes())
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {}
+    exec(compile(block, "docs/record.md", "exec"), namespace)
+    assert namespace["dataset"].num_rows == 2 * rows(snapshots["model", "default", "parquet"])
+
+
+def test_parquet_without_pyarrow_and_unknown_suffixes_are_refused_before_any_request(
+    hub: HubEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("x.csv", "x.parquet.gz"):
+        result = runner.invoke(app, ["fetch", "--endpoint", hub.url, "-o", str(tmp_path / name)])
+        assert result.exit_code == 2 and "hfharvest writes .json, .jsonl" in result.stderr
+    allowed = runner.invoke(app, ["fetch", "--endpoint", hub.url, "--format", "jsonl",
+                                  "-o", str(tmp_path / "x.csv"), "-q", "--limit", "3"])  # fmt: skip
+    assert allowed.exit_code == 0  # the format named: any name goes
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if not installed
+    hub.requests_log.clear()
+    result = runner.invoke(app, ["fetch", "--endpoint", hub.url, "-o", str(tmp_path / "x.parquet")])
+    assert result.exit_code == 2 and hub.requests_log == []
+    assert "pip install 'hfharvest[parquet]'" in result.stderr
+
+
+def test_an_older_snapshot_with_gated_false_is_not_all_changed(tmp_path: Path) -> None:
+    old, new = tmp_path / "old.jsonl", tmp_path / "new.jsonl"
+    old.write_text('{"id": "a/b", "gated": false, "found_by": {"likes": 1}}\n')
+    new.write_text('{"id": "a/b", "gated": "no", "found_by": {"likes": 1}}\n')
+    result = runner.invoke(app, ["diff", str(old), str(new), "--fields", "all"])
+    assert result.exit_code == 0 and result.stdout == ""
