@@ -183,10 +183,10 @@ def python(code: str, *args: str) -> Run:
     return timed([str(BIN / "python"), "-c", code, *args])
 
 
-def fetch(url: str, *args: str, env: dict[str, str] | None = None) -> Run:
+def fetch(url: str, *args: str, env: dict[str, str] | None = None, name: str = "out.jsonl") -> Run:
     with tempfile.TemporaryDirectory() as folder:
         return timed([HFHARVEST, "fetch", "--endpoint", url, "-q", "-o",
-                      f"{folder}/out.jsonl", "--no-manifest", *args], env=env)  # fmt: skip
+                      f"{folder}/{name}", "--no-manifest", *args], env=env)  # fmt: skip
 
 
 def alternate(scenario: Scenario, ours: Callable[[], Run], baseline: Callable[[], Run],
@@ -327,6 +327,43 @@ def diff_million(repeats: int) -> list[Scenario]:
     return [scenario]
 
 
+def parquet(repeats: int) -> list[Scenario]:
+    """200k full models written as Parquet against the same as JSONL: CPU seconds and peak RSS."""
+    with emulator("--models", "200000", "--datasets", "0", "--spaces", "0") as url:
+        scenario = alternate(Scenario("200k models, full, 1 sort, to Parquet", baseline_name=
+                                      "the same to JSONL"),
+                             lambda: fetch(url, "--sort", "likes", name="out.parquet"),
+                             lambda: fetch(url, "--sort", "likes"), repeats // 2 + 1)  # fmt: skip
+    return [scenario]
+
+
+PARQUET_MILLION = """
+import sys, hfharvest
+index = int(sys.argv[2])
+records = (
+    {"id": f"org-{i % 9973}/model-{i}", "type": "model", "name": f"model-{i}",
+     "license": "apache-2.0" if index and i % 50 == 0 else "mit", "likes": i % 1000 + index,
+     "downloads": i, "tags": ["a", "license:mit"], "created_at": "2024-05-01T12:00:00.000Z",
+     "files": ["README.md", "config.json", "model.safetensors"], "found_by": {"likes": i + 1}}
+    for i in range(1_000_000)
+)
+hfharvest.write_parquet(records, sys.argv[1], repo_type="model")
+"""
+
+
+def diff_parquet(repeats: int) -> list[Scenario]:
+    """Two Parquet snapshots of 1,000,000 models each: peak RSS of `hfharvest diff`."""
+    with tempfile.TemporaryDirectory() as folder:
+        paths = [Path(folder) / "old.parquet", Path(folder) / "new.parquet"]
+        for index, path in enumerate(paths):
+            python(PARQUET_MILLION, str(path), str(index))
+        run = timed([HFHARVEST, "diff", str(paths[0]), str(paths[1]), "-q"])
+    scenario = Scenario("diff, 2 x 1,000,000 models, Parquet", baseline_name="limit: 400 MB")
+    scenario.ours = [run]
+    scenario.baseline = [Run(run.seconds, 400.0)]
+    return [scenario]
+
+
 SCENARIOS: dict[str, Callable[[int], list[Scenario]]] = {
     "latency": latency,
     "cpu": cpu,
@@ -335,6 +372,8 @@ SCENARIOS: dict[str, Callable[[int], list[Scenario]]] = {
     "concurrency": concurrency,
     "pacing": pacing,
     "diff": diff_million,
+    "parquet": parquet,
+    "diff-parquet": diff_parquet,
 }
 
 
