@@ -136,8 +136,6 @@ def fetch(**given: Any) -> None:
     """`hfharvest fetch`: its options are the options table's, and the process's own."""
     process = ProcessOptions(**{each.name: given.pop(each.name) for each in fields(ProcessOptions)})
     quiet, debug, stats_json = process.quiet, process.debug, process.stats_json
-    if process.no_token:
-        given["token"] = False
     values: dict[str, Any] = {k: tuple(v or ()) if k in _REPEATED else v for k, v in given.items()}
     options = FetchOptions(**values)
     report = Report.to_stderr(quiet=quiet)
@@ -152,10 +150,11 @@ def fetch(**given: Any) -> None:
 
     def harvest() -> int:
         process.check()
+        chosen = process.with_no_token(options)
         if stats_json is not None:
             check_writable(stats_json, "stats_json")
             stats_writable.append(True)
-        settings = resolve(options, os.environ, now=started)
+        settings = resolve(chosen, os.environ, now=started)
         resolved.append(settings)
         report.secret = settings.transport.token.value if settings.transport.token else None
         beside_records = settings.output.path is None and sys.stdout.isatty()
@@ -251,6 +250,18 @@ def schema(
 
     code, _ = guarded(report, show, debug=False, command="schema")
     raise typer.Exit(code)
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                      "help_option_names": []},
+    help="Run the offline Hub emulator (the same as python -m hfharvest.testing, reachable "
+    "after pipx or uv tool install). Example: hfharvest emulator --port 8080",
+)  # fmt: skip
+def emulator(context: typer.Context) -> None:
+    from hfharvest.testing.__main__ import main as serve  # the emulator only when asked for
+
+    serve(context.args, prog="hfharvest emulator")
 
 
 def _tune_process() -> None:

@@ -17,9 +17,10 @@ from typing import IO
 from hfharvest.errors import UsageError
 
 
-def check_writable(path: Path, parameter: str) -> None:
+def check_writable(path: Path, parameter: str) -> tuple[Path, ...]:
     """Fail before any request when a file could not be written at the end: its folder made,
-    and a file tried in it. `parameter` names the option that gave the path."""
+    and a file tried in it. `parameter` names the option that gave the path. Returns the
+    folders made, outermost first (a run that writes nothing removes them again)."""
     if path.is_dir():
         raise UsageError(
             f"`{parameter}` {path} is a folder; name a file inside it",
@@ -31,17 +32,27 @@ def check_writable(path: Path, parameter: str) -> None:
             f"`{parameter}`: {blocker} is not a folder", parameter=parameter, value=path,
             hint="choose a path in a folder",
         )  # fmt: skip
+    made = tuple(folder for folder in reversed(path.parents) if not folder.exists())
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path.parent):
             pass
     except OSError as exc:
+        remove_empty(made)
         raise UsageError(
             f"`{parameter}`: cannot write to {path.parent}: {exc.strerror or exc}",
             parameter=parameter,
             value=path,
             hint="choose a folder you can write to",
         ) from exc
+    return made
+
+
+def remove_empty(folders: tuple[Path, ...]) -> None:
+    """Remove the folders a run made, innermost first, where nothing was left in them."""
+    for folder in reversed(folders):
+        with contextlib.suppress(OSError):  # not empty (a file was written there), or gone
+            folder.rmdir()
 
 
 @contextlib.contextmanager

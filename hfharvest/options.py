@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import MISSING, Field, dataclass, field, fields
+from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +104,8 @@ class FetchOptions:
     )
     limit: int | None = option(
         None,
-        "Stop each sort after N returned entries [default: walk to the end].",
+        "Stop each sort after N returned entries: per sort, so two sorts give up to 2N "
+        "unique records [default: walk to the end].",
         "1000",
         QUERY,
         metavar="N",
@@ -354,6 +355,18 @@ class ProcessOptions:
 
     def check(self) -> None:
         check_each(self)
+
+    def with_no_token(self, options: FetchOptions) -> FetchOptions:
+        """`options` with `no_token` applied: no token at all (refused beside another)."""
+        if not self.no_token:
+            return options
+        for name in ("token", "token_file"):
+            if getattr(options, name) is not None:
+                raise UsageError(
+                    f"`{name}` and `no_token` cannot be combined", parameter=name,
+                    value=getattr(options, name),
+                )  # fmt: skip
+        return replace(options, token=False)
 
 
 def check_each(table: Any) -> None:

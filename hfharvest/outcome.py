@@ -24,8 +24,9 @@ RESUME_FIELDS = (
 class SortStats:
     """One sort's walk: returned = new + duplicates + skipped + below_bound.
 
-    `reached_end` is false when the walk stopped before the listing's end: at `limit`, at the
-    bound named in `stopped_by` (`min_likes`, `min_downloads` or `since`), or by an `error`.
+    `reached_end` is false when the walk stopped before the listing's end: where `stopped_by`
+    says (`limit 1000`, or a bound: `min_likes 5`, `min_downloads 100`, `since ...`), or by an
+    `error`.
     `next_url` is where the walk would go on; `done` says it will not.
     """
 

@@ -53,6 +53,7 @@ class OutputTarget:
     template: str = "-"
     repo_type: str = "model"
     raw: bool = False
+    made: tuple[Path, ...] = ()  # the folders made for it, outermost first
 
 
 def resolve_target(
@@ -83,8 +84,8 @@ def resolve_target(
     chosen = chosen or named or "jsonl"
     if chosen == "parquet":
         require_pyarrow()
-    check_writable(path, "output")
-    return OutputTarget(path, chosen, gzip and chosen != "parquet", template, repo_type, raw)
+    made = check_writable(path, "output")
+    return OutputTarget(path, chosen, gzip and chosen != "parquet", template, repo_type, raw, made)
 
 
 def _fill_in(template: str, moment: datetime, repo_type: str) -> str:

@@ -234,7 +234,8 @@ class Report:
         for stats in result.stats:
             if stats.stopped_by:
                 name, _, value = stats.stopped_by.partition(" ")
-                self.line(f"{stats.sort}: stopped at `{name}` {value} (what follows is lower)")
+                why = "the Hub had more" if name == "limit" else "what follows is lower"
+                self.line(f"{stats.sort}: stopped at `{name}` {value} ({why})")
         for stats in result.failed:
             self.warning(f"sort {stats.sort} failed: {stats.error}")
         if result.resumed:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from hfharvest.ahead import Cancel, Cancelled, read_ahead
 from hfharvest.client import HubClient
 from hfharvest.errors import HarvestError, TooFewRecordsError
+from hfharvest.files import remove_empty
 from hfharvest.hub import CATALOG_SIZE
 from hfharvest.manifest import build_manifest, write_json
 from hfharvest.merge import Merge, Spool
@@ -67,6 +68,8 @@ def run_fetch(
     finally:
         if store is not None:
             store.close()
+        if runs.outcome is None or runs.outcome.written is None:
+            remove_empty(settings.made)  # nothing written: no folder made for it is left
     return outcome
 
 
@@ -185,8 +188,8 @@ class _Runs:
     def _run(self, index: int, merge: Merge, writer: RecordWriter | None) -> None:
         walk = Walk(self.plans[index], self._make_source(self._cancel.sleep), self.last[index])
         try:
-            for page in read_ahead(walk, self._cancel):
-                self._took(index, page, merge, writer)
+            for fetched in read_ahead(walk.fetched(), self._cancel):
+                self._took(index, walk.take(fetched), merge, writer)
         except Cancelled:
             return
         except BaseException as exc:  # handed to the caller, which decides what it means
@@ -198,9 +201,6 @@ class _Runs:
             if not self.settings.allow_partial or isinstance(exc, BrokenPipeError):
                 self._cancel.set()  # a closed stdout ends the run, partial or not
             return
-        limit, stats = walk.plan.limit, self.last[index]
-        if limit is not None and not stats.reached_end:
-            log.warning("sort %s stopped at `limit` %d; the Hub had more", walk.plan.sort, limit)
 
     def _took(self, index: int, page: WalkPage, merge: Merge, writer: RecordWriter | None) -> None:
         merge.take(index, page)

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from hfharvest.auth import Token, refuse_clear_text, resolve_token
 from hfharvest.bounds import Bounds, parse_since
 from hfharvest.errors import OfflineError, UsageError
-from hfharvest.files import check_writable
+from hfharvest.files import check_writable, remove_empty
 from hfharvest.hub import (
     ALL_FIELDS,
     DEFAULT_ENDPOINT,
@@ -66,6 +66,7 @@ class Settings:
     allow_partial: bool
     started: datetime
     bounds: Bounds  # not part of the job: a resumed walk keeps the ones it began with
+    made: tuple[Path, ...] = ()  # folders made for the output, manifest and state
 
     @property
     def sent(self) -> Query:
@@ -112,13 +113,19 @@ def resolve(
     output = resolve_target(
         options.output, options.format, started, query.repo_type, raw=options.raw
     )
-    manifest = _manifest(options, output)
-    for parameter, path in (("manifest", manifest), ("state", options.state)):
-        if path is not None:
-            check_writable(path, parameter)
+    made = list(output.made)
+    try:
+        manifest = _manifest(options, output)
+        for parameter, path in (("manifest", manifest), ("state", options.state)):
+            if path is not None:
+                made += check_writable(path, parameter)
+        transport = _transport(options, environ)
+    except UsageError:
+        remove_empty(tuple(made))  # refused: no folder left behind
+        raise
     return Settings(
         query=query,
-        transport=_transport(options, environ),
+        transport=transport,
         output=output,
         raw=options.raw,
         manifest=manifest,
@@ -128,6 +135,7 @@ def resolve(
         allow_partial=options.allow_partial,
         started=started,
         bounds=bounds,
+        made=tuple(made),
     )
 
 
@@ -156,6 +164,12 @@ def _since(text: str | None, started: datetime) -> str | None:
 
 
 def _transport(options: FetchOptions, environ: Mapping[str, str]) -> Transport:
+    if options.token is not None and options.token_file is not None:
+        given = "`token=False`" if options.token is False else "`token`"
+        raise UsageError(
+            f"{given} and `token_file` cannot be combined", parameter="token_file",
+            value=options.token_file,
+        )  # fmt: skip
     endpoint = _endpoint(options.endpoint or environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT)
     token = resolve_token(options.token, options.token_file, environ)
     if token is not None and not options.allow_insecure_token:

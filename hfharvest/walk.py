@@ -68,77 +68,113 @@ class WalkPlan:
         return self.bounds.for_walk(self.sort)
 
 
+@dataclass(frozen=True)
+class Fetched:
+    """A page as the fetching side hands it over: the entries the walk takes (the limit applied),
+    the records of its last entries already made (for the bound), and whether it is the last."""
+
+    page: Page
+    entries: list[Any]
+    made: dict[int, dict[str, Any] | None]  # entry index -> its record, for those already made
+    crossed: bool  # the walk's bound is crossed on this page
+    last: bool
+
+
 class Walk:
     """One sort's walk, from its first page or from where a resumed one stopped (`start`).
 
-    Iterating fetches and yields its pages; `retries` counts the retries so far (a failed page's
-    too, which is why it lives outside the pages it yields).
+    `fetched()` fetches its pages and decides after each whether the next is needed (the limit,
+    the bound): it runs one page ahead, in a thread of its own. `take()` turns a fetched page
+    into records and counts, in the walk's own thread. Each entry becomes a record once: those
+    the bound's check made are handed over, not made again. `retries` counts the retries so far
+    (a failed page's too, which is why it lives outside the pages).
     """
 
     def __init__(self, plan: WalkPlan, source: PageSource, start: SortStats) -> None:
         self.plan = plan
         self.start = start
+        self.stats = start
         self.retries = start.retries
         self._source = source
+        self._began = time.monotonic()
 
     def count_retry(self) -> None:
         self.retries += 1
 
-    def __iter__(self) -> Iterator[WalkPage]:
-        plan, stats = self.plan, self.start
-        url = stats.next_url or plan.first_url
-        began = time.monotonic()
+    def fetched(self) -> Iterator[Fetched]:
+        plan, returned = self.plan, self.start.returned
         pages = self._source.pages(
-            url, label=f"sort {plan.sort}", on_retry=self.count_retry, page_size=plan.page_size
-        )
+            self.start.next_url or plan.first_url, label=f"sort {plan.sort}",
+            on_retry=self.count_retry, page_size=plan.page_size,
+        )  # fmt: skip
         try:
             for page in pages:
-                records, stats = self._take(page, stats)
-                seconds = self.start.seconds + time.monotonic() - began  # a resumed walk adds
-                stats = replace(stats, retries=self.retries, seconds=seconds)
-                yield WalkPage(records, stats, page.rate_policy)
-                if stats.done:
+                entries = page.entries
+                if plan.limit is not None:
+                    entries = entries[: max(plan.limit - returned, 0)]
+                returned += len(entries)
+                made: dict[int, dict[str, Any] | None] = {}
+                crossed = page.next_url is not None and self._crossed(entries, made)
+                reached_limit = plan.limit is not None and returned >= plan.limit
+                last = page.next_url is None or reached_limit or crossed
+                yield Fetched(page, entries, made, crossed, last)
+                if last:
                     return
         finally:
             self._source.close()
 
-    def _take(self, page: Page, stats: SortStats) -> tuple[list[Ranked], SortStats]:
+    def _crossed(self, entries: list[Any], made: dict[int, dict[str, Any] | None]) -> bool:
+        """Whether the page reaches below the walk's bound: its records from the last on, made
+        only as far as needed (and kept in `made`)."""
+        bound = self.plan.bound
+        if bound is None:
+            return False
+
+        def last_first() -> Iterator[dict[str, Any]]:
+            for index in range(len(entries) - 1, -1, -1):
+                record = made[index] = normalize(entries[index], self.plan.repo_type)
+                if record is not None:
+                    yield record
+
+        return bound.crossed(last_first())
+
+    def take(self, fetched: Fetched) -> WalkPage:
         """The page's records that pass, and the walk's counts with them.
 
         An entry that is not an object with an id is skipped; one below a bound is counted as
         such. Both keep their rank: a rank counts every entry the sort returned.
         """
-        plan, bound = self.plan, self.plan.bound
-        entries = page.entries
-        if plan.limit is not None:
-            entries = entries[: max(plan.limit - stats.returned, 0)]
+        plan, stats, bounds = self.plan, self.stats, self.plan.bounds
+        bound, entries, made = plan.bound, fetched.entries, fetched.made
         passed: list[Ranked] = []
-        normalized: list[dict[str, Any]] = []  # the bound's crossing is read from them
         skipped = below = 0
-        for rank, raw in enumerate(entries, stats.returned + 1):
-            record = normalize(raw, plan.repo_type)
+        for index, raw in enumerate(entries):
+            record = made[index] if index in made else normalize(raw, plan.repo_type)
             if record is None:
                 skipped += 1
-                continue
-            normalized.append(record)
-            if plan.bounds and not plan.bounds.passes(record, bound):
+            elif bounds and not bounds.passes(record, bound):
                 below += 1
-                continue
-            passed.append(Ranked(rank, record, raw))
-        returned = stats.returned + len(entries)
-        crossed = (
-            bound is not None and page.next_url is not None and bound.crossed(reversed(normalized))
-        )
-        reached_limit = plan.limit is not None and returned >= plan.limit
-        return passed, replace(
+            else:
+                passed.append(Ranked(stats.returned + index + 1, record, raw))
+        page = fetched.page
+        reached_end = page.next_url is None and len(entries) == len(page.entries)
+        reached_limit = plan.limit is not None and stats.returned + len(entries) >= plan.limit
+        stopped_by = (
+            bound.option if fetched.crossed and bound is not None
+            else f"limit {plan.limit}" if reached_limit and not reached_end else stats.stopped_by
+        )  # fmt: skip
+        self.stats = replace(
             stats,
-            returned=returned,
+            returned=stats.returned + len(entries),
             skipped=stats.skipped + skipped,
             below_bound=stats.below_bound + below,
             pages=stats.pages + 1,
             resized=stats.resized + page.resized,
+            retries=self.retries,
+            seconds=self.start.seconds + time.monotonic() - self._began,  # a resumed walk adds
             next_url=page.next_url,
-            reached_end=page.next_url is None and len(entries) == len(page.entries),
-            stopped_by=bound.option if crossed and bound is not None else stats.stopped_by,
-            done=page.next_url is None or reached_limit or crossed,
+            reached_end=reached_end,
+            stopped_by=stopped_by,
+            done=fetched.last,
         )
+        return WalkPage(passed, self.stats, page.rate_policy)

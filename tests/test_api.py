@@ -77,10 +77,12 @@ def test_nothing_is_printed_and_warnings_go_to_the_logger(
     hub: HubEmulator, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="hfharvest"):
-        result = hfharvest.harvest(sort="likes", limit=5, endpoint=hub.url, token=False)
-    assert len(result.records) == 5
+        result = hfharvest.harvest(sort="likes", endpoint=hub.url, token=False)
+    assert len(result.records) == 3000
     assert capfd.readouterr() == ("", "")
-    assert "sort likes stopped at `limit` 5; the Hub had more" in caplog.text
+    assert "no filter and no `limit`: this walks the whole listing" in caplog.text
+    limited = hfharvest.harvest(sort="likes", limit=5, endpoint=hub.url, token=False)
+    assert limited.stats[0].stopped_by == "limit 5"  # said in the counts, not as a warning
 
 
 def test_warnings_are_not_printed_without_a_handler(hub: HubEmulator) -> None:

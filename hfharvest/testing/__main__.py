@@ -19,13 +19,14 @@ from hfharvest.testing.faults import KINDS, parse_fault
 from hfharvest.testing.server import HubEmulator
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str) -> argparse.ArgumentParser:
     kinds = "\n".join(f"  {name:<14} {text}" for name, text in KINDS.items())
     parser = argparse.ArgumentParser(
-        prog="python -m hfharvest.testing",
-        description="Serve a synthetic Hub listing API on 127.0.0.1 (offline, deterministic).",
+        prog=prog,
+        description="Serve a synthetic Hub listing API on 127.0.0.1 (offline, deterministic). "
+        "The first line on stdout is its URL: pass it as --endpoint or HF_ENDPOINT.",
         epilog=f"fault kinds (--fault KIND[:ARG][@WHEN], WHEN = N[,N..] | * | pSHARE | "
-        f"/regex/[xN]):\n{kinds}\n\nexample: python -m hfharvest.testing --port 8080 "
+        f"/regex/[xN]):\n{kinds}\n\nExample: {prog} --port 8080 "
         "--fault 503@2 --fault retry-after:1@/cursor/x1",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -35,7 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     add("--models", type=int, default=3000, help="models in the catalog (default 3000)")
     add("--datasets", type=int, default=500, help="datasets (default 500)")
     add("--spaces", type=int, default=500, help="spaces (default 500)")
-    add("--hf-inference", type=int, default=1377, help="models served by hf-inference (1377)")
+    add("--hf-inference", type=int, default=None,
+        help="models served by hf-inference (default 1377 of 3000; as many of more, the same "
+        "share of fewer)")  # fmt: skip
     add("--seed", type=int, default=2073, help="catalog seed (default 2073)")
     add("--quota", type=int, default=None, help="requests per window, then 429 (default none)")
     add("--window", type=float, default=300.0, help="rate-limit window in seconds (default 300)")
@@ -64,8 +67,8 @@ def _deep(parser: argparse.ArgumentParser, text: str | None) -> tuple[int, int] 
     return int(depth), int(size)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = _parser()
+def main(argv: list[str] | None = None, prog: str = "python -m hfharvest.testing") -> None:
+    parser = _parser(prog)
     args = parser.parse_args(argv)
     try:
         faults = [parse_fault(spec, seed=args.seed) for spec in args.fault]

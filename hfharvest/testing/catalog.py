@@ -50,6 +50,15 @@ _EPOCH = int(datetime(2021, 6, 1, tzinfo=UTC).timestamp())  # what `_id`s count 
 # Dates are shown three years on: after 2022-03-02, when the Hub began recording creation dates,
 # so that (as on the Hub) the "unknown" ones sort below every real one. `_id`s keep the epoch.
 _DATE_SHIFT = 3 * 365 * 86400
+# The emulator's own fixed present: no date it serves is later, whatever the catalog's size (fixed,
+# so that demos stay byte-identical). Repos are created at most every `_SPACING` seconds, closer
+# when the catalog is too big for that, and changed up to `_CHANGED_WITHIN` later.
+PRESENT = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp())
+_SPACING = 1020
+_CHANGED_WITHIN = 400 * 86400
+# The October 2025 figure: of 3,000 models, 1,377 served by hf-inference (a smaller catalog has
+# as large a share; a bigger one the same count).
+HF_INFERENCE, HF_INFERENCE_OF = 1377, 3000
 
 
 def _iso(seconds: int) -> str:
@@ -162,14 +171,17 @@ def make_catalog(
     datasets: int = 500,
     spaces: int = 500,
     *,
-    hf_inference: int = 1377,
+    hf_inference: int | None = None,
     seed: int = 2073,
 ) -> Catalog:
-    """Build a catalog; `hf_inference` models are served by the `hf-inference` provider.
+    """Build a catalog; `hf_inference` models are served by the `hf-inference` provider
+    (default: 1,377 of 3,000, as many in a bigger catalog, the same share in a smaller one).
 
     The default seed is the one whose 1,377 `hf-inference` models give exactly the October 2025
     union of 1,204 (1,000 by likes + 204 new by downloads).
     """
+    if hf_inference is None:
+        hf_inference = min(HF_INFERENCE, round(models * HF_INFERENCE / HF_INFERENCE_OF))
     if hf_inference > models:
         raise ValueError(f"hf_inference ({hf_inference}) cannot exceed models ({models})")
     rng = random.Random(seed)
@@ -185,12 +197,17 @@ def make_catalog(
         return Catalog(
             {
                 "model": [
-                    _model_facts(facts, _model(rng, i, authors, i in served)) for i in range(models)
+                    _model_facts(facts, _model(rng, i, authors, i in served, _spacing(models)))
+                    for i in range(models)
                 ],
                 "dataset": [
-                    _dataset_facts(facts, _dataset(rng, i, authors)) for i in range(datasets)
+                    _dataset_facts(facts, _dataset(rng, i, authors, _spacing(datasets)))
+                    for i in range(datasets)
                 ],
-                "space": [_space_facts(facts, _space(rng, i, authors)) for i in range(spaces)],
+                "space": [
+                    _space_facts(facts, _space(rng, i, authors, _spacing(spaces)))
+                    for i in range(spaces)
+                ],
             }
         )
     finally:
@@ -213,10 +230,16 @@ def _pick(rng: random.Random, choices: Sequence[T]) -> T:
     return choices[int(rng.random() * len(choices))]  # random.choice, at a third of the cost
 
 
-def _common(rng: random.Random, index: int, kind: int, authors: list[str]) -> Repo:
+def _spacing(count: int) -> int:
+    """Seconds between two repos' creation: every date at or before `PRESENT`, at any size."""
+    room = PRESENT - _DATE_SHIFT - _EPOCH - _CHANGED_WITHIN - 400  # 400: kind and jitter
+    return min(_SPACING, room // max(count, 1))
+
+
+def _common(rng: random.Random, index: int, kind: int, authors: list[str], spacing: int) -> Repo:
     """Fields every repo type has: ids, times, likes and downloads, sha, gating."""
-    created = _EPOCH + 1020 * index + 300 * kind + int(rng.random() * 60)
-    modified = created + int(rng.random() * 400 * 86400)
+    created = _EPOCH + spacing * index + 300 * kind + int(rng.random() * 60)
+    modified = created + int(rng.random() * _CHANGED_WITHIN)
     shown_created, shown_modified = created + _DATE_SHIFT, modified + _DATE_SHIFT
     legacy = index % 97 == 0  # old repos: no creation date, and some with no author in the id
     quality = rng.gauss(0, 1)
@@ -242,8 +265,8 @@ def _common(rng: random.Random, index: int, kind: int, authors: list[str]) -> Re
     }
 
 
-def _model(rng: random.Random, index: int, authors: list[str], served: bool) -> Repo:
-    repo = _common(rng, index, 0, authors)
+def _model(rng: random.Random, index: int, authors: list[str], served: bool, spacing: int) -> Repo:
+    repo = _common(rng, index, 0, authors, spacing)
     word = _pick(rng, _WORDS)
     size = _pick(rng, (1, 3, 7, 8, 13, 70))  # billions of parameters
     name = f"{word}-{size}b-v{index}"
@@ -283,8 +306,8 @@ def _model(rng: random.Random, index: int, authors: list[str], served: bool) -> 
     return repo
 
 
-def _dataset(rng: random.Random, index: int, authors: list[str]) -> Repo:
-    repo = _common(rng, index, 1, authors)
+def _dataset(rng: random.Random, index: int, authors: list[str], spacing: int) -> Repo:
+    repo = _common(rng, index, 1, authors, spacing)
     name = f"{_pick(rng, _WORDS)}-corpus-{index}"
     tags = [
         f"license:{_pick(rng, _LICENSES)}",
@@ -302,8 +325,8 @@ def _dataset(rng: random.Random, index: int, authors: list[str]) -> Repo:
     return repo
 
 
-def _space(rng: random.Random, index: int, authors: list[str]) -> Repo:
-    repo = _common(rng, index, 2, authors)
+def _space(rng: random.Random, index: int, authors: list[str], spacing: int) -> Repo:
+    repo = _common(rng, index, 2, authors, spacing)
     sdk = _pick(rng, _SDKS)
     repo.update(
         id=f"{repo['author']}/{_pick(rng, _WORDS)}-demo-{index}",

@@ -326,7 +326,10 @@ class HubEmulator:
         """Live data: a model gains or loses likes and downloads between two pages."""
         self.drifted.add(repo["id"])
         repo["likes"] = max(0, repo["likes"] + self._rng.randint(-3, 40))
-        repo["downloads"] = max(0, int(repo["downloads"] * self._rng.uniform(0.5, 3.0)))
+        # Around the model's own downloads, not compounding: a long drifting walk stays plausible.
+        if "_downloads" not in repo:
+            repo["_downloads"] = repo["downloads"]
+        repo["downloads"] = max(0, int(repo["_downloads"] * self._rng.uniform(0.5, 3.0)))
 
 
 def _make_handler(emulator: HubEmulator) -> type[BaseHTTPRequestHandler]:
