@@ -79,8 +79,9 @@ def _diff(old: Path, new: Path, out: IO[bytes], compared: list[str] | None) -> D
     summary = DiffSummary()
     with contextlib.ExitStack() as stack:
         source = stack.enter_context(_seekable_lines(old))
+        incoming = stack.enter_context(_open(new))  # a Parquet NEW converted before the index
         index = {orjson.loads(line)["id"]: offset for offset, line in _offsets(source, old)}
-        for line in _lines(new):
+        for line in _lines(incoming, new):
             record = _upgraded(orjson.loads(line))
             offset = index.pop(record["id"], None)
             if offset is None:
@@ -193,11 +194,10 @@ def _parquet_as_lines(handle: IO[bytes], path: Path) -> IO[bytes]:
     return lines
 
 
-def _lines(path: Path) -> Iterator[bytes]:
+def _lines(handle: IO[bytes], path: Path) -> Iterator[bytes]:
     """One JSON object per record, read as a stream (JSONL, or JSON as hfharvest writes it)."""
     try:
-        with _open(path) as handle:
-            yield from (line for _, line in _offsets(handle, path))
+        yield from (line for _, line in _offsets(handle, path))
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise SnapshotError(f"cannot read {path}: {exc}") from exc
 

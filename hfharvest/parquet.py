@@ -4,11 +4,13 @@ back as the records they hold.
 The schema is `loaders.arrow_schema(repo_type, parquet=True)`: timestamps as UTC timestamps,
 lists typed, `providers` a list of structs, `found_by` a list of {sort, rank}, `raw` a JSON
 string; zstd. Records are gathered `ROWS` at a time and written as one row group, so memory
-stays bounded as with JSONL. pyarrow is an optional extra (`pip install 'hfharvest[parquet]'`).
+stays bounded as with JSONL; reading back goes `BATCH` rows at a time. pyarrow is an optional
+extra (`pip install 'hfharvest[parquet]'`).
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -16,38 +18,45 @@ from typing import IO, Any
 
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.json as pj
 import pyarrow.parquet as pq
 
 from hfharvest.loaders import TIMESTAMPS, arrow_schema
 from hfharvest.output import Counted, Encoded, Hashing
 
 ROWS = 20_000  # records a row group holds
+BATCH = 2_000  # rows read back at a time (as Python objects: kept few)
 
 
 class ParquetWriter(Counted):
-    """Writes records one by one into a Parquet file, a row group every `ROWS` records."""
+    """Writes records one by one into a Parquet file, a row group every `ROWS` records.
+
+    A record comes as its JSON: the row group's records are gathered as JSON lines in the Parquet
+    schema's terms (`found_by` a list of {sort, rank}, `raw` a JSON string) and parsed by Arrow's
+    own JSON reader into the schema's types (timestamps included), with no Python object a field.
+    """
 
     def __init__(self, hashing: Hashing, repo_type: str, *, raw: bool) -> None:
         self.hashing = hashing
         self.schema = arrow_schema(repo_type, parquet=True, raw=raw)
-        # As the records hold them: timestamps are ISO strings until a row group is cast.
-        self._as_read = pa.schema(
-            [f.with_type(pa.string()) if f.name in TIMESTAMPS else f for f in self.schema]
+        self._parse = pj.ParseOptions(
+            explicit_schema=self.schema, unexpected_field_behavior="ignore"
         )
         self._writer = pq.ParquetWriter(hashing, self.schema, compression="zstd")
         self._raw = raw
-        self._rows: list[dict[str, Any]] = []
+        self._lines = bytearray()
+        self._pending = 0
         self.count = 0
 
     def write(self, record: Encoded, found_by: Mapping[str, int]) -> None:
-        row = orjson.loads(record.json)
-        row["found_by"] = [{"sort": sort, "rank": rank} for sort, rank in found_by.items()]
-        if self._raw:
-            row["raw"] = record.raw.decode() if record.raw is not None else None
-        self._rows.append(row)
+        pairs = orjson.dumps([{"sort": sort, "rank": rank} for sort, rank in found_by.items()])
+        self._lines += record.json[:-1] + b',"found_by":' + pairs
+        if self._raw and record.raw is not None:
+            self._lines += b',"raw":' + orjson.dumps(record.raw.decode())
+        self._lines += b"}\n"
+        self._pending += 1
         self.count += 1
-        if len(self._rows) >= ROWS:
+        if self._pending >= ROWS:
             self._write_rows()
 
     def flush(self) -> None:
@@ -58,24 +67,24 @@ class ParquetWriter(Counted):
         self._writer.close()
 
     def _write_rows(self) -> None:
-        if not self._rows:
+        if not self._pending:
             return
-        table = pa.Table.from_pylist(self._rows, schema=self._as_read)
-        for name in TIMESTAMPS:
-            index = table.schema.get_field_index(name)
-            table = table.set_column(
-                index, name, pc.cast(table[name], self.schema.field(name).type)
-            )
+        # One block for the whole row group: a record is never cut across blocks.
+        options = pj.ReadOptions(use_threads=False, block_size=len(self._lines) + 1)
+        table = pj.read_json(io.BytesIO(self._lines), read_options=options,
+                             parse_options=self._parse)  # fmt: skip
         self._writer.write_table(table)
-        self._rows.clear()
+        self._lines.clear()
+        self._pending = 0
 
 
 def parquet_records(source: Path | IO[bytes]) -> Iterator[dict[str, Any]]:
     """The records of a Parquet snapshot, as the JSON snapshot of the same run holds them."""
     parquet = pq.ParquetFile(source)
-    for batch in parquet.iter_batches(batch_size=ROWS):
+    for batch in parquet.iter_batches(batch_size=BATCH):
         for row in batch.to_pylist():
             yield _as_record(row)
+    pa.default_memory_pool().release_unused()  # what Arrow held for reading, given back
 
 
 def _as_record(row: dict[str, Any]) -> dict[str, Any]:
