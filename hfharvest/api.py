@@ -17,9 +17,9 @@ import io
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, get_type_hints
@@ -27,6 +27,7 @@ from typing import Any, get_type_hints
 import orjson
 
 from hfharvest.ahead import Cancel, Cancelled
+from hfharvest.errors import OptionTypeError
 from hfharvest.loaders import require_pyarrow
 from hfharvest.options import FetchOptions, default_of, doc_of
 from hfharvest.outcome import Outcome, SortStats
@@ -55,22 +56,51 @@ _PARAMETERS = [each for each in fields(FetchOptions) if not doc_of(each).cli_onl
 
 
 def _options(given: dict[str, Any]) -> FetchOptions:
-    """The table's values from Python's: a name or a list of names, a path as a string or a
-    `Path`, a time as a string, a `date` or a `datetime`."""
-    values: dict[str, Any] = {}
+    """The table's values from Python's, each checked against its type: a name or a list of
+    names, a path as a string or a `Path`, a time as a string, a `date` or a `datetime`."""
     hints = get_type_hints(FetchOptions)
-    for name, value in given.items():
-        kind = hints[name]
-        if kind == tuple[str, ...] and value is not None:
-            value = (value,) if isinstance(value, str) else tuple(value)
-        elif kind == tuple[str, ...]:
-            value = ()
-        elif kind == Path | None and isinstance(value, str):
-            value = Path(value)
-        elif name == "since" and isinstance(value, date):
-            value = value.isoformat()
-        values[name] = value
-    return FetchOptions(**values)
+    return FetchOptions(**{name: _typed(name, value, hints[name]) for name, value in given.items()})
+
+
+# What each option's type accepts from Python, and the words for it; `bool` is no number here.
+_ACCEPTS: dict[Any, tuple[Callable[[Any], bool], str]] = {
+    int: (lambda v: type(v) is int, "an int"),
+    float: (lambda v: type(v) in (int, float), "a number"),
+    str: (lambda v: isinstance(v, str), "a string"),
+    bool: (lambda v: isinstance(v, bool), "True or False"),
+    Path: (lambda v: isinstance(v, str | os.PathLike), "a path"),
+    tuple[str, ...]: (lambda v: isinstance(v, str) or (
+        isinstance(v, list | tuple) and all(isinstance(i, str) for i in v)),
+        "a string or a list of strings"),
+}  # fmt: skip
+
+
+def _typed(name: str, value: Any, kind: Any) -> Any:
+    if name == "since" and isinstance(value, date):  # a datetime is a date too
+        return value.isoformat()
+    if name == "token":
+        if value is None or isinstance(value, str | bool):
+            return value
+        raise OptionTypeError(
+            f"`token` must be a string, True or False, got {type(value).__name__}",
+            parameter="token", value=type(value).__name__,
+        )  # fmt: skip
+    optional = value is None and type(None) in getattr(kind, "__args__", ())
+    base = (
+        kind
+        if kind in _ACCEPTS
+        else next((k for k in _ACCEPTS if k in getattr(kind, "__args__", ())), None)
+    )
+    if optional or base is None:
+        return value
+    accepts, words = _ACCEPTS[base]
+    if not accepts(value):
+        raise OptionTypeError(
+            f"`{name}` must be {words}, got {type(value).__name__}", parameter=name, value=value
+        )
+    if base == tuple[str, ...]:
+        return (value,) if isinstance(value, str) else tuple(value)
+    return Path(value) if base is Path else value
 
 
 def stream(*, progress: Progress | None = None, **options: Any) -> RecordStream:
@@ -101,12 +131,21 @@ def harvest(**options: Any) -> HarvestResult:
     return HarvestResult(outcome.stats, outcome.unique, outcome.written, records=found)
 
 
+# What Python callers may pass, where it is more than the table's type.
+_AS_TAKEN: dict[Any, Any] = {
+    tuple[str, ...]: str | Sequence[str],
+    Path | None: str | Path | None,
+    "since": str | date | datetime | None,
+}
+
+
 def _document(function: Callable[..., Any], returns: Any) -> None:
     """Give `function` the options table as its signature, and each option in its `help()`."""
     hints = get_type_hints(FetchOptions)
     parameters = [
         inspect.Parameter(each.name, inspect.Parameter.KEYWORD_ONLY, default=default_of(each),
-                          annotation=hints[each.name])
+                          annotation=_AS_TAKEN.get(each.name, _AS_TAKEN.get(hints[each.name],
+                                                                           hints[each.name])))
         for each in _PARAMETERS
     ]  # fmt: skip
     progress = inspect.Parameter(

@@ -1,13 +1,18 @@
-"""The token, resolved as the Hub's own clients do, and where it may be sent.
+"""The environment as huggingface_hub reads it: the token it would send, offline mode; and
+where a token may be sent.
 
 Order: an explicit token (or `False`: none at all), a token file given by name, `HF_TOKEN` (the
 older `HUGGING_FACE_HUB_TOKEN`), then the file `$HF_TOKEN_PATH`, by default `$HF_HOME/token`
-(`~/.cache/huggingface/token`). A token is refused for a plain-http endpoint on another machine.
+(`$XDG_CACHE_HOME/huggingface/token`, `~/.cache/huggingface/token`), unless
+`HF_HUB_DISABLE_IMPLICIT_TOKEN` is set. A test compares this, environment by environment, with
+the header huggingface_hub would send. A token is refused for a plain-http endpoint on another
+machine.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,22 +32,71 @@ class Token:
 def resolve_token(
     token: str | bool | None, token_file: Path | None, environ: Mapping[str, str]
 ) -> Token | None:
-    """The token to send, or None. `token=False` sends none, whatever the environment holds."""
+    """The token to send, or None, as `huggingface_hub.utils.build_hf_headers` would choose it.
+
+    `token=False` sends none, a string is sent as it is, `token=True` requires one (from the
+    environment or the token file). Otherwise the environment's token (`HF_TOKEN`, then
+    `HUGGING_FACE_HUB_TOKEN`) or the token file's is sent, unless `HF_HUB_DISABLE_IMPLICIT_TOKEN`
+    is set. `token_file` (hfharvest's own) names the file to read instead.
+    """
     if token is False:
         return None
     if isinstance(token, str):
         return _token(token, "`token`")
     if token_file is not None:
         return _token(_read(token_file, "`token_file`"), "`token_file`")
+    found = _implicit(environ)
+    if token is True:
+        if found is None:
+            raise UsageError(
+                "`token=True` asks for a token, and none was found (HF_TOKEN, the token file)",
+                parameter="token", value=True,
+                hint=f"set HF_TOKEN, or log in so that {token_path(environ)} holds one",
+            )  # fmt: skip
+        return found
+    if _is_true(environ.get("HF_HUB_DISABLE_IMPLICIT_TOKEN")):
+        return None  # as huggingface_hub: only a token passed explicitly is sent
+    return found
+
+
+def _implicit(environ: Mapping[str, str]) -> Token | None:
+    """The environment's token, else the token file's (huggingface_hub's `get_token`)."""
     for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
-        if environ.get(name, "").strip():
+        if environ.get(name):
             return _token(environ[name], name)
-    if environ.get("HF_TOKEN_PATH"):
-        path = Path(environ["HF_TOKEN_PATH"]).expanduser()
-    else:
-        home = environ.get("HF_HOME") or str(Path(environ.get("HOME", "~")) / ".cache/huggingface")
-        path = Path(home).expanduser() / "token"
+    path = token_path(environ)
     return _token(_read(path, "HF_TOKEN_PATH"), str(path)) if path.is_file() else None
+
+
+def token_path(environ: Mapping[str, str]) -> Path:
+    """Where huggingface_hub keeps the token: `$HF_TOKEN_PATH`, else `$HF_HOME/token`, `HF_HOME`
+    defaulting to `$XDG_CACHE_HOME/huggingface` (`~/.cache/huggingface`); `~` and `$VAR`
+    expanded, as its constants do."""
+    cache = environ.get("XDG_CACHE_HOME", "~/.cache")
+    home = _expanded(environ.get("HF_HOME", f"{cache}/huggingface"), environ)
+    return Path(_expanded(environ.get("HF_TOKEN_PATH", f"{home}/token"), environ))
+
+
+def _expanded(path: str, environ: Mapping[str, str]) -> str:
+    """`os.path.expandvars(os.path.expanduser(path))`, against `environ` (a test's or the
+    process's)."""
+    if path == "~" or path.startswith("~/"):
+        path = environ.get("HOME", str(Path.home())) + path[1:]
+    return _VARIABLE.sub(lambda m: environ.get(m.group(1) or m.group(2), m.group(0)), path)
+
+
+_VARIABLE = re.compile(r"\$(?:(\w+)|\{([^}]*)\})")
+
+
+def _is_true(value: str | None) -> bool:
+    return (value or "").upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def offline(environ: Mapping[str, str]) -> str | None:
+    """The variable that puts hfharvest offline, if one does: `HF_HUB_OFFLINE`, or else
+    `TRANSFORMERS_OFFLINE` (the first one set wins, as in huggingface_hub's constants)."""
+    name = "HF_HUB_OFFLINE" if environ.get("HF_HUB_OFFLINE") else "TRANSFORMERS_OFFLINE"
+    return name if _is_true(environ.get(name)) else None
 
 
 def refuse_clear_text(endpoint: str) -> None:
@@ -57,7 +111,7 @@ def refuse_clear_text(endpoint: str) -> None:
 
 
 def _token(text: str, source: str) -> Token | None:
-    value = text.strip()
+    value = text.replace("\r", "").replace("\n", "").strip()  # as huggingface_hub cleans it
     return Token(value, source) if value else None
 
 

@@ -67,7 +67,7 @@ def guarded(
 
 def _show_traceback(report: Report, debug: bool) -> None:
     if debug:
-        report.line(traceback.format_exc().rstrip())
+        report.line(traceback.format_exc().rstrip(), lines=True)
 
 
 def _silence_stdout() -> None:

@@ -54,6 +54,12 @@ class Bounds:
             fields.extend(_SINCE_KEYS[sort][1] for sort in sorts if sort in _SINCE_KEYS)
         return tuple(fields)
 
+    def fields_read(self) -> tuple[tuple[str, str], ...]:
+        """(bound, listing field) for the count bounds given: their field must exist."""
+        given = (("min_likes", "likes", self.min_likes), ("min_downloads", "downloads",
+                 self.min_downloads))  # fmt: skip
+        return tuple((name, field) for name, field, value in given if value is not None)
+
     def default_sorts(self) -> tuple[str, ...]:
         """The walks to make when bounds are given and no --sort: those the bounds can stop."""
         if self.since:

@@ -30,7 +30,7 @@ from hfharvest.errors import (
     TransientResponseError,
     UnreachableError,
 )
-from hfharvest.hub import NOT_WITH_PROVIDER
+from hfharvest.hub import NOT_WITH_PROVIDER, SORTS
 from hfharvest.pacing import Pacer
 from hfharvest.retry import (
     TRANSIENT_STATUSES,
@@ -255,6 +255,8 @@ class HubClient:
         if "inference_provider" in query and sort in NOT_WITH_PROVIDER:
             instead = "lastModified for new or changed repos" if sort == "createdAt" else "likes"
             return f"the Hub refuses `sort` {sort} beside `inference_provider`; use {instead}"
+        if sort is not None and sort not in SORTS:
+            return f"`sort` {sort} is not one hfharvest knows: {', '.join(SORTS)}"
         return "the Hub rejected the query; check `sort`, the filters and `expand`"
 
 

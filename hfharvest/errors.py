@@ -43,8 +43,9 @@ class HarvestError(Exception):
         self.outcome: Outcome | None = None  # what the walks did, once they began
 
 
-class UsageError(HarvestError):
-    """Refused before any request: a bad option, environment or output path (exit 2).
+class UsageError(HarvestError, ValueError):
+    """Refused before any request: a bad option, environment or output path (exit 2). Also a
+    `ValueError`, as Python callers expect of a bad value.
 
     `parameter` names the option at fault (None for the environment), `value` is what it was
     given.
@@ -63,6 +64,10 @@ class UsageError(HarvestError):
         super().__init__(message, hint=hint)
         self.parameter = parameter
         self.value = value
+
+
+class OptionTypeError(UsageError, TypeError):
+    """An option of the wrong type from Python (`limit="10"`): a `TypeError` too."""
 
 
 class OfflineError(UsageError):

@@ -1,4 +1,5 @@
-"""Facts about the Hugging Face Hub listing API, each written once (see docs of hub-api).
+"""Facts about the Hugging Face Hub listing API, each written once (see docs of hub-api), and
+the checks that follow from them (a sort or a field known, refused, or new).
 
 The client, the settings, the normalizer and the offline emulator all take them from here, so a
 sort name, the page maximum or the "unknown creation date" cannot drift apart between them.
@@ -6,11 +7,18 @@ sort name, the page maximum or the "unknown creation date" cannot drift apart be
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Literal
+
+from hfharvest.errors import UsageError
 
 RepoType = Literal["model", "dataset", "space"]
 REPO_TYPES: tuple[RepoType, ...] = ("model", "dataset", "space")
+# What names a type: itself, or its plural (as the tables and `{type}s` paths write it).
+REPO_TYPE_NAMES: Mapping[str, RepoType] = {
+    **{t: t for t in REPO_TYPES},
+    **{f"{t}s": t for t in REPO_TYPES},
+}
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 MAX_PAGE_SIZE = 1000  # observed: a larger `limit` is answered with 1,000 entries
@@ -68,10 +76,78 @@ ALL_FIELDS: Mapping[RepoType, tuple[str, ...]] = {
 }  # fmt: skip
 
 
+# Fields a listing refuses (single-repo endpoints only; huggingface_hub PR #3182).
+REFUSED_BY_LISTINGS = frozenset({"baseModels", "childrenModelCount", "usedStorage"})
+
+
+def sort_names(names: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The sorts to send (aliases mapped, repeats dropped), and those hfharvest does not know:
+    sent as given, for the Hub may have added them."""
+    sorts = tuple(dict.fromkeys(SORT_ALIASES.get(name, name) for name in names))
+    return sorts, tuple(sort for sort in sorts if sort not in SORTS)
+
+
+def expand_fields(
+    repo_type: RepoType, given: Iterable[str]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The fields to ask for (`a,b` split; repeats dropped), and those in no list hfharvest
+    knows: sent as given. A field known to be wrong is refused before any request."""
+    fields = tuple(dict.fromkeys(f.strip() for name in given for f in name.split(",") if f.strip()))
+    for name in fields:
+        if name in REFUSED_BY_LISTINGS:
+            raise UsageError(
+                f"`expand` {name} is refused by listings (single-repo answers only)",
+                parameter="expand", value=name, hint="drop it; `all_fields` asks for every "
+                "field a listing allows",
+            )  # fmt: skip
+        owners = [t for t in REPO_TYPES if name in ALL_FIELDS[t]]
+        if owners and repo_type not in owners:
+            raise UsageError(
+                f"`expand` {name} is a field of {' and '.join(t + 's' for t in owners)}, not of "
+                f"{repo_type}s", parameter="expand", value=name,
+                hint=f"the fields of {repo_type}s: {', '.join(ALL_FIELDS[repo_type])}",
+            )  # fmt: skip
+    unknown = tuple(name for name in fields if name not in ALL_FIELDS[repo_type])
+    return fields, unknown
+
+
 def fields_of(repo_type: RepoType, *, full: bool) -> tuple[str, ...]:
     """What the default listing (or `full=true`) answers, as a list `expand` accepts."""
     default = DEFAULT_FIELDS[repo_type]
     return (*default, *(f for f in FULL_FIELDS if f not in default)) if full else default
+
+
+# The listing filters huggingface_hub's list_models, list_datasets and list_spaces (2.4) take
+# besides search, author, filter, pipeline_tag and inference_provider, and how each goes on the
+# wire: as its own parameter (repeated for a list, booleans as requests writes them, "True"), or
+# as a tag of `filter` (`dataset:X`, `language:fr`, `benchmark:official`).
+OWN_PARAMETERS = ("apps", "gated", "inference", "num_parameters", "datasets", "models", "linked")
+TAG_FILTERS = {
+    "trained_dataset": "dataset", "language_creators": "language_creators",
+    "language": "language", "multilinguality": "multilinguality",
+    "size_categories": "size_categories", "task_categories": "task_categories",
+    "task_ids": "task_ids", "benchmark": "benchmark",
+}  # fmt: skip
+HUB_FILTERS = (*OWN_PARAMETERS, *TAG_FILTERS)
+
+
+def filter_params(values: Mapping[str, object]) -> tuple[tuple[str, str], ...]:
+    """The wire form of the filters in `values` (name -> value), as huggingface_hub sends them;
+    those at their default (None, empty, `linked` False) are not sent; `gated=False` is."""
+    params: list[tuple[str, str]] = []
+    for name in HUB_FILTERS:
+        value = values.get(name)
+        if value is None or value == () or (value is False and name == "linked"):
+            continue
+        items = value if isinstance(value, tuple) else (value,)
+        for item in items:
+            text = str(item)  # True -> "True", as requests writes a boolean
+            if name in TAG_FILTERS:
+                prefix = f"{TAG_FILTERS[name]}:"
+                params.append(("filter", text if text.startswith(prefix) else prefix + text))
+            else:
+                params.append((name, text))
+    return tuple(params)
 
 
 # Orders of magnitude of each listing (2026), for the cost warning only: the Hub gives no count.

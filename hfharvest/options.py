@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hfharvest.errors import UsageError
-from hfharvest.hub import MAX_PAGE_SIZE, REPO_TYPES
+from hfharvest.hub import MAX_PAGE_SIZE, REPO_TYPE_NAMES, SORT_ALIASES
 
 Check = Callable[[str, Any], None]
 
@@ -39,6 +39,9 @@ class Doc:
     short: str | None = None
     cli_only: bool = False
     check: Check | None = None
+    types: tuple[str, ...] = ()  # the repo types it applies to (empty: every type)
+    choices: tuple[str, ...] = ()  # what the shell completes it with
+    constant: str | None = None  # on the command line, a flag that sets this value
 
 
 def option(default: Any, help: str, example: str, panel: str, **doc: Any) -> Any:
@@ -76,7 +79,7 @@ def _page_size(name: str, value: int) -> None:
 
 
 def _repo_type(name: str, value: str) -> None:
-    if value not in REPO_TYPES:
+    if value not in REPO_TYPE_NAMES:
         raise UsageError(
             f"`{name}` must be model, dataset or space, not {value!r}", parameter=name, value=value
         )
@@ -94,13 +97,14 @@ class FetchOptions:
 
     sort: tuple[str, ...] = option(
         (),
-        "A sort to walk; repeat for several [default: likes, downloads]. One of likes, "
+        "A sort to walk; repeat for several [default: likes, downloads]. hfharvest knows likes, "
         "downloads, trendingScore, createdAt, lastModified, likes30d, id (snake_case spellings "
-        "are mapped).",
+        "are mapped); another name is sent as given, for the Hub may have added it.",
         "likes --sort id",
         QUERY,
         metavar="SORT",
         short="-s",
+        choices=tuple(SORT_ALIASES),
     )
     limit: int | None = option(
         None,
@@ -125,24 +129,142 @@ class FetchOptions:
         (), "A tag every repo must carry; repeat to require all.", "gguf", QUERY, metavar="TAG"
     )
     pipeline_tag: str | None = option(
-        None, "Models of this task.", "text-generation", QUERY, metavar="TASK"
+        None, "Models of this task.", "text-generation", QUERY, metavar="TASK", types=("model",)
     )
     inference_provider: tuple[str, ...] = option(
         (),
         "Models served by any of these providers (repeat; 'all' = any provider).",
         "hf-inference",
         QUERY,
+        types=("model",),
         metavar="PROVIDER",
+    )
+    gated: bool | None = option(
+        None,
+        "Only gated repos, or with --no-gated only repos that are not [default: both].",
+        "--gated",
+        QUERY,
+        flag="--gated/--no-gated",
+        types=("model", "dataset"),
+    )
+    apps: tuple[str, ...] = option(
+        (),
+        "Models that run in this app (repeat).",
+        "ollama",
+        QUERY,
+        metavar="APP",
+        types=("model",),
+    )
+    inference: str | None = option(
+        None,
+        'Only models warm on HF Inference (`inference` "warm" from Python).',
+        "--warm",
+        QUERY,
+        flag="--warm",
+        constant="warm",
+        types=("model",),
+    )
+    num_parameters: str | None = option(
+        None,
+        "Models of this size, as min:6B,max:128B (either end may go).",
+        "min:6B,max:128B",
+        QUERY,
+        metavar="RANGE",
+        types=("model",),
+    )
+    trained_dataset: tuple[str, ...] = option(
+        (),
+        "Models trained on this dataset (repeat; sent as the tag dataset:NAME).",
+        "HuggingFaceFW/fineweb",
+        QUERY,
+        metavar="DATASET",
+        types=("model",),
+    )
+    language: tuple[str, ...] = option(
+        (),
+        "Datasets in this language (repeat; sent as the tag language:X).",
+        "fr",
+        QUERY,
+        metavar="LANG",
+        types=("dataset",),
+    )
+    task_categories: tuple[str, ...] = option(
+        (),
+        "Datasets of this task category (repeat).",
+        "text-generation",
+        QUERY,
+        metavar="TASK",
+        types=("dataset",),
+    )
+    task_ids: tuple[str, ...] = option(
+        (),
+        "Datasets of this task id (repeat).",
+        "extractive-qa",
+        QUERY,
+        metavar="ID",
+        types=("dataset",),
+    )
+    size_categories: tuple[str, ...] = option(
+        (),
+        "Datasets of this size category (repeat).",
+        "1M<n<10M",
+        QUERY,
+        metavar="SIZE",
+        types=("dataset",),
+    )
+    multilinguality: tuple[str, ...] = option(
+        (),
+        "Datasets of this multilinguality (repeat).",
+        "multilingual",
+        QUERY,
+        metavar="KIND",
+        types=("dataset",),
+    )
+    language_creators: tuple[str, ...] = option(
+        (),
+        "Datasets whose language was made so (repeat).",
+        "crowdsourced",
+        QUERY,
+        metavar="KIND",
+        types=("dataset",),
+    )
+    benchmark: str | None = option(
+        None,
+        "Datasets of this benchmark ('official' for the official ones).",
+        "official",
+        QUERY,
+        metavar="NAME",
+        types=("dataset",),
+    )
+    datasets: tuple[str, ...] = option(
+        (),
+        "Spaces that use this dataset (repeat).",
+        "openai/gsm8k",
+        QUERY,
+        metavar="DATASET",
+        types=("space",),
+    )
+    models: tuple[str, ...] = option(
+        (),
+        "Spaces that use this model (repeat).",
+        "openai-community/gpt2",
+        QUERY,
+        metavar="MODEL",
+        types=("space",),
+    )
+    linked: bool = option(
+        False, "Only spaces linked to a model or dataset.", "--linked", QUERY, types=("space",)
     )
     repo_type: str = option(
         "model",
-        "Which listing to walk.",
+        "Which listing to walk (the plural names it too).",
         "dataset",
         QUERY,
         metavar="model|dataset|space",
         flag="--type",
         short="-t",
         check=_repo_type,
+        choices=("model", "dataset", "space"),
     )
     full: bool | None = option(
         None,
@@ -344,6 +466,10 @@ class ProcessOptions:
         False, "Send no token, whatever the environment holds.", "--no-token", AUTH
     )
 
+    dry_run: bool = option(
+        False, "Print the first request of each walk and the pages expected, as JSON lines; "
+        "send nothing, make no file or folder.", "--dry-run", OUTPUT,
+    )  # fmt: skip
     progress_every: float = option(
         30.0,
         "When stderr is no terminal (cron), a progress line this often; 0: none.",

@@ -57,7 +57,13 @@ class OutputTarget:
 
 
 def resolve_target(
-    template: str, fmt: str | None, moment: datetime, repo_type: str, *, raw: bool = False
+    template: str,
+    fmt: str | None,
+    moment: datetime,
+    repo_type: str,
+    *,
+    raw: bool = False,
+    probe: bool = True,
 ) -> OutputTarget:
     """The output of a run started at `moment`: its path filled in, its folder made, writable.
 
@@ -84,7 +90,7 @@ def resolve_target(
     chosen = chosen or named or "jsonl"
     if chosen == "parquet":
         require_pyarrow()
-    made = check_writable(path, "output")
+    made = check_writable(path, "output") if probe else ()
     return OutputTarget(path, chosen, gzip and chosen != "parquet", template, repo_type, raw, made)
 
 

@@ -25,6 +25,7 @@ class Query:
     inference_providers: tuple[str, ...]
     full: bool
     expand: tuple[str, ...]  # when given, exactly the fields asked for (and `full` is False)
+    hub_filters: tuple[tuple[str, str], ...] = ()  # the other filters, in their wire form
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -35,7 +36,7 @@ class Query:
     def filtered(self) -> bool:
         return bool(
             self.search or self.author or self.filters or self.pipeline_tag
-            or self.inference_providers
+            or self.inference_providers or self.hub_filters
         )  # fmt: skip
 
     @property
@@ -59,6 +60,7 @@ class Query:
             params.append(("pipeline_tag", self.pipeline_tag))
         if self.inference_providers:
             params.append(("inference_provider", ",".join(self.inference_providers)))
+        params.extend(self.hub_filters)
         params.append(("sort", sort))
         params.append(("limit", str(self.page_limit)))
         if self.full:

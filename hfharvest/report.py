@@ -122,8 +122,11 @@ class Report:
             self._console = Console(file=self.stream, highlight=False)
         return self._console
 
-    def line(self, text: str) -> None:
-        self.stream.write(redact(self.render(text), self.secret) + "\n")  # masking comes last
+    def line(self, text: str, *, lines: bool = False) -> None:
+        """One line (a traceback, with `lines`, may hold several): text the Hub sent, with control
+        characters that a terminal would obey, shown escaped; the token masked, last of all."""
+        shown = _escaped(self.render(text), keep="\n" if lines else "")
+        self.stream.write(redact(shown, self.secret) + "\n")
         self.stream.flush()
 
     def failure(self, message: str, hint: str | None = None) -> None:
@@ -248,6 +251,19 @@ class Report:
                 f"wrote {where}: {written.records:,} records, {_size(written.bytes)} "
                 f"in {_clock(seconds)}"
             )
+
+
+_CONTROL = frozenset((*range(0x20), *range(0x7F, 0xA0)))
+
+
+def _escaped(text: str, keep: str) -> str:
+    """Control characters (escape sequences, carriage returns, newlines) as `\\xNN`."""
+    if not any(ord(char) in _CONTROL for char in text):
+        return text
+    return "".join(
+        f"\\x{ord(char):02x}" if ord(char) in _CONTROL and char not in keep else char
+        for char in text
+    )
 
 
 def _size(count: int) -> str:

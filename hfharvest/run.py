@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 
 from hfharvest.ahead import Cancel, Cancelled, read_ahead
 from hfharvest.client import HubClient
-from hfharvest.errors import HarvestError, TooFewRecordsError
+from hfharvest.errors import HarvestError, HubResponseError, TooFewRecordsError
 from hfharvest.files import remove_empty
-from hfharvest.hub import CATALOG_SIZE
+from hfharvest.hub import CATALOG_SIZE, SORTS
 from hfharvest.manifest import build_manifest, write_json
 from hfharvest.merge import Merge, Spool
 from hfharvest.outcome import Observer, Outcome, SortStats
@@ -144,7 +144,7 @@ class _Runs:
         self.pages_before = store.pages_before if store else 0
         # Each walk's counts, page by page: where a resumed walk starts, then its latest page's.
         self.last = [store.progress[s] if store else SortStats(s) for s in query.sorts]
-        self.failures: list[BaseException] = []  # in the order they happened
+        self.failures: list[tuple[int, BaseException]] = []  # (walk, error), in their order
         self.outcome: Outcome | None = None  # once the walks have ended
         self._lock = threading.Lock()
         self._warns_cost = _first_unbounded(settings)
@@ -197,10 +197,18 @@ class _Runs:
                 self.last[index], retries=walk.retries, error=str(exc)
             )
             with self._lock:
-                self.failures.append(exc)
-            if not self.settings.allow_partial or isinstance(exc, BrokenPipeError):
+                self.failures.append((index, exc))
+            if not self.settings.allow_partial or self._fatal(exc, index):
                 self._cancel.set()  # a closed stdout ends the run, partial or not
             return
+
+    def _fatal(self, error: BaseException, index: int) -> bool:
+        """What ends the run even with `allow_partial`: a closed stdout, and the Hub refusing a
+        sort hfharvest does not know on its first page (a typo must not become a partial
+        snapshot)."""
+        refused = isinstance(error, HubResponseError) and error.status == 400
+        unknown = self.plans[index].sort not in SORTS and self.last[index].pages == 0
+        return isinstance(error, BrokenPipeError) or (refused and unknown)
 
     def _took(self, index: int, page: WalkPage, merge: Merge, writer: RecordWriter | None) -> None:
         merge.take(index, page)
@@ -214,9 +222,9 @@ class _Runs:
     def _guard(self, outcome: Outcome) -> None:
         """Refuse to write what must not replace yesterday's snapshot."""
         settings = self.settings
-        closed = [error for error in self.failures if isinstance(error, BrokenPipeError)]
-        if closed:
-            raise closed[0]
+        fatal = [error for index, error in self.failures if self._fatal(error, index)]
+        if fatal:
+            raise fatal[0]
         if outcome.unique == 0 and not self.failures:
             log.warning("%s", _nothing_found(settings), extra=RESULT)
         if settings.min_count is not None and outcome.unique < settings.min_count:
@@ -227,7 +235,7 @@ class _Runs:
             )
         all_failed = len(outcome.failed) == len(outcome.stats)
         if self.failures and (not settings.allow_partial or all_failed):
-            raise self.failures[0]
+            raise self.failures[0][1]
 
 
 def _nothing_found(settings: Settings) -> str:
@@ -247,12 +255,29 @@ def _nothing_found(settings: Settings) -> str:
     )
 
 
+def first_requests(settings: Settings) -> list[dict[str, object]]:
+    """What a run would ask first, walk by walk (for a dry run): the URL (the token is never in
+    it) and the pages expected: known with a limit, estimated for a whole listing, else null."""
+    query, unbounded = settings.query, _unbounded(settings)
+    planned: list[dict[str, object]] = []
+    for sort in query.sorts:
+        pages: int | None = None
+        if query.limit is not None:
+            pages = -(-query.limit // query.page_limit)
+        elif sort in unbounded:
+            pages = -(-CATALOG_SIZE[query.repo_type] // query.page_size)
+        url = settings.first_url(sort)
+        planned.append({"sort": sort, "url": url, "pages": pages, "estimate": sort in unbounded})
+    return planned
+
+
 def _unbounded(settings: Settings) -> list[str]:
     """The sorts that walk the whole listing: no filter, no limit, no bound to stop them."""
     query = settings.query
     if query.limit is not None or query.filtered:
         return []
-    return [sort for sort in query.sorts if settings.bounds.for_walk(sort) is None]
+    known = [sort for sort in query.sorts if sort in SORTS]  # an estimate for the sorts it knows
+    return [sort for sort in known if settings.bounds.for_walk(sort) is None]
 
 
 def _first_unbounded(settings: Settings) -> int | None:

@@ -10,34 +10,38 @@ a `--state` compares, is derived from them, never listed by hand.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from hfharvest.auth import Token, refuse_clear_text, resolve_token
+from hfharvest.auth import Token, offline, refuse_clear_text, resolve_token
 from hfharvest.bounds import Bounds, parse_since
 from hfharvest.errors import OfflineError, UsageError
 from hfharvest.files import check_writable, remove_empty
 from hfharvest.hub import (
     ALL_FIELDS,
     DEFAULT_ENDPOINT,
+    HUB_FILTERS,
     PROVIDER_MAPPING,
-    REPO_TYPES,
-    SORT_ALIASES,
+    REPO_TYPE_NAMES,
     SORTS,
     RepoType,
+    expand_fields,
     fields_of,
+    filter_params,
+    sort_names,
 )
-from hfharvest.options import FetchOptions
+from hfharvest.options import FetchOptions, default_of, doc_of
 from hfharvest.output import OutputTarget, resolve_target
 from hfharvest.query import Query
 from hfharvest.retry import RetryPolicy
 
+log = logging.getLogger("hfharvest")
 DEFAULT_SORTS = ("likes", "downloads")
-_TRUE = {"1", "true", "yes", "on"}
 
 
 @dataclass(frozen=True)
@@ -95,29 +99,35 @@ class Settings:
 
 
 def resolve(
-    options: FetchOptions, environ: Mapping[str, str], now: datetime | None = None
+    options: FetchOptions,
+    environ: Mapping[str, str],
+    now: datetime | None = None,
+    *,
+    probe: bool = True,
 ) -> Settings:
     """Validate `options` against each other and the environment; raise `UsageError` if unfit.
 
     `now` (UTC) is when the run starts: what `{date}` and `{time}` in `output` expand to.
+    `probe=False` (a dry run) makes no folder and tries no file.
     """
     started = now or datetime.now(UTC)
-    if environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE:
+    variable = offline(environ)
+    if variable is not None:
         raise OfflineError(
-            "HF_HUB_OFFLINE is set: hfharvest makes no request in offline mode",
-            hint="unset HF_HUB_OFFLINE to harvest",
+            f"{variable} is set: hfharvest makes no request in offline mode",
+            hint=f"unset {variable} to harvest",
         )
     options.check()
     bounds = Bounds(options.min_likes, options.min_downloads, _since(options.since, started))
     query = _query(options, bounds)
     output = resolve_target(
-        options.output, options.format, started, query.repo_type, raw=options.raw
+        options.output, options.format, started, query.repo_type, raw=options.raw, probe=probe
     )
     made = list(output.made)
     try:
         manifest = _manifest(options, output)
         for parameter, path in (("manifest", manifest), ("state", options.state)):
-            if path is not None:
+            if path is not None and probe:
                 made += check_writable(path, parameter)
         transport = _transport(options, environ)
     except UsageError:
@@ -144,6 +154,12 @@ def _query(options: FetchOptions, bounds: Bounds) -> Query:
     full, expand = _fields(options, repo_type)
     sorts = _sorts(options.sort or bounds.default_sorts() or DEFAULT_SORTS)
     bounds.check_sorts(sorts)
+    for name, field in bounds.fields_read():
+        if field not in ALL_FIELDS[repo_type]:
+            raise UsageError(
+                f"`{name}` bounds {field}, which {repo_type}s do not have", parameter=name,
+                value=getattr(bounds, name),
+            )  # fmt: skip
     return Query(
         repo_type=repo_type,
         sorts=sorts,
@@ -156,6 +172,7 @@ def _query(options: FetchOptions, bounds: Bounds) -> Query:
         inference_providers=options.inference_provider,
         full=full,
         expand=expand,
+        hub_filters=filter_params({name: getattr(options, name) for name in HUB_FILTERS}),
     )
 
 
@@ -184,29 +201,24 @@ def _transport(options: FetchOptions, environ: Mapping[str, str]) -> Transport:
 
 
 def _repo_type(options: FetchOptions) -> RepoType:
-    repo_type = next(t for t in REPO_TYPES if t == options.repo_type)  # checked in the table
-    if repo_type != "model":
-        for name in ("pipeline_tag", "inference_provider"):
-            if getattr(options, name):
-                raise UsageError(
-                    f"`{name}` only applies to `repo_type` model", parameter=name,
-                    value=getattr(options, name),
-                )  # fmt: skip
+    """The listing walked (a plural names it too), and no filter of another type's."""
+    repo_type = REPO_TYPE_NAMES[options.repo_type]  # checked in the table
+    for each in fields(FetchOptions):
+        types, value = doc_of(each).types, getattr(options, each.name)
+        if types and repo_type not in types and value != default_of(each):
+            raise UsageError(
+                f"`{each.name}` only applies to `repo_type` {' and '.join(types)}",
+                parameter=each.name, value=value,
+            )  # fmt: skip
     return repo_type
 
 
 def _sorts(names: tuple[str, ...]) -> tuple[str, ...]:
-    sorts: list[str] = []
-    for name in names:
-        sort = SORT_ALIASES.get(name)
-        if sort is None:
-            raise UsageError(
-                f"`sort` {name!r} is not a sort the Hub knows; one of {', '.join(SORTS)}",
-                parameter="sort", value=name,
-            )  # fmt: skip
-        if sort not in sorts:
-            sorts.append(sort)
-    return tuple(sorts)
+    sorts, unknown = sort_names(names)
+    for sort in unknown:
+        log.warning("`sort` %s is not a sort hfharvest knows (%s); it is sent as given, for the "
+                    "Hub may have added it", sort, ", ".join(SORTS))  # fmt: skip
+    return sorts
 
 
 def _fields(options: FetchOptions, repo_type: RepoType) -> tuple[bool, tuple[str, ...]]:
@@ -226,7 +238,11 @@ def _fields(options: FetchOptions, repo_type: RepoType) -> tuple[bool, tuple[str
                 "fields", parameter="full", value=True,
                 hint="drop `full`; `expand` already implies `full=False`",
             )  # fmt: skip
-        return False, options.expand  # exactly the user's list
+        expand, unknown = expand_fields(repo_type, options.expand)
+        for name in unknown:
+            log.warning("`expand` %s is a field hfharvest does not know for %ss; it is sent as "
+                        "given, for the Hub may have added it", name, repo_type)  # fmt: skip
+        return False, expand  # exactly the user's list
     full = options.full is not False
     if options.inference_provider:
         # A gateway routes by each provider's own model id: such a walk asks for the mapping,

@@ -79,9 +79,7 @@ class StateStore:
         if not path.exists():
             return cls._fresh(path, job, sorts, bounds, now)
         saved = _load(path)
-        differing = sorted(
-            k for k in set(job) | set(saved["job"]) if job.get(k) != saved["job"].get(k)
-        )
+        differing = _differing(job, saved["job"])
         if differing:
             raise UsageError(
                 f"`state` {path} belongs to another job (it differs in: {', '.join(differing)})",
@@ -162,6 +160,22 @@ class StateStore:
 
     def close(self) -> None:
         self.spool.close()
+
+
+def same_job(job: Mapping[str, Any], saved: Mapping[str, Any]) -> bool:
+    """Whether a state's job is this run's."""
+    return not _differing(job, saved)
+
+
+def _differing(job: Mapping[str, Any], saved: Mapping[str, Any]) -> list[str]:
+    """The job's keys that differ; a key at its default (None, empty) and a key missing are the
+    same, so that a field added to the query later keeps today's states resumable."""
+
+    def value(of: Mapping[str, Any], key: str) -> Any:
+        found = of.get(key)
+        return None if found in ([], ()) else found
+
+    return sorted(k for k in set(job) | set(saved) if value(job, k) != value(saved, k))
 
 
 def spool_path_for(state: Path) -> Path:

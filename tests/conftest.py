@@ -14,6 +14,9 @@ from hypothesis import settings as hypothesis_settings
 from hfharvest.options import FetchOptions
 from hfharvest.settings import Settings, resolve
 
+# The emulator's fixtures (`hub`, `hub_catalog`): opt-in, as every project using them does.
+pytest_plugins = ["hfharvest.testing.pytest_plugin"]
+
 # CI replays the same examples every run (a red CI must be reproducible); a developer's run
 # explores new ones, and hypothesis keeps any failure it finds in .hypothesis/ to replay it.
 hypothesis_settings.register_profile("ci", derandomize=True, database=None)
@@ -29,6 +32,10 @@ _SCRUBBED = (
     "HF_HOME",
     "HF_ENDPOINT",
     "HF_HUB_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
+    "HF_HUB_DISABLE_IMPLICIT_TOKEN",
+    "XDG_CACHE_HOME",
+    "HF_OIDC_RESOURCE",
 )
 
 

@@ -97,8 +97,8 @@ def test_warnings_are_not_printed_without_a_handler(hub: HubEmulator) -> None:
 
 
 def test_a_bad_option_raises_with_exit_code_2_before_any_request(hub: HubEmulator) -> None:
-    with pytest.raises(hfharvest.UsageError, match="not a sort the Hub knows") as error:
-        hfharvest.harvest(sort="popularity", endpoint=hub.url)
+    with pytest.raises(hfharvest.UsageError, match="must be model, dataset or space") as error:
+        hfharvest.harvest(repo_type="paper", endpoint=hub.url)
     assert error.value.exit_code == 2
     with pytest.raises(hfharvest.HarvestError) as failure:
         hfharvest.harvest(page_size=5000, endpoint=hub.url)

@@ -155,7 +155,6 @@ def test_offline_mode_refuses_before_any_request(hub: HubEmulator) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--sort", "popularity"], "--sort 'popularity' is not a sort the Hub knows"),
         (["--page-size", "0"], "--page-size must be between 1 and 1000, not 0"),
         (["--page-size", "5000"], "--page-size must be between 1 and 1000, not 5000"),
         (["--limit", "-1"], "--limit must be at least 1, not -1"),

@@ -160,7 +160,6 @@ def test_sigterm_during_the_rename_keeps_the_earlier_file(
         (["--endpoint", "ftp://hub.example"], "--endpoint"),
         (["--limit", "0"], "--limit"),
         (["--page-size", "1001"], "--page-size"),
-        (["--sort", "popularity"], "--sort"),
         (["--max-rps", "-1"], "--max-rps"),
         (["--endpoint", "http://192.0.2.1", "--token", CANARY], "--allow-insecure-token"),
     ],

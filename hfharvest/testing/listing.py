@@ -12,7 +12,7 @@ import base64
 import binascii
 import json
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,9 +54,10 @@ class ListingQuery:
     pipeline_tag: str | None
     providers: tuple[str, ...]
     after: tuple[Any, ...] | None
+    own: tuple[tuple[str, str], ...] = ()  # gated, apps, inference, num_parameters, spaces' ...
 
     def predicate_key(self) -> tuple[Any, ...]:
-        return (self.search, self.author, self.tags, self.pipeline_tag, self.providers)
+        return (self.search, self.author, self.tags, self.pipeline_tag, self.providers, self.own)
 
     def matches(self, repo: Repo) -> bool:
         if self.search and self.search.lower() not in repo["id"].lower():
@@ -67,7 +68,40 @@ class ListingQuery:
             return False
         if self.tags and not set(self.tags) <= _tag_set(repo):
             return False
+        if not all(_OWN_FILTERS[name](repo, value) for name, value in self.own):
+            return False
         return not self.providers or _served_by(repo, self.providers)
+
+
+# Apps a model runs in, by its library (as the Hub's `apps` filter answers for the common ones).
+_APP_LIBRARIES = {"ollama": "gguf", "llama.cpp": "gguf", "lmstudio": "gguf", "jan": "gguf",
+                  "mlx-lm": "mlx", "vllm": "transformers"}  # fmt: skip
+
+
+def _size_between(repo: Repo, text: str) -> bool:
+    """`num_parameters`: `min:6B,max:128B`, either end optional (K, M, B, T)."""
+    total = (repo.get("safetensors") or repo.get("gguf") or {}).get("total")
+    if total is None:
+        return False
+    scale = {"K": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}
+    for part in text.split(","):
+        end, _, amount = part.partition(":")
+        number = float(amount[:-1]) * scale[amount[-1].upper()] if amount[-1:].isalpha() else (
+            float(amount))  # fmt: skip
+        if (end == "min" and total < number) or (end == "max" and total > number):
+            return False
+    return True
+
+
+_OWN_FILTERS: dict[str, Any] = {
+    "gated": lambda repo, v: (repo.get("gated") not in (False, None)) == (v == "True"),
+    "apps": lambda repo, v: repo.get("library_name") == _APP_LIBRARIES.get(v, v),
+    "inference": lambda repo, v: repo.get("inference") == v,
+    "num_parameters": _size_between,
+    "datasets": lambda repo, v: v in (repo.get("datasets") or ()),
+    "models": lambda repo, v: v in (repo.get("models") or ()),
+    "linked": lambda repo, v: bool(repo.get("models") or repo.get("datasets")),
+}
 
 
 def _tag_set(repo: Repo) -> set[str]:
@@ -82,8 +116,13 @@ def _served_by(repo: Repo, providers: tuple[str, ...]) -> bool:
     return bool(live) if "all" in providers else not live.isdisjoint(providers)
 
 
-def parse_query(repo_type: str, params: Sequence[tuple[str, str]]) -> ListingQuery:
-    """Read a listing's query string as the Hub does; raise `ListingError` where it would."""
+def parse_query(
+    repo_type: str, params: Sequence[tuple[str, str]], extra_sorts: Mapping[str, str] | None = None
+) -> ListingQuery:
+    """Read a listing's query string as the Hub does; raise `ListingError` where it would.
+
+    `extra_sorts` are sorts this Hub knows beyond hfharvest's (a name -> the sort it orders as):
+    a Hub that added a sort."""
     values: dict[str, list[str]] = {}
     for name, value in params:
         values.setdefault(name.removesuffix("[]"), []).append(value)
@@ -92,6 +131,7 @@ def parse_query(repo_type: str, params: Sequence[tuple[str, str]]) -> ListingQue
         return values[name][-1] if name in values else None
 
     sort = one("sort") or "likes"  # the Hub's listing is by likes when no sort is given
+    sort = (extra_sorts or {}).get(sort, sort)
     if sort not in SORTS:
         raise ListingError(400, f"Invalid sort parameter: {sort}")
     providers = tuple(p for v in values.get("inference_provider", ()) for p in v.split(",") if p)
@@ -110,6 +150,7 @@ def parse_query(repo_type: str, params: Sequence[tuple[str, str]]) -> ListingQue
         pipeline_tag=one("pipeline_tag"),
         providers=tuple(sorted(set(providers))),
         after=_decode_cursor(sort, one("cursor")),
+        own=tuple(sorted((name, value) for name in _OWN_FILTERS for value in values.get(name, ()))),
     )
 
 

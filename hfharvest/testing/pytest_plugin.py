@@ -1,4 +1,5 @@
-"""pytest fixtures for the emulator, registered through the `pytest11` entry point.
+"""pytest fixtures for the emulator, opt-in: `pytest_plugins = ["hfharvest.testing.pytest_plugin"]`
+in a project's `conftest.py` (installing hfharvest adds no fixture to anyone's tests).
 
 `hub_catalog` is the default catalog, built once per session (do not mutate it: ask for a
 `make_catalog()` of your own for drift); `hub` is an emulator serving it on a free port, started

@@ -17,7 +17,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -125,10 +125,12 @@ class HubEmulator:
         away: str = AWAY,
         mapping_form: str = "list",
         deep_timeout: tuple[int, int] | None = None,
+        extra_sorts: Mapping[str, str] | None = None,
     ) -> None:
         self.catalog = catalog if catalog is not None else make_catalog()
         # (depth, size): pages deeper than `depth` entries and bigger than `size` answer 504
         self.deep_timeout = deep_timeout
+        self.extra_sorts = dict(extra_sorts or {})  # sorts a newer Hub knows: name -> ordered as
         self.tokens = frozenset(tokens)
         self.latency = latency
         self.drift = drift
@@ -284,7 +286,7 @@ class HubEmulator:
             return _error(404, f"Sorry, we can't find the page you are looking for: {path}")
         params = parse_qsl(query, keep_blank_values=True)
         try:
-            listing = parse_query(repo_type, params)
+            listing = parse_query(repo_type, params, self.extra_sorts)
             entries, cursor = run_query(self.catalog, listing, self.deep_timeout)
         except ListingError as exc:
             return _error(exc.status, exc.message)
