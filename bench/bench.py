@@ -364,6 +364,19 @@ def diff_parquet(repeats: int) -> list[Scenario]:
     return [scenario]
 
 
+def startup(repeats: int) -> list[Scenario]:
+    """What a run costs before its first request: `fetch --dry-run` against the interpreter's own
+    start (typer 0.29 validates every option through pydantic: about 0.1 s more than 0.28)."""
+    dry = [HFHARVEST, "fetch", "--dry-run", "--endpoint", "http://127.0.0.1:9", "--limit", "1"]
+    scenario = alternate(Scenario("start-up: fetch --dry-run", baseline_name="python -c pass"),
+                         lambda: timed(dry), lambda: python("pass"), repeats * 3)  # fmt: skip
+    scenario.notes["typer"] = subprocess.run(
+        [str(BIN / "python"), "-c", "import typer; print(typer.__version__)"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    return [scenario]
+
+
 SCENARIOS: dict[str, Callable[[int], list[Scenario]]] = {
     "latency": latency,
     "cpu": cpu,
@@ -374,6 +387,7 @@ SCENARIOS: dict[str, Callable[[int], list[Scenario]]] = {
     "diff": diff_million,
     "parquet": parquet,
     "diff-parquet": diff_parquet,
+    "startup": startup,
 }
 
 
