@@ -1,4 +1,4 @@
-"""HubClient: the only code that speaks HTTP to the Hub.
+"""HubClient: the code that asks the Hub (`answer.py` reads what comes back).
 
 One `requests.Session` per client (built in `build_session`, the one place sessions are made),
 a User-Agent, a timeout on every request, the token sent only to the endpoint's own origin, and
@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
-import orjson
 import requests
 
 from hfharvest import __version__
+from hfharvest.answer import AnswerTooSlow, entries, error_detail, next_url, read_body
 from hfharvest.errors import (
     CrossOriginError,
     CursorLoopError,
@@ -186,7 +186,9 @@ class HubClient:
         except requests.RequestException as exc:
             attempts = policy.retries + 1
             cause = describe_failure(exc)
-            if isinstance(exc, requests.Timeout):
+            if isinstance(exc, AnswerTooSlow):
+                cause = str(exc)
+            elif isinstance(exc, requests.Timeout):
                 cause = f"no answer within `timeout` {self.transport.timeout:g} s"
             raise UnreachableError(
                 f"cannot reach {format_origin(self.origin)}: {cause}"
@@ -194,16 +196,19 @@ class HubClient:
                 hint="check `endpoint` (or HF_ENDPOINT) and the network; `retries` tries longer",
             ) from exc
 
-    def _follow_redirects(self, url: str) -> requests.Response:
+    def _follow_redirects(self, url: str) -> tuple[requests.Response, bytes]:
+        transport = self.transport
         for _ in range(MAX_REDIRECTS + 1):
             self._check_origin(url, "a link")
             with self._pacer.request(self._sleep) as observe:
                 response = self.session.get(
-                    url, auth=self._auth, timeout=self.transport.timeout, allow_redirects=False
-                )
+                    url, auth=self._auth, timeout=transport.timeout, allow_redirects=False,
+                    stream=True,  # the body is read by `read_body`, within its bounds
+                )  # fmt: skip
                 observe(response.headers)
+                body = read_body(response, transport.deadline, transport.max_page_bytes)
             if response.status_code not in _REDIRECT_STATUSES or "Location" not in response.headers:
-                return response
+                return response, body
             target = urljoin(url, response.headers["Location"])
             self._check_origin(target, f"a {response.status_code} redirect")
             url = target
@@ -218,17 +223,17 @@ class HubClient:
                 hint="if the Hub moved, pass its new address as `endpoint`",
             )
 
-    def _page_or_raise(self, response: requests.Response) -> Page:
+    def _page_or_raise(self, answer: tuple[requests.Response, bytes]) -> Page:
+        response, body = answer
         url = response.url
         status = response.status_code
         if 200 <= status < 300:
-            next_link = response.links.get("next", {}).get("url")
-            next_url = urljoin(url, next_link) if next_link else None
-            if next_url is not None:
-                self._check_origin(next_url, "the next-page link")
+            following = next_url(response)
+            if following is not None:
+                self._check_origin(following, "the next-page link")
             policy = response.headers.get("RateLimit-Policy")
-            return Page(url, _entries(response), next_url, rate_policy=policy)
-        detail = error_detail(response)
+            return Page(url, entries(response, body), following, rate_policy=policy)
+        detail = error_detail(response, body)
         if status in TRANSIENT_STATUSES:
             wait = demanded_wait(response.headers)
             check_demanded_wait(wait, url, self.transport.retry)
@@ -258,56 +263,3 @@ class HubClient:
         if sort is not None and sort not in SORTS:
             return f"`sort` {sort} is not one hfharvest knows: {', '.join(SORTS)}"
         return "the Hub rejected the query; check `sort`, the filters and `expand`"
-
-
-def _entries(response: requests.Response) -> list[Any]:
-    """A 200's entries. A body that is not a JSON array (an HTML page, an empty, cut or malformed
-    body) is transient: fetched again. The Hub's error object is not: its words are reported."""
-    body = response.content
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        parsed = None
-        detail = f"the body is not JSON ({_peek(body)})"
-    else:
-        detail = f"the body is not a JSON array ({_peek(body)})"
-    if isinstance(parsed, list):
-        return parsed
-    if isinstance(parsed, dict) and "error" in parsed:
-        text = error_text(parsed) or "an error with no text"
-        raise HubResponseError(response.status_code, response.url, text)
-    raise TransientResponseError(response.status_code, response.url, detail)
-
-
-def error_detail(response: requests.Response) -> str:
-    """The Hub's own words for an error: `X-Error-Message`, a JSON `error`, or the reason."""
-    header = response.headers.get("X-Error-Message")
-    if header:
-        return header
-    try:
-        body = orjson.loads(response.content)
-    except (orjson.JSONDecodeError, requests.RequestException):
-        body = None
-    text = error_text(body) if isinstance(body, dict) else None
-    return text or response.reason or f"HTTP {response.status_code}"
-
-
-def error_text(body: dict[str, Any]) -> str | None:
-    """The Hub's words in a JSON error body: `error` (a string or a list) or `errors[].message`."""
-    error = body.get("error")
-    if isinstance(error, str):
-        return error
-    if isinstance(error, list):
-        return "; ".join(str(item) for item in error)
-    errors = body.get("errors")
-    if isinstance(errors, list):
-        messages = [e.get("message") for e in errors if isinstance(e, dict)]
-        return "; ".join(str(m) for m in messages if m) or None
-    return None
-
-
-def _peek(body: bytes) -> str:
-    if not body.strip():
-        return "the body is empty"
-    text = body[:40].decode("utf-8", "replace").replace("\n", " ")
-    return f"{len(body)} bytes starting {text!r}"

@@ -408,6 +408,14 @@ class FetchOptions:
         metavar="N",
         check=_positive,
     )
+    deadline: float = option(
+        120.0, "Give up on an answer that takes longer than this in all, its body included "
+        "(`timeout` bounds each read, not a body that trickles in).", "300", NETWORK,
+        metavar="SECONDS", check=_positive)  # fmt: skip
+    max_page_mb: float = option(
+        256.0, "Refuse an answer whose body is larger than this once decoded (gzip included); "
+        "the Hub's biggest pages are a few MB.", "512", NETWORK, metavar="MB",
+        check=_positive)  # fmt: skip
     retries: int = option(
         5,
         "Retries of a page after a transient failure (0 = one attempt).",

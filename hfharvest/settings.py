@@ -53,6 +53,8 @@ class Transport:
     retry: RetryPolicy
     max_rps: float | None
     token: Token | None
+    deadline: float = 120.0  # an answer's total time, its body included
+    max_page_bytes: int = 256_000_000  # an answer's body, decoded
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,8 @@ def _transport(options: FetchOptions, environ: Mapping[str, str]) -> Transport:
         retry=RetryPolicy.from_environment(options.retries, options.max_wait, environ),
         max_rps=options.max_rps,
         token=token,
+        deadline=options.deadline,
+        max_page_bytes=int(options.max_page_mb * 1_000_000),
     )
 
 

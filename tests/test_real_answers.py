@@ -22,7 +22,8 @@ import requests
 import responses
 
 from conftest import SettingsFactory
-from hfharvest.client import HubClient, error_detail
+from hfharvest.answer import error_detail
+from hfharvest.client import HubClient
 from hfharvest.hub import CREATED_AT_UNKNOWN
 from hfharvest.normalize import normalize
 from hfharvest.output import Encoded, output_line
@@ -265,7 +266,7 @@ def test_errors_are_told_in_x_error_message_which_the_hub_exposes() -> None:
     response = requests.Response()
     response.status_code, response.reason = 401, "Unauthorized"
     response.headers["X-Error-Message"] = "Invalid credentials in Authorization header"
-    assert error_detail(response) == "Invalid credentials in Authorization header"
+    assert error_detail(response, b"") == "Invalid credentials in Authorization header"
 
 
 def test_spaces_sdk_runtime_models_and_emoji() -> None:
