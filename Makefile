@@ -28,8 +28,9 @@ run: $(STAMP)  ## harvest the real Hub: models served by hf-inference, by likes 
 bench: $(STAMP)  ## hfharvest against its baselines; writes bench/results/*.json (minutes)
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
-soak: $(STAMP)  ## a 2,000-page walk with 5 % of requests failing at random, with and without drift (about 40 s)
+soak: $(STAMP)  ## a 2,000-page walk, 5 % of requests failing, with and without drift; 200 runs signalled at random (minutes)
 	SOAK_PAGES=2000 $(BIN)/pytest -q tests/test_reliability.py -k soak
+	SIGNAL_RUNS=200 $(BIN)/pytest -q tests/test_hostile.py -k signals
 
 demo: $(STAMP)  ## offline: the same harvest against the emulator, into demo/models.jsonl
 	bash scripts/demo.sh

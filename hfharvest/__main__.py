@@ -1,5 +1,5 @@
 """`python -m hfharvest` runs the same entry point as the `hfharvest` console script."""
 
-from hfharvest.cli import main
+from hfharvest.entry import main
 
 main()

@@ -116,14 +116,22 @@ def _token(text: str, source: str) -> Token | None:
 
 
 def _read(path: Path, option: str) -> str:
+    """A token file's text; one of several lines is refused (saying so, never what they hold)."""
+    parameter = "token_file" if option == "`token_file`" else None
     try:
-        return path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(
-            f"{option}: cannot read {path}: {exc.strerror or exc}",
-            parameter="token_file" if option == "`token_file`" else None,
+            f"{option}: cannot read {path}: {exc.strerror or exc}", parameter=parameter,
             value=path,
-        ) from exc
+        ) from exc  # fmt: skip
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) > 1:
+        raise UsageError(
+            f"{option}: {path} holds {len(lines)} lines; a token file holds one token",
+            parameter=parameter, value=path, hint="keep the token alone in the file",
+        )  # fmt: skip
+    return text
 
 
 def _is_loopback(host: str) -> bool:

@@ -16,14 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hfharvest.errors import ExitCode, HarvestError, SideFileError, UsageError
+from hfharvest.errors import ExitCode, HarvestError, SideFileError, Terminated, UsageError
 from hfharvest.manifest import write_json
 from hfharvest.options import as_flags
 from hfharvest.report import Report
-
-
-class Terminated(BaseException):
-    """SIGTERM, raised in the main thread so that open files are cleaned up on the way out."""
 
 
 def guarded(

@@ -7,6 +7,7 @@ most one line of hint, and the exit code documented in the README.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import inspect
 import json
@@ -17,15 +18,15 @@ from collections.abc import Callable
 from dataclasses import Field, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Annotated, Any, NoReturn, get_type_hints
 
 import typer
 
 from hfharvest import __version__, loaders
-from hfharvest.boundary import Terminated, guarded, write_stats_file
+from hfharvest.boundary import guarded, write_stats_file
 from hfharvest.diff import DEFAULT_IGNORED, diff_snapshots
-from hfharvest.errors import ExitCode, HarvestError
+from hfharvest.entry import on_signal
+from hfharvest.errors import ExitCode, HarvestError, Terminated, redact_tree
 from hfharvest.files import check_writable
 from hfharvest.manifest import build_stats
 from hfharvest.options import (
@@ -198,7 +199,8 @@ def fetch(**given: Any) -> None:
     code, error = guarded(report, harvest, debug=debug, command="fetch", on_stop=resume_hint)
     if stats_json is not None and stats_writable:  # else that is what was refused
         settings = resolved[0] if resolved else None
-        document = build_stats(settings, ended[0] if ended else None, code, error, started)
+        outcome = ended[0] if ended else None
+        document = redact_tree(build_stats(settings, outcome, code, error, started), report.secret)
         code = write_stats_file(report, stats_json, document, code, debug=debug)
     raise typer.Exit(code)
 
@@ -297,13 +299,10 @@ def _tune_process() -> None:
     sys.setswitchinterval(0.001)
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise Terminated
-
-
 def main(argv: list[str] | None = None) -> NoReturn:
     """Console-script entry: run the app, formatting typer's usage errors as one line."""
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    for name in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(name, on_signal)
     _tune_process()
     arguments = sys.argv[1:] if argv is None else argv
     try:  # a bare `hfharvest` is a question: its answer is the help, and exit 0
@@ -317,4 +316,14 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except typer.Abort:
         Report.to_stderr().failure("interrupted")
         code = ExitCode.SIGINT
+    except KeyboardInterrupt:  # before the command began (its own boundary says more)
+        code = ExitCode.SIGINT
+    except Terminated:
+        code = ExitCode.SIGTERM
+    if code in (ExitCode.SIGINT, ExitCode.SIGTERM):
+        # Stopped by a signal, the cleanup done: leave now, whatever a walk's thread is doing
+        # (a read can take `timeout` to give up, and the interpreter would wait on nothing else).
+        with contextlib.suppress(OSError):
+            sys.stderr.flush()
+        os._exit(code)
     sys.exit(code if isinstance(code, int) else 0)

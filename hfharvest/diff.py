@@ -80,9 +80,12 @@ def _diff(old: Path, new: Path, out: IO[bytes], compared: list[str] | None) -> D
     with contextlib.ExitStack() as stack:
         source = stack.enter_context(_seekable_lines(old))
         incoming = stack.enter_context(_open(new))  # a Parquet NEW converted before the index
-        index = {orjson.loads(line)["id"]: offset for offset, line in _offsets(source, old)}
-        for line in _lines(incoming, new):
-            record = _upgraded(orjson.loads(line))
+        index = {
+            _record(line, old, number)["id"]: offset
+            for offset, number, line in _offsets(source, old)
+        }
+        for number, line in _lines(incoming, new):
+            record = _upgraded(_record(line, new, number))
             offset = index.pop(record["id"], None)
             if offset is None:
                 summary.added += 1
@@ -145,14 +148,14 @@ def _strip(line: bytes) -> bytes:
     return line.strip().rstrip(b",")
 
 
-def _record_line(raw: bytes, path: Path) -> bytes | None:
+def _record_line(raw: bytes, path: Path, number: int) -> bytes | None:
     """The record on a line, None for the brackets of a JSON array; anything else is trouble."""
     line = _strip(raw)
     if line.startswith(b"{"):
         return line
     if line in (b"", b"[", b"]", b"[]"):
         return None
-    raise SnapshotError(f"{path} is not a snapshot hfharvest can read: {line[:40]!r}")
+    raise SnapshotError(f"{path}, line {number}: not a snapshot hfharvest can read ({line[:40]!r})")
 
 
 def _open(path: Path) -> IO[bytes]:
@@ -194,10 +197,21 @@ def _parquet_as_lines(handle: IO[bytes], path: Path) -> IO[bytes]:
     return lines
 
 
-def _lines(handle: IO[bytes], path: Path) -> Iterator[bytes]:
-    """One JSON object per record, read as a stream (JSONL, or JSON as hfharvest writes it)."""
+def _record(line: bytes, path: Path, number: int) -> dict[str, Any]:
+    """The record on line `number` of `path`; one that is none is trouble, said where."""
     try:
-        yield from (line for _, line in _offsets(handle, path))
+        record = orjson.loads(line)
+        record["id"]
+    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        raise SnapshotError(f"{path}, line {number}: not a record ({exc})") from exc
+    return record  # type: ignore[no-any-return]
+
+
+def _lines(handle: IO[bytes], path: Path) -> Iterator[tuple[int, bytes]]:
+    """One JSON object per record, with its line number, read as a stream (JSONL, or JSON as
+    hfharvest writes it)."""
+    try:
+        yield from ((number, line) for _, number, line in _offsets(handle, path))
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise SnapshotError(f"cannot read {path}: {exc}") from exc
 
@@ -220,11 +234,11 @@ def _seekable_lines(path: Path) -> Iterator[IO[bytes]]:
             yield copy
 
 
-def _offsets(source: IO[bytes], path: Path) -> Iterator[tuple[int, bytes]]:
+def _offsets(source: IO[bytes], path: Path) -> Iterator[tuple[int, int, bytes]]:
     source.seek(0)
     offset = 0
-    while raw := source.readline():
-        line = _record_line(raw, path)
+    for number, raw in enumerate(iter(source.readline, b""), 1):
+        line = _record_line(raw, path, number)
         if line is not None:
-            yield offset, line
+            yield offset, number, line
         offset += len(raw)

@@ -10,9 +10,11 @@ walks have begun, the `outcome` so far.
 
 from __future__ import annotations
 
+import json
 from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, quote_plus
 
 if TYPE_CHECKING:
     from hfharvest.outcome import Outcome
@@ -30,6 +32,10 @@ class ExitCode(IntEnum):
     SIGINT = 130
     BROKEN_PIPE = 141
     SIGTERM = 143
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that open files are cleaned up on the way out."""
 
 
 class HarvestError(Exception):
@@ -148,8 +154,42 @@ class SnapshotError(HarvestError):
     exit_code = ExitCode.REFUSED
 
 
+MASK = "***"
+
+
 def redact(text: str, secret: str | None) -> str:
-    """Return `text` with every occurrence of `secret` masked, so no message can leak a token."""
+    """`text` with the token masked in every form it can take on its way out: as sent, escaped
+    (in JSON or a repr), URL-encoded. The one masking step every text leaving the process (stderr,
+    the stats, the manifest, the state, an exception handed to Python) passes through."""
     if not secret:
         return text
-    return text.replace(secret, "***")
+    for form in _forms(secret):
+        text = text.replace(form, MASK)
+    return text
+
+
+def redact_tree(value: Any, secret: str | None) -> Any:
+    """A document (dicts, lists, strings) with the token masked in every string of it."""
+    if not secret:
+        return value
+    if isinstance(value, str):
+        return redact(value, secret)
+    if isinstance(value, dict):
+        return {key: redact_tree(item, secret) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_tree(item, secret) for item in value]
+    return value
+
+
+def redact_error(error: BaseException, secret: str | None) -> None:
+    """Mask the token in an error's text and hint, before it leaves for a Python caller."""
+    if secret:
+        error.args = tuple(redact_tree(list(error.args), secret))
+        if isinstance(error, HarvestError) and error.hint:
+            error.hint = redact(error.hint, secret)
+
+
+def _forms(secret: str) -> list[str]:
+    forms = {secret, json.dumps(secret)[1:-1], repr(secret)[1:-1], quote(secret, safe=""),
+             quote_plus(secret)}  # fmt: skip
+    return sorted(forms, key=len, reverse=True)

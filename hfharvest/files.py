@@ -26,6 +26,12 @@ def check_writable(path: Path, parameter: str) -> tuple[Path, ...]:
             f"`{parameter}` {path} is a folder; name a file inside it",
             parameter=parameter, value=path,
         )  # fmt: skip
+    if path.exists() and not path.is_file():
+        raise UsageError(
+            f"`{parameter}` {path} is not a regular file (a device, a pipe or a socket): "
+            "hfharvest replaces only regular files", parameter=parameter, value=path,
+            hint="name a file; for records on stdout, leave `output` out (or give -)",
+        )  # fmt: skip
     blocker = next((p for p in path.parents if p.exists()), None)
     if blocker is not None and not blocker.is_dir():
         raise UsageError(
@@ -56,14 +62,15 @@ def remove_empty(folders: tuple[Path, ...]) -> None:
 
 
 @contextlib.contextmanager
-def atomic_file(path: Path) -> Iterator[IO[bytes]]:
+def atomic_file(path: Path, mode: int = 0o666) -> Iterator[IO[bytes]]:
     """A binary file whose bytes replace `path` at once when the block ends without error.
 
-    The temporary file is created with mode 0o666, so the kernel applies the umask: the file
-    gets the permissions any new file would, without reading (and so changing) the umask.
+    The temporary file is created with `mode` (0o666: the kernel applies the umask, so the file
+    gets the permissions any new file would, without reading and so changing the umask; a state
+    file is created 0o600, its owner's only).
     """
     temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with open(fd, "wb") as raw:  # noqa: PTH123 (a file descriptor, not a path)
             yield raw

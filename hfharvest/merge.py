@@ -21,10 +21,12 @@ from typing import IO
 
 import orjson
 
-from hfharvest.errors import OutputError
+from hfharvest.errors import OutputError, UsageError
 from hfharvest.outcome import SortStats
 from hfharvest.output import Encoded, RecordWriter, read_spool_line, spool_line
 from hfharvest.walk import WalkPage
+
+HOLD = 1.0  # seconds a stopping run waits for a commit under way
 
 # Told after a page's records are in the spool, under the merge's lock: a `--state` commits here,
 # so that a resume never sees a page's records without its progress, nor the reverse.
@@ -150,8 +152,14 @@ class Merge:
         self._commit = commit
         self._lock = threading.Lock()
         if spool is not None:  # a resumed state: what its walks already returned
-            for index, rank, repo_id, _ in spool.lines():
-                self.seen.add(index, repo_id, rank)
+            try:
+                for index, rank, repo_id, _ in spool.lines():
+                    self.seen.add(index, repo_id, rank)
+            except (ValueError, IndexError) as exc:
+                raise UsageError(
+                    f"the spool of `state` cannot be read ({exc})", parameter="state",
+                    hint="delete the state and its .spool to start over",
+                ) from exc  # fmt: skip
 
     def take(self, index: int, page: WalkPage) -> None:
         """A page of walk `index`: its new records to the writer or the spool, each encoded once."""
@@ -171,6 +179,11 @@ class Merge:
                 self._spool.append(bytes(lines))
             if self._commit is not None:
                 self._commit(page.stats)
+
+    def hold(self) -> None:
+        """Take the commit lock for good (a run stopped by a signal): a commit under way ends
+        first, and none begins after, so that no state or spool is left half written."""
+        self._lock.acquire(timeout=HOLD)
 
     def counted(self, stats: Sequence[SortStats]) -> tuple[tuple[SortStats, ...], int]:
         """Each walk's counts completed with its new and duplicate ids; the unique ids in all."""

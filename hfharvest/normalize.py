@@ -26,14 +26,31 @@ DATASET_TAGS = (
 _HUB_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z").fullmatch
 
 
+COUNTS = ("likes", "downloads", "downloadsAllTime", "likes30d", "trendingScore")
+_LARGEST = 2**63 - 1  # what a record (and JSON readers, and Parquet) hold as an integer
+
+
+def oversized(raw: Any) -> str | None:
+    """The count of an entry too big for a record (past 64 bits: read as a float, inexact), if
+    any: such an entry is skipped and counted, never written with a number that is not its own."""
+    if type(raw) is not dict:
+        return None
+    return next((key for key in COUNTS if _too_big(raw.get(key))), None)
+
+
+def _too_big(value: Any) -> bool:
+    return type(value) in (int, float) and abs(value) > _LARGEST
+
+
 def normalize(raw: Any, repo_type: str) -> dict[str, Any] | None:
-    """Turn one listing entry into a record (without `found_by`), or None when it has no id.
+    """Turn one listing entry into a record (without `found_by`), or None when it has no id, or
+    a count too big for a record (`oversized`).
 
     This runs once per entry of a walk of millions, so it is written for speed: exact type
     checks (`type(x) is int`, which also keeps bools out), one pass over the tags, and the Hub's
     own timestamp form let through without parsing.
     """
-    if type(raw) is not dict:
+    if type(raw) is not dict or oversized(raw) is not None:
         return None
     get = raw.get
     repo_id = get("id")

@@ -19,11 +19,11 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol, TypeVar
 
 import orjson
 
@@ -31,6 +31,7 @@ from hfharvest.errors import OutputError, UsageError
 from hfharvest.files import atomic_file, check_writable
 from hfharvest.loaders import require_pyarrow
 
+T = TypeVar("T")
 OutputFormat = Literal["json", "jsonl", "parquet"]
 FORMATS: tuple[OutputFormat, ...] = ("json", "jsonl", "parquet")
 # A file's suffix (before `.gz`) and the format it names; a name without a suffix is JSONL.
@@ -166,6 +167,32 @@ class Writable(Protocol):
     def flush(self) -> None: ...
 
 
+class _Stdout:
+    """stdout, whose failures are told as themselves: a closed pipe stays a `BrokenPipeError`
+    (a quiet end), a full disk or an I/O error becomes an `OutputError` naming stdout."""
+
+    def __init__(self, target: Writable) -> None:
+        self._target = target
+
+    def write(self, data: bytes) -> int:
+        return self._told(lambda: self._target.write(data))
+
+    def flush(self) -> None:
+        self._told(self._target.flush)
+
+    @staticmethod
+    def _told(act: Callable[[], T]) -> T:
+        try:
+            return act()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputError(
+                f"cannot write to stdout: {exc.strerror or exc}",
+                hint="free some space, or write to a file with `output`",
+            ) from exc
+
+
 class Hashing:
     """A write-only stream that hashes and counts what passes through to `target`."""
 
@@ -264,7 +291,7 @@ def open_output(target: OutputTarget, stdout: Writable) -> Iterator[RecordWriter
     Once the block is over, `writer.written(target.path)` tells what was written.
     """
     if target.path is None:
-        hashing = Hashing(stdout)
+        hashing = Hashing(_Stdout(stdout))
         # Smaller chunks on stdout, so that a reader down the pipe sees records soon.
         writer: RecordWriter = JsonWriter(hashing, target.format, hashing, chunk=1 << 16)
         yield writer

@@ -90,7 +90,7 @@ def _env_seconds(environ: Mapping[str, str], name: str, default: float) -> float
 def retry_after_seconds(value: str, now: datetime | None = None) -> float | None:
     """Parse a `Retry-After` header: delay-seconds or an HTTP-date. None when unreadable."""
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # "²" is a digit to Python, and no number to float
         return float(value)
     try:
         when = parsedate_to_datetime(value)

@@ -18,7 +18,14 @@ from datetime import UTC, datetime
 
 from hfharvest.ahead import Cancel, Cancelled, read_ahead
 from hfharvest.client import HubClient
-from hfharvest.errors import HarvestError, HubResponseError, TooFewRecordsError
+from hfharvest.errors import (
+    HarvestError,
+    HubResponseError,
+    TooFewRecordsError,
+    redact,
+    redact_error,
+    redact_tree,
+)
 from hfharvest.files import remove_empty
 from hfharvest.hub import CATALOG_SIZE, SORTS
 from hfharvest.manifest import build_manifest, write_json
@@ -57,12 +64,14 @@ def run_fetch(
         )  # fmt: skip
         settings = dataclasses.replace(settings, bounds=store.bounds)
     runs = _Runs(settings, observer, store, make_source, stop)
+    secret = _secret(settings)
     try:
         outcome = _walk_and_write(settings, runs, stdout, store)
         if settings.manifest is not None:
-            write_json(settings.manifest, build_manifest(settings, outcome))
-    except HarvestError as exc:
-        if exc.outcome is None:
+            write_json(settings.manifest, redact_tree(build_manifest(settings, outcome), secret))
+    except BaseException as exc:
+        redact_error(exc, secret)  # whatever the server echoed, the token leaves in no error
+        if isinstance(exc, HarvestError) and exc.outcome is None:
             exc.outcome = runs.outcome
         raise
     finally:
@@ -95,13 +104,18 @@ def _walk_and_write(
     return runs.wrote(writer.written(settings.output.path))
 
 
+def _secret(settings: Settings) -> str | None:
+    token = settings.transport.token
+    return token.value if token else None
+
+
 def _open_state(settings: Settings) -> StateStore | None:
     """The `--state` to walk with: a fresh one, or the one its job left, said on stderr."""
     if settings.state is None:
         return None
     store = StateStore.open(
         settings.state, settings.job(), settings.query.sorts, settings.bounds,
-        now=settings.started, max_age=settings.state_max_age,
+        now=settings.started, max_age=settings.state_max_age, secret=_secret(settings),
     )  # fmt: skip
     if store.discarded is not None:
         log.warning("`state` %s not resumed: %s; the walks start over", settings.state,
@@ -169,6 +183,10 @@ class _Runs:
                 thread.start()
             for thread in threads:
                 thread.join()
+        except BaseException:  # a signal: no page is committed after this, none left half done
+            self._cancel.set()
+            merge.hold()
+            raise
         finally:
             self._cancel.set()
         if self._stop is not None and self._stop.is_set():
@@ -193,8 +211,9 @@ class _Runs:
         except Cancelled:
             return
         except BaseException as exc:  # handed to the caller, which decides what it means
+            error = redact(str(exc), _secret(self.settings))  # counts a caller sees, too
             self.last[index] = dataclasses.replace(
-                self.last[index], retries=walk.retries, error=str(exc)
+                self.last[index], retries=walk.retries, error=error
             )
             with self._lock:
                 self.failures.append((index, exc))

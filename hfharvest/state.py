@@ -15,12 +15,13 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 
 from hfharvest import __version__
 from hfharvest.bounds import Bounds
-from hfharvest.errors import OutputError, UsageError
+from hfharvest.errors import OutputError, UsageError, redact_tree
 from hfharvest.files import atomic_file, remove_leftovers
 from hfharvest.merge import Spool
 from hfharvest.outcome import SortStats
@@ -44,8 +45,10 @@ class StateStore:
         spool: Spool,
         bounds: Bounds,
         created: datetime,
+        secret: str | None = None,
     ) -> None:
         self.path = path
+        self.secret = secret  # the token: never written, whatever a URL or an error carries
         self.job = dict(job)
         self.progress = progress
         self.spool = spool
@@ -72,12 +75,13 @@ class StateStore:
         *,
         now: datetime,
         max_age: timedelta,
+        secret: str | None = None,
     ) -> StateStore:
         """Start a new state, or take up the one at `path` if it belongs to the same job."""
         remove_leftovers(path)  # a commit cut short by kill -9
         spool_path = spool_path_for(path)
         if not path.exists():
-            return cls._fresh(path, job, sorts, bounds, now)
+            return cls._fresh(path, job, sorts, bounds, now, secret)
         saved = _load(path)
         differing = _differing(job, saved["job"])
         if differing:
@@ -89,7 +93,7 @@ class StateStore:
             )
         stale = _stale(saved, now, max_age)
         if stale is not None:
-            store = cls._fresh(path, job, sorts, bounds, now)
+            store = cls._fresh(path, job, sorts, bounds, now, secret)
             store.discarded = stale
             return store
         spool_file = _open_spool(spool_path)
@@ -102,11 +106,17 @@ class StateStore:
                 hint=f"delete {path} and {spool_path} to start over",
             )
         spool_file.truncate(committed)  # drop a page that was being written when it stopped
-        progress = {sort: SortStats.resumed(sort, saved["sorts"][sort]) for sort in sorts}
-        created = datetime.fromisoformat(saved["created"])
+        try:
+            progress = {sort: SortStats.resumed(sort, saved["sorts"][sort]) for sort in sorts}
+            created = datetime.fromisoformat(saved["created"])
+            bounds_kept = Bounds(**saved["bounds"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UsageError(
+                f"`state` {path} cannot be read (it is not a state of this job: {exc!r})",
+                parameter="state", value=path, hint=f"delete {path} and {spool_path} to start over",
+            ) from exc  # fmt: skip
         return cls(
-            path, job, progress, Spool(spool_file, durable=True), Bounds(**saved["bounds"]),
-            created,
+            path, job, progress, Spool(spool_file, durable=True), bounds_kept, created, secret,
         )  # fmt: skip
 
     @classmethod
@@ -117,11 +127,13 @@ class StateStore:
         sorts: tuple[str, ...],
         bounds: Bounds,
         now: datetime,
+        secret: str | None,
     ) -> StateStore:
         spool_path = spool_path_for(path)
         spool_path.unlink(missing_ok=True)  # a spool with no state, or a discarded one's
         progress = {sort: SortStats(sort) for sort in sorts}
-        store = cls(path, job, progress, Spool(_open_spool(spool_path), durable=True), bounds, now)
+        spool = Spool(_open_spool(spool_path), durable=True)
+        store = cls(path, job, progress, spool, bounds, now, secret)
         try:
             store.commit()
         except BaseException:
@@ -141,16 +153,24 @@ class StateStore:
             "job": self.job,
             "bounds": asdict(self.bounds),
             "spool_length": self.spool.length,
-            "sorts": {sort: p.progress() for sort, p in self.progress.items()},
+            "sorts": {sort: self._kept(p) for sort, p in self.progress.items()},
         }
         try:
-            with atomic_file(self.path) as stream:
-                stream.write(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+            with atomic_file(self.path, mode=0o600) as stream:
+                kept = redact_tree(document, self.secret)
+                stream.write(orjson.dumps(kept, option=orjson.OPT_INDENT_2))
         except OSError as exc:
             raise OutputError(
                 f"cannot write `state` {self.path}: {exc.strerror or exc}",
                 hint="free some space or choose another `state`",
             ) from exc
+
+    def _kept(self, stats: SortStats) -> dict[str, Any]:
+        """A walk's progress as the state keeps it: a URL without a credential in its query."""
+        progress = stats.progress()
+        if progress["next_url"] is not None:
+            progress["next_url"] = without_credentials(progress["next_url"], self.secret)
+        return progress
 
     def remove(self) -> None:
         """Once every walk is done: nothing is left to resume. The spool's file stays open (and
@@ -176,6 +196,22 @@ def _differing(job: Mapping[str, Any], saved: Mapping[str, Any]) -> list[str]:
         return None if found in ([], ()) else found
 
     return sorted(k for k in set(job) | set(saved) if value(job, k) != value(saved, k))
+
+
+# Query parameters that carry a credential, by their usual names.
+CREDENTIALS = frozenset({"token", "access_token", "hf_token", "api_key", "apikey", "key", "auth",
+                         "authorization", "password", "secret", "signature", "sig"})  # fmt: skip
+
+
+def without_credentials(url: str, secret: str | None) -> str:
+    """`url` less every query parameter that carries a credential (by its name, or the token as
+    its value)."""
+    parts = urlsplit(url)
+    kept = [(name, value) for name, value in parse_qsl(parts.query, keep_blank_values=True)
+            if name.lower() not in CREDENTIALS and not (secret and secret in value)]  # fmt: skip
+    if len(kept) == len(parse_qsl(parts.query, keep_blank_values=True)):
+        return url  # nothing to drop: the URL as the Hub wrote it
+    return urlunsplit(parts._replace(query=urlencode(kept)))
 
 
 def spool_path_for(state: Path) -> Path:

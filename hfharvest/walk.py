@@ -9,6 +9,7 @@ It knows nothing of other sorts, threads or files: the merge decides what is new
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -16,8 +17,13 @@ from typing import Any, NamedTuple, Protocol
 
 from hfharvest.bounds import Bounds, WalkBound
 from hfharvest.client import Page
-from hfharvest.normalize import normalize
+from hfharvest.errors import HubError
+from hfharvest.normalize import normalize, oversized
 from hfharvest.outcome import SortStats
+
+log = logging.getLogger("hfharvest")
+OVERSIZED = "an entry of sort %s (%s) has %s past 64 bits: skipped, as no record holds it exactly"
+EMPTY_PAGES = 3  # empty pages in a row, each with a next link, that end a walk as an error
 
 
 class PageSource(Protocol):
@@ -102,7 +108,11 @@ class Walk:
         self.retries += 1
 
     def fetched(self) -> Iterator[Fetched]:
-        plan, returned = self.plan, self.start.returned
+        """The walk's pages, as long as they are needed: to the end, to the limit (of entries,
+        and of pages: a page brings one entry at least, so no more pages than entries asked for),
+        or to the bound. A run of empty pages that still name a next one is a listing that never
+        ends: after `EMPTY_PAGES` of them, the walk stops with an error."""
+        plan, returned, pages_done, empty = self.plan, self.start.returned, self.start.pages, 0
         pages = self._source.pages(
             self.start.next_url or plan.first_url, label=f"sort {plan.sort}",
             on_retry=self.count_retry, page_size=plan.page_size,
@@ -113,9 +123,18 @@ class Walk:
                 if plan.limit is not None:
                     entries = entries[: max(plan.limit - returned, 0)]
                 returned += len(entries)
+                pages_done += 1
+                empty = empty + 1 if not page.entries and page.next_url is not None else 0
+                if empty >= EMPTY_PAGES:
+                    raise HubError(
+                        f"the Hub sent {empty} empty pages in a row, each naming a next one "
+                        f"({page.url}); stopping: such a listing never ends"
+                    )
                 made: dict[int, dict[str, Any] | None] = {}
                 crossed = page.next_url is not None and self._crossed(entries, made)
-                reached_limit = plan.limit is not None and returned >= plan.limit
+                reached_limit = plan.limit is not None and (
+                    returned >= plan.limit or pages_done >= plan.limit
+                )
                 last = page.next_url is None or reached_limit or crossed
                 yield Fetched(page, entries, made, crossed, last)
                 if last:
@@ -152,6 +171,8 @@ class Walk:
             record = made[index] if index in made else normalize(raw, plan.repo_type)
             if record is None:
                 skipped += 1
+                if (key := oversized(raw)) is not None:
+                    log.warning(OVERSIZED, plan.sort, raw.get("id"), key)
             elif bounds and not bounds.passes(record, bound):
                 below += 1
             else:

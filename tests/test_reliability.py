@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from hfharvest.boundary import Terminated
 from hfharvest.cli import app
+from hfharvest.errors import Terminated
 from hfharvest.testing import HubEmulator, make_catalog
 from hfharvest.testing.catalog import Catalog
 from hfharvest.testing.listing import parse_query, run_query

@@ -34,6 +34,17 @@ KINDS = {
     "redirect": "a redirect (ARG = 301, 302, 307 or 308; default 302) to the same page",
     "redirect-away": "a 302 redirect to another origin",
     "huge": "the page's entries are padded to about ARG MB in all (default 50)",
+    "rel-multi": 'the Link\'s rel holds several values: rel="prev next" (RFC 8288)',
+    "rel-case": 'the Link\'s rel in capitals: rel="NEXT"',
+    "two-next": "two Link headers naming two different next pages",
+    "token-link": "the next link carries the request's token as a query parameter",
+    "empty-next": "an empty page, with a new next link every time",
+    "echo-token": "400 whose X-Error-Message echoes the request's Authorization header",
+    "retry-odd": "429 with a Retry-After that is no number in ASCII digits ('\u00b2')",
+    "trickle": "the body is sent one byte every ARG seconds (default 1)",
+    "gzip-bomb": "a gzip body that inflates to ARG MB (default 300)",
+    "bad-gzip": "Content-Encoding: gzip on a body that is not",
+    "huge-int": "the page's first entry has likes = 2**70",
     "mix": "one transient fault drawn at random each time (5xx, HTML, 429 of each form, "
     "resets, cut bodies, HTML/empty 200s, slow answers of ARG s, default 0.5): for soaks",
 }

@@ -11,6 +11,8 @@ Python (`requests_log`) or over HTTP at `/_emulator/requests`.
 from __future__ import annotations
 
 import contextlib
+import gzip
+import json
 import random
 import socket
 import struct
@@ -53,7 +55,9 @@ class _Answer:
         self.status = status
         self.body = body
         self.headers = {"Content-Type": "application/json; charset=utf-8", **(headers or {})}
-        self.cut: str | None = None  # "reset", "reset-body" or "truncate"
+        self.cut: str | None = None  # "reset", "reset-body", "truncate" or "trickle"
+        self.more_headers: list[tuple[str, str]] = []  # a header given twice (two Links)
+        self.trickle = 0.0
 
 
 def _keyed_by_provider(entry: Repo) -> Repo:
@@ -229,8 +233,13 @@ class HubEmulator:
             models = self.catalog.repos["model"]
             moving = self._rng.sample(models, min(self.drift, len(models)))
             self.catalog.mutate("model", moving, self._move)
+        if fault is not None and fault.kind == "echo-token":
+            return _error(400, f"bad credentials: {authorization}", rate_headers)
         answer = self._listing(path, query, base, fault)
         answer.headers.update(rate_headers)
+        if fault is not None and fault.kind == "token-link" and "Link" in answer.headers:
+            token = (authorization or "").removeprefix("Bearer ")
+            answer.headers["Link"] = answer.headers["Link"].replace(">;", f"&token={token}>;")
         return answer
 
     def _token_refused(self, authorization: str | None) -> bool:
@@ -258,6 +267,8 @@ class HubEmulator:
             return _error(
                 429, "Too many requests", {"RateLimit": f'"api";r=0;t={int(fault.arg_or(1))}'}
             )
+        if kind == "retry-odd":
+            return _error(429, "Too many requests", {"Retry-After": "\u00b2"})
         if kind == "reset":
             reset = _Answer(0, b"")
             reset.cut = "reset"
@@ -290,7 +301,7 @@ class HubEmulator:
             entries, cursor = run_query(self.catalog, listing, self.deep_timeout)
         except ListingError as exc:
             return _error(exc.status, exc.message)
-        page: list[Any] = list(entries)
+        page: list[Any] = [] if fault is not None and fault.kind == "empty-next" else list(entries)
         if self.mapping_form == "object":
             page = [_keyed_by_provider(entry) for entry in page]
         if fault is not None and fault.kind == "junk":
@@ -298,10 +309,13 @@ class HubEmulator:
         if fault is not None and fault.kind == "huge" and page:
             padding = "x" * int(fault.arg_or(50) * 1_000_000 / len(page))
             page = [{**entry, "padding": padding} for entry in page]
-        answer = _Answer(200, orjson.dumps(page))
+        answer = _Answer(200, _body(page, fault))
         link = self._link(path, params, cursor, base, fault)
         if link:
             answer.headers["Link"] = f'<{link}>; rel="next"'
+        _hostile_links(answer, link, fault)
+        if fault is not None and fault.kind in ("trickle", "gzip-bomb", "bad-gzip"):
+            _hostile_body(answer, fault)
         if fault is not None and fault.kind in ("reset-body", "truncate"):
             answer.cut = fault.kind
         return answer
@@ -317,6 +331,9 @@ class HubEmulator:
         kind = fault.kind if fault else None
         if kind == "loop":
             return f"{base}{path}?{urlencode(params)}"
+        if kind == "empty-next":  # a new link every time: no loop to see
+            fresh = [(k, v) for k, v in params if k != "n"] + [("n", str(len(self.requests_log)))]
+            return f"{base}{path}?{urlencode(fresh)}"
         if cursor is None:
             return None
         query = urlencode([(k, v) for k, v in params if k != "cursor"] + [("cursor", cursor)])
@@ -332,6 +349,37 @@ class HubEmulator:
         if "_downloads" not in repo:
             repo["_downloads"] = repo["downloads"]
         repo["downloads"] = max(0, int(repo["_downloads"] * self._rng.uniform(0.5, 3.0)))
+
+
+def _body(page: list[Any], fault: Fault | None) -> bytes:
+    if fault is not None and fault.kind == "huge-int" and page:
+        page[0] = {**page[0], "likes": 2**70}
+        return json.dumps(page).encode()  # orjson writes no integer past 64 bits
+    return orjson.dumps(page)
+
+
+def _hostile_links(answer: _Answer, link: str | None, fault: Fault | None) -> None:
+    """Links a hostile or unusual server may send: several rels, capitals, two next pages."""
+    if link is None or fault is None:
+        return
+    if fault.kind == "rel-multi":
+        answer.headers["Link"] = f'<{link}>; rel="prev next"'
+    elif fault.kind == "rel-case":
+        answer.headers["Link"] = f'<{link}>; rel="NEXT"'
+    elif fault.kind == "two-next":
+        answer.more_headers.append(("Link", f'<{link}&also=1>; rel="next"'))
+
+
+def _hostile_body(answer: _Answer, fault: Fault) -> None:
+    if fault.kind == "trickle":
+        answer.cut, answer.trickle = "trickle", fault.arg_or(1.0)
+    elif fault.kind == "gzip-bomb":
+        megabytes = int(fault.arg_or(300))
+        inflated = b'[{"id":"a/b","pad":"' + b"0" * (megabytes * 1_000_000) + b'"}]'
+        answer.body = gzip.compress(inflated, compresslevel=1)
+        answer.headers["Content-Encoding"] = "gzip"
+    else:  # bad-gzip
+        answer.headers["Content-Encoding"] = "gzip"
 
 
 def _make_handler(emulator: HubEmulator) -> type[BaseHTTPRequestHandler]:
@@ -359,12 +407,18 @@ def _make_handler(emulator: HubEmulator) -> type[BaseHTTPRequestHandler]:
                 self._reset()
                 return
             self.send_response(answer.status)
-            for name, value in answer.headers.items():
+            for name, value in [*answer.headers.items(), *answer.more_headers]:
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(answer.body)))
             self.end_headers()
             if fault_kind is None:
                 self.wfile.write(answer.body)
+                return
+            if fault_kind == "trickle":  # a byte at a time, until the client gives up
+                for byte in answer.body:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(answer.trickle)
                 return
             self.wfile.write(answer.body[: max(1, len(answer.body) // 2)])
             self.wfile.flush()

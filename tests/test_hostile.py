@@ -1,0 +1,211 @@
+"""Nothing lost, nothing leaked, nothing destroyed (#20): hostile stand-ins of the Hub over real
+sockets, secrets in every file and stream, devices at output paths, and signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from hfharvest.cli import app
+from hfharvest.testing import HubEmulator, make_catalog
+
+runner = CliRunner()
+HFHARVEST = str(Path(sys.executable).with_name("hfharvest"))
+TOKEN = "hf_hostileCanary0123456789"  # what no file or stream may ever hold
+
+
+def fetch(hub: HubEmulator, *args: str, token: bool = True) -> Any:
+    auth = ["--token", TOKEN, "--allow-insecure-token"] if token else ["--no-token"]
+    return runner.invoke(app, ["fetch", "--endpoint", hub.url, *auth, *args])
+
+
+def every_file(folder: Path) -> str:
+    return "".join(p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("fault", ["rel-multi", "rel-case"])
+def test_a_link_read_as_rfc_8288_says_loses_nothing(tmp_path: Path, fault: str) -> None:
+    with HubEmulator(make_catalog(models=2500, hf_inference=10), faults=[fault]) as hub:
+        result = fetch(hub, "--sort", "likes", "-o", str(tmp_path / "m.jsonl"))
+    assert result.exit_code == 0, result.stderr
+    assert len((tmp_path / "m.jsonl").read_text().splitlines()) == 2500
+    document = json.loads((tmp_path / "m.jsonl.manifest.json").read_text())
+    assert document["sorts"][0]["pages"] == 3 and document["sorts"][0]["reached_end"]
+
+
+def test_two_different_next_links_are_an_error_not_a_guess(tmp_path: Path) -> None:
+    with HubEmulator(make_catalog(), faults=["two-next@1"]) as hub:
+        result = fetch(hub, "--sort", "likes", "-o", str(tmp_path / "m.jsonl"))
+    assert result.exit_code == 1 and "names 2 different next pages" in result.stderr
+    assert not (tmp_path / "m.jsonl").exists()
+
+
+def test_no_file_or_stream_ever_holds_the_token(tmp_path: Path) -> None:
+    """The server echoes the token in its error and carries it in a next link: stderr, the
+    stats, the manifest and the state hold it in no form."""
+    state, stats = tmp_path / ".state", tmp_path / "stats.json"
+    common = ["--state", str(state), "--stats-json", str(stats), "--retries", "0",
+              "-o", str(tmp_path / "m.jsonl"), "--allow-partial"]  # fmt: skip
+    with HubEmulator(make_catalog(), faults=["echo-token@/sort=downloads/", "token-link"]) as hub:
+        result = fetch(hub, *common)
+    assert result.exit_code == 3, result.stderr
+    assert "bad credentials: Bearer ***" in result.stderr
+    assert state.exists() and stat.S_IMODE(state.stat().st_mode) == 0o600
+    assert stat.S_IMODE(Path(f"{state}.spool").stat().st_mode) == 0o600
+    written = every_file(tmp_path) + result.stdout + result.stderr
+    assert TOKEN not in written and TOKEN[3:] not in written
+    assert "token=" not in state.read_text()  # a credential in a URL is not kept
+
+
+def test_a_token_file_of_several_lines_is_refused(tmp_path: Path, hub: HubEmulator) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(f"{TOKEN}\nhf_secondLineSecret\n")
+    result = runner.invoke(app, ["fetch", "--endpoint", hub.url, "--token-file", str(token_file)])
+    assert result.exit_code == 2 and "holds 2 lines" in result.stderr
+    assert TOKEN not in result.stderr and "hf_secondLineSecret" not in result.stderr
+    assert hub.requests_log == []
+
+
+@pytest.mark.parametrize("option", ["-o", "--manifest", "--stats-json"])
+def test_a_device_is_never_replaced(hub: HubEmulator, option: str, tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for device in ("/dev/null", str(fifo)):
+        args = [option, device] if option == "-o" else ["-o", str(tmp_path / "m.jsonl"), option,
+                                                        device]  # fmt: skip
+        result = fetch(hub, *args, token=False)
+        assert result.exit_code == 2, (device, result.stderr)
+        assert "is not a regular file" in result.stderr
+    assert stat.S_ISCHR(Path("/dev/null").stat().st_mode) and stat.S_ISFIFO(fifo.stat().st_mode)
+    assert hub.requests_log == []
+
+
+def test_a_symlink_at_the_output_path_is_replaced_not_followed(
+    hub: HubEmulator, tmp_path: Path
+) -> None:
+    target, link = tmp_path / "elsewhere.jsonl", tmp_path / "m.jsonl"
+    target.write_text("kept\n")
+    link.symlink_to(target)
+    assert fetch(hub, "--limit", "3", "-o", str(link), token=False).exit_code == 0
+    assert not link.is_symlink() and target.read_text() == "kept\n"
+
+
+def test_empty_pages_with_a_next_link_end_the_walk(hub: HubEmulator) -> None:
+    hub.add_fault("empty-next")
+    for extra in ([], ["--limit", "5"]):
+        hub.requests_log.clear()
+        result = fetch(hub, "--sort", "likes", *extra, token=False)
+        assert result.exit_code == 1, result.stderr
+        assert "empty pages in a row" in result.stderr
+        assert len(hub.requests_log) <= 3
+
+
+def test_a_body_that_trickles_in_is_cut_off_by_the_deadline(tmp_path: Path) -> None:
+    with HubEmulator(make_catalog(models=50, datasets=0, spaces=0, hf_inference=5),
+                     faults=["trickle:0.05"]) as hub:  # fmt: skip
+        started = time.monotonic()
+        result = fetch(hub, "--sort", "likes", "--deadline", "1", "--retries", "0", token=False)
+    assert time.monotonic() - started < 10
+    assert result.exit_code == 1 and "did not finish within --deadline 1 s" in result.stderr
+
+
+def test_a_gzip_bomb_is_cut_off_at_the_cap(hub: HubEmulator) -> None:
+    hub.add_fault("gzip-bomb:40")
+    result = fetch(hub, "--sort", "likes", "--max-page-mb", "8", token=False)
+    assert result.exit_code == 1 and "larger than --max-page-mb 8 MB once decoded" in result.stderr
+
+
+def test_each_cause_is_named_for_what_it_is(hub: HubEmulator, tmp_path: Path) -> None:
+    hub.add_fault("bad-gzip@1")
+    broken = fetch(hub, "--sort", "likes", "--retries", "0", token=False)
+    assert "the body says it is gzip-compressed and is not" in broken.stderr
+    hub.faults.clear()
+    hub.add_fault("retry-odd@1")
+    odd = fetch(hub, "--sort", "likes", "--limit", "3", token=False)
+    assert odd.exit_code == 0 and "bug" not in odd.stderr  # the odd Retry-After ignored
+    state = tmp_path / ".state"
+    shape = {"version": 4, "hfharvest": "0.1.0", "created": "2026-12-02T00:00:00+00:00",
+             "job": {}, "bounds": {}, "spool_length": 0, "sorts": {"likes": 3}}  # fmt: skip
+    state.write_text(json.dumps(shape))
+    shaped = fetch(hub, "--sort", "likes", "--state", str(state), token=False)
+    assert shaped.exit_code == 2, shaped.stderr
+    assert "bug" not in shaped.stderr
+
+
+def test_huge_numbers_are_never_written_inexact(hub: HubEmulator) -> None:
+    hub.add_fault("huge-int@1")
+    result = fetch(hub, "--sort", "likes", "--limit", "5", "--raw", token=False)
+    assert result.exit_code == 0
+    assert "has likes past 64 bits: skipped" in result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == 4 and all(r["likes"] < 2**63 for r in records)
+    assert "e+21" not in result.stdout
+
+
+def test_diff_names_the_file_and_the_line(tmp_path: Path) -> None:
+    good, bad = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    good.write_text('{"id": "a/b"}\n')
+    bad.write_text('{"id": "a/b"}\n{"id": \n')
+    result = runner.invoke(app, ["diff", str(good), str(bad)])
+    assert result.exit_code == 2 and f"{bad}, line 2: not a record" in result.stderr
+
+
+def signal_runs(count: int, tmp_path: Path) -> list[str]:
+    """`count` runs, each sent SIGTERM or SIGINT (once or twice) at a random moment: what went
+    wrong (slow, a traceback, a leftover, the earlier output touched), run by run."""
+    rng = random.Random(20)
+    problems: list[str] = []
+    output = tmp_path / "m.jsonl"
+    output.write_text("yesterday\n")
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        with HubEmulator(make_catalog(models=3000), latency=0.02) as hub:
+            for run in range(count):
+                command = [HFHARVEST, "fetch", "--endpoint", hub.url, "--page-size", "100",
+                           "--state", str(tmp_path / ".state"), "-o", str(output)]  # fmt: skip
+                env = {**os.environ, "HFHARVEST_BACKOFF_BASE": "0"}
+                process = subprocess.Popen(command, stderr=subprocess.PIPE, env=env)
+                time.sleep(rng.uniform(0.05, 0.8))
+                signum = rng.choice([signal.SIGTERM, signal.SIGINT])
+                process.send_signal(signum)
+                if rng.random() < 0.5:
+                    time.sleep(rng.uniform(0, 0.05))
+                    process.send_signal(rng.choice([signal.SIGTERM, signal.SIGINT]))
+                sent = time.monotonic()
+                try:
+                    code = process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    problems.append(f"run {run}: hung")
+                    continue
+                stderr = process.stderr.read().decode() if process.stderr else ""
+                if time.monotonic() - sent > 1.0:
+                    problems.append(f"run {run}: {time.monotonic() - sent:.1f} s to end")
+                if code not in (0, 130, 143) or "Traceback" in stderr:
+                    problems.append(f"run {run}: exit {code}: {stderr[-300:]}")
+                if list(tmp_path.glob("*.part")) or list(tmp_path.glob(".*.part")):
+                    problems.append(f"run {run}: a .part left")
+                left = output.read_text()
+                if left != "yesterday\n" and len(left.splitlines()) != 3000:
+                    problems.append(f"run {run}: the output was touched: {len(left)} bytes")
+                output.write_text("yesterday\n")  # all or nothing: yesterday's, or a whole one
+    finally:
+        burner.kill()
+    return problems
+
+
+@pytest.mark.slow
+def test_signals_always_win(tmp_path: Path) -> None:
+    """A short loop here (`make soak` runs 200: SIGNAL_RUNS=200)."""
+    assert signal_runs(int(os.environ.get("SIGNAL_RUNS", "12")), tmp_path) == []
