@@ -31,9 +31,10 @@ from hfharvest.errors import OptionTypeError
 from hfharvest.loaders import require_pyarrow
 from hfharvest.options import FetchOptions, default_of, doc_of
 from hfharvest.outcome import Outcome, SortStats
-from hfharvest.output import Encoded, OutputTarget, Written, open_output
+from hfharvest.output import Encoded, Written, open_output
 from hfharvest.run import run_fetch
 from hfharvest.settings import Settings, resolve
+from hfharvest.target import OutputTarget
 
 Record = dict[str, Any]
 Progress = Callable[[str, int, int], None]  # (sort, entries returned so far, pages so far)

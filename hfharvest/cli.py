@@ -1,8 +1,7 @@
-"""The command line: parse options, wire the parts, and map every failure to one exit code.
+"""The command line: parse options, wire the parts, exit with the code the run ends with.
 
-This is the only module that knows typer, prints through `Report`, or exits. Everything below
-it returns values or raises `HarvestError`s, which `_guarded` turns into a one-line message, at
-most one line of hint, and the exit code documented in the README.
+The only module that knows typer. Everything below it returns values or raises `HarvestError`s,
+which the error boundary (`boundary.guarded`) turns into one line, a hint and the exit code.
 """
 
 from __future__ import annotations
@@ -30,6 +29,8 @@ from hfharvest.errors import ExitCode, HarvestError, Terminated, redact_tree
 from hfharvest.files import check_writable
 from hfharvest.manifest import build_stats
 from hfharvest.options import (
+    EXIT_CODES,
+    FETCH_HELP,
     FetchOptions,
     ProcessOptions,
     as_flags,
@@ -38,18 +39,11 @@ from hfharvest.options import (
     flag_of,
 )
 from hfharvest.outcome import Outcome
+from hfharvest.plan import first_requests
 from hfharvest.report import Report
-from hfharvest.run import first_requests, run_fetch
+from hfharvest.run import run_fetch
 from hfharvest.schema import record_schema
 from hfharvest.settings import Settings, resolve
-
-EXIT_CODES = (
-    "Exit codes: 0 complete · 1 harvest failed (no file written; an earlier file is untouched) · "
-    "2 refused before any request (bad option, HF_HUB_OFFLINE, unwritable output, --state of "
-    "another job) · 3 partial result written (--allow-partial) · 4 fewer than --min-count "
-    "records (nothing written) · 5 data written, a side file (manifest, stats) not · 130 "
-    "interrupted (SIGINT) · 141 stdout closed early (broken pipe) · 143 terminated (SIGTERM)."
-)
 
 app = typer.Typer(
     name="hfharvest",
@@ -78,26 +72,6 @@ def _main_options(
     ] = False,
 ) -> None:
     """Options that come before the command."""
-
-
-FETCH_HELP = "\n\n".join(
-    [
-        "Walk the Hub listing once per sort, merge into one set unique by id, write records.",
-        "Each sort follows the Hub's Link cursor to the end (or to --limit entries); a table on "
-        "stderr says per sort how many entries came back, how many were new and how many were "
-        "duplicates. Records go to stdout as JSONL unless -o names a file (written all or "
-        "nothing, with a manifest beside it; .gz compresses).",
-        # \b keeps click from rewrapping the examples, so each stays whole on its line.
-        "\b\nExamples:\n"
-        "  hfharvest fetch --sort likes --sort downloads \\\n"
-        "      --inference-provider hf-inference -o models.jsonl\n"
-        "  hfharvest fetch --limit 1000 --sort trending_score | jq -r .id\n"
-        "  hfharvest fetch --type dataset --author bigcode -o datasets.json.gz\n"
-        "  hfharvest fetch -o 'snapshots/{type}s-{date}.jsonl.gz' --min-count 1000000 \\\n"
-        "      --state snapshots/.state --stats-json snapshots/last-run.json",
-        EXIT_CODES,
-    ]
-)
 
 
 def _cli_parameter(each: Field[Any], annotation: Any) -> inspect.Parameter:
@@ -152,14 +126,12 @@ def fetch(**given: Any) -> None:
     values: dict[str, Any] = {k: tuple(v or ()) if k in _REPEATED else v for k, v in given.items()}
     values.update({k: constant if values[k] else None for k, constant in _CONSTANTS.items()})
     options = FetchOptions(**values)
-    report = Report.to_stderr(quiet=quiet)
-    report.render = as_flags
+    report = Report(quiet=quiet, render=as_flags)
     report.secret = options.token if isinstance(options.token, str) else None
     report.capture_logs(debug=debug)
     started = datetime.now(UTC)
     resolved: list[Settings] = []
     ended: list[Outcome] = []
-
     stats_writable: list[bool] = []
 
     def harvest() -> int:
@@ -176,11 +148,9 @@ def fetch(**given: Any) -> None:
             return ExitCode.COMPLETE
         report.secret = settings.transport.token.value if settings.transport.token else None
         beside_records = settings.output.path is None and sys.stdout.isatty()
-        walking = report.walking(
-            settings, every=process.progress_every, beside_records=beside_records
-        )
         try:
-            with walking as observer:
+            with report.walking(settings, every=process.progress_every,
+                                beside_records=beside_records) as observer:  # fmt: skip
                 ended.append(run_fetch(settings, sys.stdout.buffer, observer))
         except HarvestError as exc:
             if exc.outcome is not None:
@@ -231,8 +201,7 @@ def diff(
     quiet: Annotated[bool, typer.Option(
         "--quiet", "-q", help="No summary on stderr. Example: -q")] = False,
 ) -> None:  # fmt: skip
-    report = Report.to_stderr(quiet=quiet)
-    report.render = as_flags
+    report = Report(quiet=quiet, render=as_flags)
 
     def compare() -> int:
         summary = diff_snapshots(old, new, sys.stdout.buffer, fields=fields)
@@ -256,8 +225,7 @@ def schema(
     repo_type: Annotated[str, typer.Option("--type", "-t", metavar="model|dataset|space",
                                            help="Whose records (not for json).")] = "model",
 ) -> None:  # fmt: skip
-    report = Report.to_stderr()
-    report.render = as_flags
+    report = Report(render=as_flags)
 
     def show() -> int:
         if kind == "json":
@@ -311,10 +279,10 @@ def main(argv: list[str] | None = None) -> NoReturn:
         # Typer's usage errors (unknown option, bad value) instead of its boxed panel.
         context = getattr(exc, "ctx", None)
         hint = f"see '{context.command_path} --help'" if context is not None else None
-        Report.to_stderr().failure(exc.format_message(), hint)
+        Report().failure(exc.format_message(), hint)
         code = exc.exit_code
     except typer.Abort:
-        Report.to_stderr().failure("interrupted")
+        Report().failure("interrupted")
         code = ExitCode.SIGINT
     except KeyboardInterrupt:  # before the command began (its own boundary says more)
         code = ExitCode.SIGINT

@@ -193,3 +193,16 @@ def _forms(secret: str) -> list[str]:
     forms = {secret, json.dumps(secret)[1:-1], repr(secret)[1:-1], quote(secret, safe=""),
              quote_plus(secret)}  # fmt: skip
     return sorted(forms, key=len, reverse=True)
+
+
+_CONTROL = frozenset((*range(0x20), *range(0x7F, 0xA0)))
+
+
+def printable(text: str, keep: str) -> str:
+    """Control characters (escape sequences, carriage returns, newlines) as `\\xNN`."""
+    if not any(ord(char) in _CONTROL for char in text):
+        return text
+    return "".join(
+        f"\\x{ord(char):02x}" if ord(char) in _CONTROL and char not in keep else char
+        for char in text
+    )

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
 from hfharvest.diff import DiffSummary
-from hfharvest.errors import redact
+from hfharvest.errors import printable, redact
 from hfharvest.outcome import Observer, Outcome
 from hfharvest.settings import Settings
 
@@ -96,19 +96,20 @@ class _ProgressObserver(_Tracker):
 class Report:
     """The one voice of hfharvest on stderr."""
 
-    def __init__(self, stream: TextIO | None = None, *, quiet: bool = False) -> None:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        quiet: bool = False,
+        render: Callable[[str], str] | None = None,
+    ) -> None:
         self._stream = stream  # None: whatever sys.stderr is when something is said
         self.quiet = quiet
         self.secret: str | None = None  # the token, once known: masked in every line printed
-        # How a line names options: the library names them `in_backquotes`; the CLI sets this to
-        # show them as its flags.
-        self.render: Callable[[str], str] = lambda text: text
+        # How a line names options: the library names them `in_backquotes`; the CLI shows flags.
+        self.render: Callable[[str], str] = render or (lambda text: text)
         self._tracker = _Tracker()
         self._console: Console | None = None
-
-    @classmethod
-    def to_stderr(cls, *, quiet: bool = False) -> Report:
-        return cls(quiet=quiet)
 
     @property
     def stream(self) -> TextIO:
@@ -125,7 +126,7 @@ class Report:
     def line(self, text: str, *, lines: bool = False) -> None:
         """One line (a traceback, with `lines`, may hold several): text the Hub sent, with control
         characters that a terminal would obey, shown escaped; the token masked, last of all."""
-        shown = _escaped(self.render(text), keep="\n" if lines else "")
+        shown = printable(self.render(text), keep="\n" if lines else "")
         self.stream.write(redact(shown, self.secret) + "\n")
         self.stream.flush()
 
@@ -251,19 +252,6 @@ class Report:
                 f"wrote {where}: {written.records:,} records, {_size(written.bytes)} "
                 f"in {_clock(seconds)}"
             )
-
-
-_CONTROL = frozenset((*range(0x20), *range(0x7F, 0xA0)))
-
-
-def _escaped(text: str, keep: str) -> str:
-    """Control characters (escape sequences, carriage returns, newlines) as `\\xNN`."""
-    if not any(ord(char) in _CONTROL for char in text):
-        return text
-    return "".join(
-        f"\\x{ord(char):02x}" if ord(char) in _CONTROL and char not in keep else char
-        for char in text
-    )
 
 
 def _size(count: int) -> str:

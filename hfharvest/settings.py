@@ -36,9 +36,9 @@ from hfharvest.hub import (
     sort_names,
 )
 from hfharvest.options import FetchOptions, default_of, doc_of
-from hfharvest.output import OutputTarget, resolve_target
 from hfharvest.query import Query
 from hfharvest.retry import RetryPolicy
+from hfharvest.target import OutputTarget, resolve_target
 
 log = logging.getLogger("hfharvest")
 DEFAULT_SORTS = ("likes", "downloads")

@@ -209,3 +209,59 @@ def signal_runs(count: int, tmp_path: Path) -> list[str]:
 def test_signals_always_win(tmp_path: Path) -> None:
     """A short loop here (`make soak` runs 200: SIGNAL_RUNS=200)."""
     assert signal_runs(int(os.environ.get("SIGNAL_RUNS", "12")), tmp_path) == []
+
+
+HOSTILE = [
+    "rel-multi@1", "rel-case@1", "two-next@2", "token-link", "empty-next", "echo-token@2",
+    "retry-odd@1", "bad-gzip@1", "gzip-bomb:20@1", "huge-int@1", "status:401",
+    "status:500@/sort=downloads/", "redirect-away@1", "link-away@1",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("fault", HOSTILE)
+def test_whatever_the_server_answers_the_token_is_nowhere(tmp_path: Path, fault: str) -> None:
+    with HubEmulator(make_catalog(models=1500, hf_inference=10), faults=[fault]) as hub:
+        result = fetch(hub, "--retries", "1", "--max-page-mb", "8", "--allow-partial",
+                       "--state", str(tmp_path / ".state"), "--stats-json",
+                       str(tmp_path / "stats.json"), "-o", str(tmp_path / "m.jsonl"))  # fmt: skip
+    written = every_file(tmp_path) + result.stdout + result.stderr
+    assert TOKEN not in written and TOKEN[3:] not in written, fault
+    assert "Traceback" not in result.stderr and "bug" not in result.stderr, result.stderr
+
+
+def test_stdout_on_a_full_disk_is_told_as_such(hub: HubEmulator) -> None:
+    import errno
+
+    from hfharvest.output import Encoded, open_output
+    from hfharvest.target import OutputTarget
+
+    class Full:
+        def write(self, data: bytes) -> int:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def flush(self) -> None:
+            pass
+
+    from hfharvest.errors import OutputError
+
+    with (
+        pytest.raises(OutputError, match="cannot write to stdout: No space left on device"),
+        open_output(OutputTarget(None, "jsonl", False), Full()) as writer,
+    ):
+        writer.write(Encoded(b'{"id":"a/b"}', None), {"likes": 1})
+
+
+def test_a_garbled_spool_is_exit_2_with_what_to_do(hub: HubEmulator, tmp_path: Path) -> None:
+    state = tmp_path / ".state"
+    args = ["--state", str(state), "-o", str(tmp_path / "m.jsonl"), "--retries", "0",
+            "--allow-partial"]  # fmt: skip
+    hub.add_fault("status:500@/sort=downloads/")
+    assert fetch(hub, *args, token=False).exit_code == 3  # likes done: its records spooled
+    hub.faults.clear()
+    spool = Path(f"{state}.spool")
+    size = spool.stat().st_size
+    assert size > 0
+    spool.write_bytes((b"garbled\n" * (size // 8 + 1))[:size])
+    result = fetch(hub, *args, token=False)
+    assert result.exit_code == 2 and "the spool of --state cannot be read" in result.stderr
+    assert "delete the state and its .spool" in result.stderr

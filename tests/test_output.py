@@ -12,7 +12,8 @@ import orjson
 import pytest
 
 from hfharvest.errors import OutputError
-from hfharvest.output import Encoded, OutputTarget, open_output
+from hfharvest.output import Encoded, open_output
+from hfharvest.target import OutputTarget
 
 RECORDS: list[dict[str, object]] = [{"id": "a/b", "likes": 1}, {"id": "c/ü", "likes": None}]
 FOUND_BY = {"likes": 1}  # what the writer adds to each record

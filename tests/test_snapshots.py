@@ -17,7 +17,7 @@ from hfharvest.bounds import Bounds
 from hfharvest.cli import app
 from hfharvest.errors import UsageError
 from hfharvest.options import FetchOptions
-from hfharvest.run import whole_listing_warning
+from hfharvest.plan import whole_listing_warning
 from hfharvest.settings import resolve
 from hfharvest.state import StateStore
 from hfharvest.testing import HubEmulator
