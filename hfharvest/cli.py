@@ -11,7 +11,6 @@ import gc
 import inspect
 import json
 import os
-import signal
 import sys
 from collections.abc import Callable
 from dataclasses import Field, fields
@@ -24,7 +23,7 @@ import typer
 from hfharvest import __version__, loaders
 from hfharvest.boundary import guarded, write_stats_file
 from hfharvest.diff import DEFAULT_IGNORED, diff_snapshots
-from hfharvest.entry import on_signal
+from hfharvest.entry import ignore_signals, listen
 from hfharvest.errors import ExitCode, HarvestError, Terminated, redact_tree
 from hfharvest.files import check_writable
 from hfharvest.manifest import build_stats
@@ -269,12 +268,12 @@ def _tune_process() -> None:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Console-script entry: run the app, formatting typer's usage errors as one line."""
-    for name in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(name, on_signal)
+    listen()
     _tune_process()
     arguments = sys.argv[1:] if argv is None else argv
     try:  # a bare `hfharvest` is a question: its answer is the help, and exit 0
         code = app(args=arguments or ["--help"], prog_name="hfharvest", standalone_mode=False)
+        ignore_signals()  # the run has ended: a late signal changes nothing
     except typer.TyperException as exc:
         # Typer's usage errors (unknown option, bad value) instead of its boxed panel.
         context = getattr(exc, "ctx", None)

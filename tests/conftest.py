@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -50,6 +52,18 @@ def _scrub_environment(
     monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
     for name, value in NO_WAIT_ENV.items():
         monkeypatch.setenv(name, value)
+
+
+@pytest.fixture(autouse=True)
+def _process_handlers_restored() -> Iterator[None]:
+    """`cli.main` sets the process's signal handlers and unraisable hook, as a process should:
+    a test that calls it must not leave them to the tests after it (nor to pytest's Ctrl-C)."""
+    handlers = {name: signal.getsignal(name) for name in (signal.SIGINT, signal.SIGTERM)}
+    hook = sys.unraisablehook
+    yield
+    for name, handler in handlers.items():
+        signal.signal(name, handler)
+    sys.unraisablehook = hook
 
 
 SettingsFactory = Callable[..., Settings]

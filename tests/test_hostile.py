@@ -193,7 +193,7 @@ def signal_runs(count: int, tmp_path: Path) -> list[str]:
                 if time.monotonic() - sent > 1.0:
                     problems.append(f"run {run}: {time.monotonic() - sent:.1f} s to end")
                 if code not in (0, 130, 143) or "Traceback" in stderr:
-                    problems.append(f"run {run}: exit {code}: {stderr[-300:]}")
+                    problems.append(f"run {run}: exit {code}: {stderr[-1500:]}")
                 if list(tmp_path.glob("*.part")) or list(tmp_path.glob(".*.part")):
                     problems.append(f"run {run}: a .part left")
                 left = output.read_text()
