@@ -65,7 +65,8 @@ class RetryPolicy:
         cls, retries: int, max_wait: float, environ: Mapping[str, str]
     ) -> RetryPolicy:
         """The backoff base and cap are reachable from the environment, so that tests of the
-        installed command run without waiting (`HFHARVEST_BACKOFF_BASE`, `HFHARVEST_BACKOFF_MAX`)."""
+        installed command run without waiting (`HFHARVEST_BACKOFF_BASE`,
+        `HFHARVEST_BACKOFF_MAX`)."""
         return cls(
             retries=retries,
             backoff_base=_env_seconds(environ, "HFHARVEST_BACKOFF_BASE", cls.backoff_base),
