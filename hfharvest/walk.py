@@ -83,6 +83,7 @@ class Fetched:
     entries: list[Any]
     made: dict[int, dict[str, Any] | None]  # entry index -> its record, for those already made
     crossed: bool  # the walk's bound is crossed on this page
+    limited: bool  # the walk's limit is reached with this page
     last: bool
 
 
@@ -136,7 +137,7 @@ class Walk:
                     returned >= plan.limit or pages_done >= plan.limit
                 )
                 last = page.next_url is None or reached_limit or crossed
-                yield Fetched(page, entries, made, crossed, last)
+                yield Fetched(page, entries, made, crossed, reached_limit, last)
                 if last:
                     return
         finally:
@@ -179,10 +180,9 @@ class Walk:
                 passed.append(Ranked(stats.returned + index + 1, record, raw))
         page = fetched.page
         reached_end = page.next_url is None and len(entries) == len(page.entries)
-        reached_limit = plan.limit is not None and stats.returned + len(entries) >= plan.limit
         stopped_by = (
             bound.option if fetched.crossed and bound is not None
-            else f"limit {plan.limit}" if reached_limit and not reached_end else stats.stopped_by
+            else f"limit {plan.limit}" if fetched.limited and not reached_end else stats.stopped_by
         )  # fmt: skip
         self.stats = replace(
             stats,
