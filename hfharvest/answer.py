@@ -1,16 +1,21 @@
 """One answer of the Hub, read within bounds: its body, its next link, its entries, its words.
 
 The client's half that reads what came back (`client.py` asks; this reads): the body is read in
-pieces against a total deadline (a read timeout bounds each piece, not a body that trickles in)
-and a cap on its decoded size (gzip included); the `Link` header is read as RFC 8288 says (every
-link of every header, a `rel` a space-separated list compared without case, two different next
-links an error); a body that is not a JSON array is transient; the Hub's own words for an error
-are found where it puts them.
+pieces against a total deadline and a cap on its decoded size (gzip included); its entries are
+counted before they are made, where a body could become more objects than memory should hold
+(a page of more than twice the entries asked for is refused); entries that carry the token are
+withheld; the `Link` header is read as RFC 8288 says (every link of every header, a `rel` a
+space-separated list compared without case, two different next links an error); a body that is
+not a JSON array is transient; the Hub's own words for an error are found where it puts them.
 """
 
 from __future__ import annotations
 
+import http.client
+import json
+import re
 import time
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urljoin
 
@@ -22,6 +27,11 @@ from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError
 from hfharvest.errors import HubError, HubResponseError, TransientResponseError
 
 PIECE = 1 << 16  # bytes read at a time
+# A body this small becomes at most ~260 MB of objects whatever its shape (`{},` is 3 bytes and
+# about 90 of objects): parsed as it is. A larger one is estimated first, from its structure.
+PARSED_AS_IS = 3_000_000
+OBJECTS_BUDGET = 256_000_000  # what a page's objects may take, estimated, before they are made
+_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[][{},]')
 
 
 class AnswerTooSlow(requests.Timeout):
@@ -29,24 +39,23 @@ class AnswerTooSlow(requests.Timeout):
 
 
 class PageTooLargeError(HubError):
-    """A body larger, once decoded, than the cap: what no listing page is."""
+    """A body larger, once decoded, than the cap, or holding more entries than a page may."""
 
 
-def read_body(response: requests.Response, deadline: float, cap: int) -> bytes:
-    """The decoded body of a streamed answer, within `deadline` seconds in all and `cap` bytes."""
+def read_body(response: requests.Response, deadline: float, cap: int) -> bytearray:
+    """The decoded body of a streamed answer, within `deadline` seconds in all and `cap` bytes
+    (grown in place: the body is held once, not as pieces and their join)."""
     ends = time.monotonic() + deadline
-    pieces: list[bytes] = []
-    size = 0
+    body = bytearray()
     try:
         while piece := response.raw.read1(PIECE, decode_content=True):
-            size += len(piece)
-            if size > cap:
+            if len(body) + len(piece) > cap:
                 raise PageTooLargeError(
                     f"the answer from {response.url} is larger than `max_page_mb` "
                     f"{cap / 1e6:g} MB once decoded; stopping",
                     hint="raise `max_page_mb` if the Hub's pages have grown that much",
                 )  # fmt: skip
-            pieces.append(piece)
+            body += piece
             if time.monotonic() > ends:
                 raise AnswerTooSlow(
                     f"the answer from {response.url} did not finish within `deadline` "
@@ -59,7 +68,28 @@ def read_body(response: requests.Response, deadline: float, cap: int) -> bytes:
         raise requests.ConnectionError(exc) from exc
     finally:
         response.close()
-    return b"".join(pieces)
+    return body
+
+
+def protocol_violation(error: BaseException) -> str | None:
+    """What an answer that no HTTP/1.1 server sends did wrong (no status line, as HTTP/0.9;
+    header lines too long or too many), found among the causes requests wraps; None otherwise."""
+    seen: list[BaseException] = []
+    todo: list[Any] = [error]
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or any(item is s for s in seen):
+            continue
+        seen.append(item)
+        if isinstance(item, http.client.LineTooLong):
+            line = item.args[0] if item.args else "line"
+            return f"its answer has a {line} longer than 65,536 bytes"
+        if isinstance(item, http.client.BadStatusLine):
+            return "its answer has no HTTP status line (HTTP/0.9, or no HTTP at all)"
+        if type(item) is http.client.HTTPException and "headers" in str(item):
+            return f"its answer has too many headers ({item})"
+        todo.extend([*item.args, item.__cause__, item.__context__])
+    return None
 
 
 def next_url(response: requests.Response) -> str | None:
@@ -79,9 +109,15 @@ def next_url(response: requests.Response) -> str | None:
     return found.pop() if found else None
 
 
-def entries(response: requests.Response, body: bytes) -> list[Any]:
-    """A 200's entries. A body that is not a JSON array (an HTML page, an empty, cut or malformed
-    body) is transient: fetched again. The Hub's error object is not: its words are reported."""
+def entries(response: requests.Response, body: bytearray, most: int) -> list[Any]:
+    """A 200's entries, at most `most` of them. A body that is not a JSON array (an HTML page, an
+    empty, cut or malformed body) is transient: fetched again. The Hub's error object is not: its
+    words are reported. A body that could hold more entries, or more objects, than a page may is
+    counted before it is parsed, so that a page of `{},{},...` is refused, not made."""
+    if len(body) > PARSED_AS_IS and _estimated_objects(body) > OBJECTS_BUDGET:
+        held = _top_level_count(body, most)
+        if held > most:
+            raise _too_many(response, f"more than {most:,}", most)
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -90,6 +126,8 @@ def entries(response: requests.Response, body: bytes) -> list[Any]:
     else:
         detail = f"the body is not a JSON array ({_peek(body)})"
     if isinstance(parsed, list):
+        if len(parsed) > most:
+            raise _too_many(response, f"{len(parsed):,}", most)
         return parsed
     if isinstance(parsed, dict) and "error" in parsed:
         text = error_text(parsed) or "an error with no text"
@@ -97,7 +135,58 @@ def entries(response: requests.Response, body: bytes) -> list[Any]:
     raise TransientResponseError(response.status_code, response.url, detail)
 
 
-def error_detail(response: requests.Response, body: bytes) -> str:
+def _too_many(response: requests.Response, held: str, most: int) -> PageTooLargeError:
+    return PageTooLargeError(
+        f"the answer from {response.url} holds {held} entries, more than twice the page size "
+        f"asked ({most // 2:,}); stopping: no listing page does that"
+    )
+
+
+def _estimated_objects(body: bytearray) -> int:
+    """Bytes the parsed body could take at most: an object or array ~200, an item ~60."""
+    containers = body.count(b"{") + body.count(b"[")
+    return 200 * containers + 60 * body.count(b",") + len(body)
+
+
+def _top_level_count(body: bytearray, most: int) -> int:
+    """The entries of a JSON array, counted from its tokens (strings skipped whole) up to one
+    past `most`: what a body holds, learnt without making one object of it."""
+    depth = held = 0
+    for token in _TOKEN.finditer(body):
+        char = token.group()[:1]
+        if char in (b"{", b"["):
+            depth += 1
+            if depth == 2 and held == 0:
+                held = 1
+        elif char in (b"}", b"]"):
+            depth -= 1
+        elif char == b"," and depth == 1:
+            held += 1
+            if held > most:
+                break
+    return held
+
+
+def withheld(found: list[Any], body: bytearray, forms: Sequence[bytes]) -> int:
+    """Replace with None (an entry no record is made of) every entry that carries the token in
+    any form the masking step knows; return how many. The body is searched once per form; the
+    entries only when one is there (or when the body escapes characters as \\u, which could
+    hide one)."""
+    if not forms or not (b"\\u" in body or any(form in body for form in forms)):
+        return 0
+    count = 0
+    for index, entry in enumerate(found):
+        try:
+            text = orjson.dumps(entry)
+        except orjson.JSONEncodeError:  # a number past 64 bits: the standard library writes it
+            text = json.dumps(entry, ensure_ascii=False).encode()
+        if any(form in text for form in forms):
+            found[index] = None
+            count += 1
+    return count
+
+
+def error_detail(response: requests.Response, body: bytes | bytearray) -> str:
     """The Hub's own words for an error: `X-Error-Message`, a JSON `error`, or the reason."""
     header = response.headers.get("X-Error-Message")
     if header:
@@ -124,7 +213,7 @@ def error_text(body: dict[str, Any]) -> str | None:
     return None
 
 
-def _peek(body: bytes) -> str:
+def _peek(body: bytes | bytearray) -> str:
     if not body.strip():
         return "the body is empty"
     text = body[:40].decode("utf-8", "replace").replace("\n", " ")

@@ -79,6 +79,8 @@ _ACCEPTS: dict[Any, tuple[Callable[[Any], bool], str]] = {
 def _typed(name: str, value: Any, kind: Any) -> Any:
     if name == "since" and isinstance(value, date):  # a datetime is a date too
         return value.isoformat()
+    if name == "max_time" and isinstance(value, str | int | float) and type(value) is not bool:
+        return value  # seconds, or a duration as the command line writes it ("2h")
     if name == "token":
         if value is None or isinstance(value, str | bool):
             return value

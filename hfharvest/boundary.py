@@ -44,9 +44,8 @@ def guarded(
             ("SIGINT", ExitCode.SIGINT) if isinstance(exc, KeyboardInterrupt)
             else ("SIGTERM", ExitCode.SIGTERM)
         )  # fmt: skip
-        where = report.where_stopped()
-        message = f"stopped by {name}{f' during {where}' if where else ''}; no file was written"
-        report.failure(f"{message}, an earlier one is untouched", on_stop())
+        message = report.stopped(name)
+        report.failure(message, None if report.landed else on_stop())
         return code, message
     except BrokenPipeError:
         # The reader went away (`| head`): nothing more can be said on stdout, so stop quietly.

@@ -84,6 +84,8 @@ def _cli_parameter(each: Field[Any], annotation: Any) -> inspect.Parameter:
         annotation, default = bool, False  # a flag that sets the value (--warm: "warm")
     elif each.name == "token":
         annotation = str | None  # --no-token says False
+    elif each.name == "max_time":
+        annotation = str | None  # "2h" or seconds: the options table reads both
     example = doc.example if doc.example.startswith("-") else f"{flag} {doc.example}"
     help_text = as_flags(doc.help).replace("[", "\\[")  # rich markup: "[" is written "\\["
     option = typer.Option(
@@ -150,7 +152,9 @@ def fetch(**given: Any) -> None:
         try:
             with report.walking(settings, every=process.progress_every,
                                 beside_records=beside_records) as observer:  # fmt: skip
-                ended.append(run_fetch(settings, sys.stdout.buffer, observer))
+                ended.append(
+                    run_fetch(settings, sys.stdout.buffer, observer, landed=report.file_landed)
+                )
         except HarvestError as exc:
             if exc.outcome is not None:
                 ended.append(exc.outcome)
@@ -168,7 +172,8 @@ def fetch(**given: Any) -> None:
     code, error = guarded(report, harvest, debug=debug, command="fetch", on_stop=resume_hint)
     if stats_json is not None and stats_writable:  # else that is what was refused
         settings = resolved[0] if resolved else None
-        outcome = ended[0] if ended else None
+        landed = list(report.landed.values())  # a run stopped once its data was in place
+        outcome = ended[0] if ended else landed[-1] if landed else None
         document = redact_tree(build_stats(settings, outcome, code, error, started), report.secret)
         code = write_stats_file(report, stats_json, document, code, debug=debug)
     raise typer.Exit(code)

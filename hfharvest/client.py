@@ -19,34 +19,44 @@ from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import requests
+from urllib3.util import parse_url
 
 from hfharvest import __version__
-from hfharvest.answer import AnswerTooSlow, entries, error_detail, next_url, read_body
+from hfharvest.answer import (
+    AnswerTooSlow,
+    entries,
+    error_detail,
+    next_url,
+    protocol_violation,
+    read_body,
+    withheld,
+)
 from hfharvest.errors import (
     CrossOriginError,
     CursorLoopError,
     HubError,
     HubResponseError,
+    PageDeadlineError,
     TransientResponseError,
     UnreachableError,
+    secret_forms,
 )
-from hfharvest.hub import NOT_WITH_PROVIDER, SORTS
+from hfharvest.hub import MAX_PAGE_SIZE, NOT_WITH_PROVIDER, SORTS
 from hfharvest.pacing import Pacer
 from hfharvest.retry import (
     TRANSIENT_STATUSES,
+    PageTimeUp,
     call_with_retries,
-    check_demanded_wait,
     demanded_wait,
     describe_failure,
 )
 from hfharvest.settings import Transport
 from hfharvest.sizing import PageSize, limit_of, without_limit
+from hfharvest.urls import Origin, UnsafeURL, format_origin, leaves_listing, origin
+from hfharvest.watch import AnswerClock, WatchedAdapter
 
 MAX_REDIRECTS = 5
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-Origin = tuple[str, str, int]
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,7 @@ class Page:
     next_url: str | None
     rate_policy: str | None = None  # the RateLimit-Policy header: the quota and its window
     resized: int = 0  # how often its size was halved before it came (a deep timeout)
+    withheld: int = 0  # entries that carried the token: None in `entries`, never a record
 
 
 class BearerToken(requests.auth.AuthBase):
@@ -65,13 +76,25 @@ class BearerToken(requests.auth.AuthBase):
 
     As a plain header it would lose to ~/.netrc: requests replaces it with the Basic credentials
     netrc holds for the host (and adds them when there is no token). An explicit `auth` is kept.
+    It is attached last, to the prepared request, once its own URL, read as urllib3 reads it to
+    connect, is found to go to `origin`: whatever was checked before, this is what is sent.
     """
 
-    def __init__(self, token: str | None) -> None:
+    def __init__(self, token: str | None, where: Origin) -> None:
         self._token = token
+        self._origin = where
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         if self._token:
+            connects = parse_url(request.url or "")
+            scheme = (connects.scheme or "").lower()
+            port = connects.port or {"http": 80, "https": 443}.get(scheme, 0)
+            if (scheme, (connects.host or "").strip("[]").lower(), port) != self._origin:
+                raise CrossOriginError(
+                    f"a request would go to {connects.scheme}://{connects.netloc}, not the "
+                    f"endpoint {format_origin(self._origin)}; stopped (the token is never sent "
+                    "elsewhere)"
+                )
             request.headers["Authorization"] = f"Bearer {self._token}"
         return request
 
@@ -84,24 +107,14 @@ def user_agent() -> str:
 
 
 def build_session() -> requests.Session:
-    """The one place an HTTP session is made: identity and content type, nothing secret."""
+    """The one place an HTTP session is made: identity and content type, nothing secret, and
+    connections an answer's deadline can cut (`watch`)."""
     session = requests.Session()
     session.headers["User-Agent"] = user_agent()
     session.headers["Accept"] = "application/json"
+    for prefix in ("http://", "https://"):
+        session.mount(prefix, WatchedAdapter())
     return session
-
-
-def origin_of(url: str) -> Origin:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme, 0)
-
-
-def format_origin(origin: Origin) -> str:
-    scheme, host, port = origin
-    return (
-        f"{scheme}://{host}" if _DEFAULT_PORTS.get(scheme) == port else f"{scheme}://{host}:{port}"
-    )
 
 
 class HubClient:
@@ -117,10 +130,13 @@ class HubClient:
     ) -> None:
         self.transport = transport
         self.session = session or build_session()
-        self.origin = origin_of(transport.endpoint)
+        self.origin = origin(transport.endpoint)  # checked in `settings`: it reads one way
         self._sleep = sleep
-        self._pacer = pacer or Pacer(transport.max_rps)
-        self._auth = BearerToken(transport.token.value if transport.token else None)
+        self._pacer = pacer or Pacer(transport.max_rps, transport.retry.max_wait)
+        self._auth = BearerToken(transport.token.value if transport.token else None, self.origin)
+        self._clock = AnswerClock()
+        secret = transport.token.value if transport.token else None
+        self._secret_forms = [form.encode() for form in secret_forms(secret)] if secret else []
 
     def close(self) -> None:
         self.session.close()
@@ -132,13 +148,15 @@ class HubClient:
         label: str = "",
         on_retry: Callable[[], None] = lambda: None,
         page_size: int | None = None,
+        listing: str | None = None,
     ) -> Iterator[Page]:
         """Yield the pages of one walk from `url` on, following each page's next link.
 
         A page is fetched only when the next one is asked for, so a walk that has what it needs
         simply stops asking. `label` names the walk in retry messages ("sort likes").
         `page_size` is the size asked for (default: as `url` says); a deep page that times out
-        is asked again smaller (see `sizing`).
+        is asked again smaller (see `sizing`). `listing` is the URL of the walk's first page
+        (default `url`): a next link must stay on that listing.
         """
         next_url: str | None = url
         fetched: set[str] = set()  # the pages' URLs less their size: a resized page is the same
@@ -148,6 +166,8 @@ class HubClient:
             where = f"{label}, page {len(fetched)}" if label else ""
             page = self.get_page(next_url, on_retry, describe=where, size=size)
             size.succeeded()
+            if page.next_url is not None:  # checked before the page counts: a state never keeps it
+                self._check_listing(listing or url, page.next_url)
             yield page
             if page.next_url is not None and without_limit(page.next_url) in fetched:
                 raise CursorLoopError(
@@ -164,13 +184,18 @@ class HubClient:
         describe: str = "",
         size: PageSize | None = None,
     ) -> Page:
-        policy = self.transport.retry
+        transport = self.transport
+        policy = transport.retry
         resized = 0
+        began = time.monotonic()
 
         def attempt() -> Page:
             nonlocal resized
+            left = policy.page_deadline - (time.monotonic() - began)
             try:
-                return self._page_or_raise(self._follow_redirects(size.url(url) if size else url))
+                asked = size.url(url) if size else url
+                answer = self._follow_redirects(asked, min(transport.deadline, left))
+                return self._page_or_raise(answer)
             except (requests.Timeout, TransientResponseError) as exc:
                 timed_out = not isinstance(exc, TransientResponseError) or exc.status == 504
                 if timed_out and size is not None and size.halve():
@@ -183,30 +208,32 @@ class HubClient:
                 sleep=self._sleep,
             )  # fmt: skip
             return dataclasses.replace(page, resized=resized) if resized else page
+        except PageTimeUp as up:
+            raise PageDeadlineError(
+                f"{describe or f'GET {url}'}: no page after {time.monotonic() - began:.0f} s and "
+                f"{up.attempts} attempt{'s' if up.attempts > 1 else ''} "
+                f"(`page_deadline` {policy.page_deadline:g} s; last: {describe_failure(up.last)})",
+                hint="raise `page_deadline`, or try later",
+            ) from up.last
         except requests.RequestException as exc:
             attempts = policy.retries + 1
             cause = describe_failure(exc)
             if isinstance(exc, AnswerTooSlow):
                 cause = str(exc)
             elif isinstance(exc, requests.Timeout):
-                cause = f"no answer within `timeout` {self.transport.timeout:g} s"
+                cause = f"no answer within `timeout` {transport.timeout:g} s"
             raise UnreachableError(
                 f"cannot reach {format_origin(self.origin)}: {cause}"
                 f" ({attempts} attempt{'s' if attempts > 1 else ''}, GET {url})",
                 hint="check `endpoint` (or HF_ENDPOINT) and the network; `retries` tries longer",
             ) from exc
 
-    def _follow_redirects(self, url: str) -> tuple[requests.Response, bytes]:
-        transport = self.transport
+    def _follow_redirects(self, url: str, deadline: float) -> tuple[requests.Response, bytearray]:
         for _ in range(MAX_REDIRECTS + 1):
             self._check_origin(url, "a link")
             with self._pacer.request(self._sleep) as observe:
-                response = self.session.get(
-                    url, auth=self._auth, timeout=transport.timeout, allow_redirects=False,
-                    stream=True,  # the body is read by `read_body`, within its bounds
-                )  # fmt: skip
+                response, body = self._answer(url, deadline)
                 observe(response.headers)
-                body = read_body(response, transport.deadline, transport.max_page_bytes)
             if response.status_code not in _REDIRECT_STATUSES or "Location" not in response.headers:
                 return response, body
             target = urljoin(url, response.headers["Location"])
@@ -214,8 +241,41 @@ class HubClient:
             url = target
         raise HubError(f"more than {MAX_REDIRECTS} redirects from {url}")
 
+    def _answer(self, url: str, deadline: float) -> tuple[requests.Response, bytearray]:
+        """One request and its whole answer, within `deadline` seconds from the first byte sent
+        to the last byte read (`watch`), and `max_page_bytes` once decoded."""
+        transport = self.transport
+        with self._clock.running(max(deadline, 0.0)) as clock:
+            try:
+                response = self.session.get(
+                    url, auth=self._auth, timeout=transport.timeout, allow_redirects=False,
+                    stream=True,  # the body is read by `read_body`, within its bounds
+                )  # fmt: skip
+                return response, read_body(response, deadline, transport.max_page_bytes)
+            except requests.RequestException as exc:
+                if clock.expired:
+                    raise AnswerTooSlow(
+                        f"the answer from {url} did not finish within `deadline` {deadline:g} s "
+                        "(it came in too slowly)"
+                    ) from exc
+                violation = protocol_violation(exc)
+                if violation is not None:
+                    raise HubError(
+                        f"{format_origin(self.origin)} does not answer as an HTTP server: "
+                        f"{violation} (GET {url})",
+                        hint="check `endpoint` (or HF_ENDPOINT): is a Hub listening there?",
+                    ) from exc
+                raise
+
     def _check_origin(self, url: str, what: str) -> None:
-        target = origin_of(url)
+        try:
+            target = origin(url)
+        except UnsafeURL as exc:
+            raise CrossOriginError(
+                f"{what} cannot be read one way only ({exc}): {url!r}; stopped there (the "
+                "token is never sent where it might not go)",
+                hint="the server at `endpoint` is not behaving as the Hub does",
+            ) from None
         if target != self.origin:
             raise CrossOriginError(
                 f"{what} leads to {format_origin(target)}, not the endpoint "
@@ -223,7 +283,15 @@ class HubClient:
                 hint="if the Hub moved, pass its new address as `endpoint`",
             )
 
-    def _page_or_raise(self, answer: tuple[requests.Response, bytes]) -> Page:
+    def _check_listing(self, listing: str, following: str) -> None:
+        why = leaves_listing(listing, following)
+        if why is not None:
+            raise CrossOriginError(
+                f"the next-page link leaves the listing: {why} ({following}); stopped there",
+                hint="the server at `endpoint` is not behaving as the Hub does",
+            )
+
+    def _page_or_raise(self, answer: tuple[requests.Response, bytearray]) -> Page:
         response, body = answer
         url = response.url
         status = response.status_code
@@ -232,11 +300,14 @@ class HubClient:
             if following is not None:
                 self._check_origin(following, "the next-page link")
             policy = response.headers.get("RateLimit-Policy")
-            return Page(url, entries(response, body), following, rate_policy=policy)
+            found = entries(response, body, 2 * (limit_of(url) or MAX_PAGE_SIZE))
+            hidden = withheld(found, body, self._secret_forms)
+            return Page(url, found, following, rate_policy=policy, withheld=hidden)
         detail = error_detail(response, body)
         if status in TRANSIENT_STATUSES:
             wait = demanded_wait(response.headers)
-            check_demanded_wait(wait, url, self.transport.retry)
+            if wait is not None:
+                self._pacer.check_wait(wait[0], f"{wait[1]}, before retrying {url}")
             raise TransientResponseError(
                 status, url, detail, demanded_wait=wait[0] if wait else None
             )

@@ -123,6 +123,18 @@ class CursorLoopError(HubError):
     """A `Link` named a page the walk had already fetched: following it would loop forever."""
 
 
+class NoProgressError(HubError):
+    """Pages kept coming with no id new to the walk: a listing that would never end."""
+
+
+class PageDeadlineError(HubError):
+    """One page, across all its retries, took longer than `page_deadline`."""
+
+
+class MaxTimeError(HubError):
+    """The run took longer than `max_time`: the walks still going were stopped."""
+
+
 class TooFewRecordsError(HarvestError):
     """Fewer unique records than `min_count`: nothing is written (exit 4)."""
 
@@ -163,7 +175,7 @@ def redact(text: str, secret: str | None) -> str:
     the stats, the manifest, the state, an exception handed to Python) passes through."""
     if not secret:
         return text
-    for form in _forms(secret):
+    for form in secret_forms(secret):
         text = text.replace(form, MASK)
     return text
 
@@ -189,7 +201,8 @@ def redact_error(error: BaseException, secret: str | None) -> None:
             error.hint = redact(error.hint, secret)
 
 
-def _forms(secret: str) -> list[str]:
+def secret_forms(secret: str) -> list[str]:
+    """Every form the token can take on its way out (longest first), as `redact` masks them."""
     forms = {secret, json.dumps(secret)[1:-1], repr(secret)[1:-1], quote(secret, safe=""),
              quote_plus(secret)}  # fmt: skip
     return sorted(forms, key=len, reverse=True)

@@ -10,7 +10,7 @@ import glob
 import os
 import secrets
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -62,12 +62,15 @@ def remove_empty(folders: tuple[Path, ...]) -> None:
 
 
 @contextlib.contextmanager
-def atomic_file(path: Path, mode: int = 0o666) -> Iterator[IO[bytes]]:
+def atomic_file(
+    path: Path, mode: int = 0o666, *, on_replaced: Callable[[], None] | None = None
+) -> Iterator[IO[bytes]]:
     """A binary file whose bytes replace `path` at once when the block ends without error.
 
     The temporary file is created with `mode` (0o666: the kernel applies the umask, so the file
     gets the permissions any new file would, without reading and so changing the umask; a state
-    file is created 0o600, its owner's only).
+    file is created 0o600, its owner's only). `on_replaced` is told the moment the new file is in
+    place, before the folder is synced: a run stopped then knows it wrote the file.
     """
     temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
@@ -80,6 +83,8 @@ def atomic_file(path: Path, mode: int = 0o666) -> Iterator[IO[bytes]]:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+    if on_replaced is not None:
+        on_replaced()
     _fsync_folder(path.parent)
 
 

@@ -22,6 +22,7 @@ REPO_TYPE_NAMES: Mapping[str, RepoType] = {
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 MAX_PAGE_SIZE = 1000  # observed: a larger `limit` is answered with 1,000 entries
+RATE_WINDOW = 300  # seconds: the Hub's fixed rate-limit window (RateLimit-Policy w)
 
 # The sorts the Hub accepts (all descending); it rejects snake_case spellings, which users type
 # anyway, so those are mapped to these names before any request.

@@ -73,13 +73,24 @@ def build_stats(
     error: str | None,
     started: datetime,
 ) -> dict[str, Any]:
-    """The `--stats-json` document, for any way the run ended (`outcome` None: before walks)."""
+    """The `--stats-json` document, for any way the run ended (`outcome` None: before walks).
+    A run a signal stopped once its data file was in place is `interrupted`, with the records
+    it wrote."""
     complete = outcome is not None and exit_code in (ExitCode.COMPLETE, ExitCode.PARTIAL)
+    signalled = exit_code in (ExitCode.SIGINT, ExitCode.SIGTERM)
+    written = outcome is not None and outcome.written is not None
+    status = (
+        outcome.status
+        if complete and outcome
+        else "interrupted"
+        if signalled and written
+        else "failed"
+    )
     return {
         "tool": "hfharvest",
         "version": __version__,
         "exit_code": exit_code,
-        "status": outcome.status if complete and outcome else "failed",
+        "status": status,
         "error": error,
         "endpoint": settings.transport.endpoint if settings else None,
         "type": settings.query.repo_type if settings else None,

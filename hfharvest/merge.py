@@ -11,6 +11,7 @@ output depends only on the Hub's answers, never on which walk finished first.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import threading
@@ -38,8 +39,9 @@ class Seen:
 
     Only this grows with the catalog, so it is kept small: each id is stored once whatever the
     number of sorts (a slot in one dict), and each sort's ranks sit in a machine-integer array
-    indexed by slot (0: not returned by that sort). Walks add from their own threads; a new slot
-    is handed out under a lock, everything else is one sort's own array.
+    indexed by slot (0: not returned by that sort; -1: returned below the bounds, so that such an
+    id is known to the walk and never a record). Walks add from their own threads; a new slot is
+    handed out under a lock, everything else is one sort's own array.
     """
 
     def __init__(self, sorts: int) -> None:
@@ -47,8 +49,9 @@ class Seen:
         self._ranks = [array("q") for _ in range(sorts)]
         self._lock = threading.Lock()
 
-    def add(self, index: int, repo_id: str, rank: int) -> bool:
-        """Record that sort `index` returned `repo_id` at `rank`; False if it already had."""
+    def add(self, index: int, repo_id: str, rank: int) -> int:
+        """Record that sort `index` returned `repo_id` at `rank` (-1: below the bounds); return
+        what it held before: 0 if the sort had not returned it, its rank, or -1."""
         slot = self._slots.get(repo_id)
         if slot is None:
             with self._lock:
@@ -56,10 +59,10 @@ class Seen:
         ranks = self._ranks[index]
         if slot >= len(ranks):
             ranks.frombytes(bytes(8 * max(slot + 1 - len(ranks), len(ranks))))  # doubling
-        if ranks[slot]:
-            return False
-        ranks[slot] = rank
-        return True
+        before = ranks[slot]
+        if before <= 0 and rank != before:  # a record below the bounds before may pass now
+            ranks[slot] = rank
+        return before
 
     def found_by(self, repo_id: str, sorts: Sequence[str], first: int) -> dict[str, int] | None:
         """Each sort's rank for `repo_id`, in the order given; None unless sort `first` was the
@@ -67,7 +70,7 @@ class Seen:
         slot = self._slots[repo_id]
         found: dict[str, int] = {}
         for index, (sort, ranks) in enumerate(zip(sorts, self._ranks, strict=True)):
-            if slot < len(ranks) and ranks[slot]:
+            if slot < len(ranks) and ranks[slot] > 0:
                 if not found and index != first:
                     return None
                 found[sort] = ranks[slot]
@@ -78,7 +81,7 @@ class Seen:
         counts = [0] * len(self._ranks)
         for slot in range(len(self._slots)):
             for index, ranks in enumerate(self._ranks):
-                if slot < len(ranks) and ranks[slot]:
+                if slot < len(ranks) and ranks[slot] > 0:
                     counts[index] += 1
                     break
         return counts
@@ -91,21 +94,29 @@ class Spool:
     every page.
     """
 
-    def __init__(self, file: IO[bytes], *, durable: bool) -> None:
+    def __init__(self, file: IO[bytes], *, durable: bool, length: int | None = None) -> None:
         self._file = file
         self._durable = durable
-        self.length = file.seek(0, os.SEEK_END)
+        end = file.seek(0, os.SEEK_END)
+        self.length = end if length is None else length  # the lines that count end here
+        self._cut = self.length == end  # what lies past `length` is cut at the first append
 
     @classmethod
     def temporary(cls) -> Spool:
         return cls(tempfile.TemporaryFile(prefix="hfharvest-spool-"), durable=False)
 
     def close(self) -> None:
-        self._file.close()
+        # A write that failed (a full disk) left its bytes in the buffer, which closing would
+        # try, and fail, to write again: that failure was told once, by `append`.
+        with contextlib.suppress(OSError):
+            self._file.close()
 
     def append(self, lines: bytes) -> None:
         """Append a page's lines; with `durable`, they are on disk before this returns."""
         try:
+            if not self._cut:
+                self._file.truncate(self.length)
+                self._cut = True
             self._file.seek(self.length)
             self._file.write(lines)
             self._file.flush()
@@ -161,14 +172,18 @@ class Merge:
                     hint="delete the state and its .spool to start over",
                 ) from exc  # fmt: skip
 
-    def take(self, index: int, page: WalkPage) -> None:
-        """A page of walk `index`: its new records to the writer or the spool, each encoded once."""
+    def take(self, index: int, page: WalkPage) -> int:
+        """A page of walk `index`: its new records to the writer or the spool, each encoded once.
+        Returns how many ids the page brought that the walk had not returned before."""
         sort, add, raw = self.sorts[index], self.seen.add, self._raw
         writer, lines = self._writer, bytearray()
+        fresh = sum(add(index, repo_id, -1) == 0 for repo_id in page.below)
         for rank, record, entry in page.records:
             repo_id = record["id"]
-            if not add(index, repo_id, rank):
+            before = add(index, repo_id, rank)
+            if before > 0:
                 continue  # this sort returned it before
+            fresh += before == 0
             encoded = Encoded(orjson.dumps(record), orjson.dumps(entry) if raw else None)
             if writer is not None:
                 writer.write(encoded, {sort: rank})
@@ -179,6 +194,7 @@ class Merge:
                 self._spool.append(bytes(lines))
             if self._commit is not None:
                 self._commit(page.stats)
+        return fresh
 
     def hold(self) -> None:
         """Take the commit lock for good (a run stopped by a signal): a commit under way ends

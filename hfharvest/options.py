@@ -70,6 +70,31 @@ def _bounded(fits: Callable[[Any], bool], wording: str) -> Check:
     return check
 
 
+_DURATION = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[smhd]?)")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def seconds_of(value: float | str) -> float:
+    """A duration in seconds: a number of seconds, or text such as 90s, 30m, 2h, 1d."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    match = _DURATION.fullmatch(str(value).strip().lower())
+    if match is None:
+        raise ValueError(f"{value!r} is no duration (90s, 30m, 2h, 1d or a number of seconds)")
+    return float(match.group("number")) * _UNIT_SECONDS[match.group("unit")]
+
+
+def _duration(name: str, value: float | str | None) -> None:
+    if value is None:
+        return
+    try:
+        seconds = seconds_of(value)
+    except ValueError as exc:
+        raise UsageError(f"`{name}`: {exc}", parameter=name, value=value) from None
+    if seconds <= 0:
+        raise UsageError(f"`{name}` must be more than 0, not {value}", parameter=name, value=value)
+
+
 def _page_size(name: str, value: int) -> None:
     if not 1 <= value <= MAX_PAGE_SIZE:
         raise UsageError(
@@ -409,13 +434,33 @@ class FetchOptions:
         check=_positive,
     )
     deadline: float = option(
-        120.0, "Give up on an answer that takes longer than this in all, its body included "
-        "(`timeout` bounds each read, not a body that trickles in).", "300", NETWORK,
-        metavar="SECONDS", check=_positive)  # fmt: skip
+        120.0,
+        "Give up on an answer that takes longer than this in all, from the first byte sent to "
+        "the last byte read, headers included (`timeout` bounds each read, not an answer that "
+        "trickles in).",
+        "300",
+        NETWORK,
+        metavar="SECONDS",
+        check=_positive,
+    )
+    page_deadline: float = option(
+        600.0,
+        "Give up on a page that has not come after this long, across all its attempts and "
+        "waits (the sort fails).",
+        "1200",
+        NETWORK,
+        metavar="SECONDS",
+        check=_positive,
+    )
     max_page_mb: float = option(
-        256.0, "Refuse an answer whose body is larger than this once decoded (gzip included); "
-        "the Hub's biggest pages are a few MB.", "512", NETWORK, metavar="MB",
-        check=_positive)  # fmt: skip
+        64.0,
+        "Refuse an answer whose body is larger than this once decoded (gzip included); 1,000 "
+        "entries of the largest real answer recorded (27 KB, every field) make 27 MB.",
+        "128",
+        NETWORK,
+        metavar="MB",
+        check=_positive,
+    )
     retries: int = option(
         5,
         "Retries of a page after a transient failure (0 = one attempt).",
@@ -424,13 +469,32 @@ class FetchOptions:
         metavar="N",
         check=_not_negative,
     )
-    max_wait: float = option(
-        300.0,
-        "Longest wait a Retry-After or RateLimit header may ask for; a longer one fails the sort.",
+    max_wait: float | None = option(
+        None,
+        "Longest wait a Retry-After or RateLimit header may ask for, on any answer; a longer one "
+        "fails the sort [default: one rate-limit window and a second: 301 s on the Hub, or the "
+        "window its RateLimit-Policy names].",
         "60",
         NETWORK,
         metavar="SECONDS",
         check=_not_negative,
+    )
+    max_pages: int | None = option(
+        None,
+        "Stop each sort after N pages, as `limit` stops it after N entries [default: no limit].",
+        "50",
+        QUERY,
+        metavar="N",
+        check=_at_least(1),
+    )
+    max_time: float | str | None = option(
+        None,
+        "Fail the run when it has taken longer than this: 90s, 30m, 2h, 1d or seconds (with "
+        "`allow_partial`, the sorts that had ended are written) [default: no limit].",
+        "2h",
+        NETWORK,
+        metavar="DURATION",
+        check=_duration,
     )
     token: str | bool | None = option(
         None,

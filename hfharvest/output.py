@@ -200,10 +200,15 @@ class JsonWriter(Counted):
 
 
 @contextlib.contextmanager
-def open_output(target: OutputTarget, stdout: Writable) -> Iterator[RecordWriter]:
+def open_output(
+    target: OutputTarget,
+    stdout: Writable,
+    on_landed: Callable[[Written], None] | None = None,
+) -> Iterator[RecordWriter]:
     """Yield a writer for `target`; the file appears at its path only if the block succeeds.
 
-    Once the block is over, `writer.written(target.path)` tells what was written.
+    Once the block is over, `writer.written(target.path)` tells what was written; `on_landed` is
+    told it the moment the file is in place.
     """
     if target.path is None:
         hashing = Hashing(_Stdout(stdout))
@@ -212,8 +217,14 @@ def open_output(target: OutputTarget, stdout: Writable) -> Iterator[RecordWriter
         yield writer
         writer.finish()
         return
+    path = target.path
+
+    def replaced() -> None:
+        if on_landed is not None:
+            on_landed(writer.written(path))
+
     try:
-        with atomic_file(target.path) as raw:
+        with atomic_file(path, on_replaced=replaced) as raw:
             hashing = Hashing(raw)
             if target.format == "parquet":
                 from hfharvest.parquet import ParquetWriter  # pyarrow: loaded only for Parquet

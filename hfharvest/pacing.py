@@ -6,6 +6,10 @@ requests still in flight, is not spent, and once it is spent it holds them until
 resets (`t` plus one second, since the Hub rounds `t` down) instead of drawing a 429. `--max-rps`
 adds a fixed cap on the request rate. A 429 that still comes is retried as before. The
 RateLimit headers are parsed here, for the pacer, the retry policy and the whole-listing estimate.
+
+Every wait the Hub asks for, whichever header and status it came with, is bounded by `max_wait`:
+by default one window's reset (the `RateLimit-Policy` window `w`, or the Hub's 300 s, plus one
+second); a longer one fails the walk that would wait (`WaitTooLongError`), never a sleep of hours.
 """
 
 from __future__ import annotations
@@ -17,7 +21,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
+from hfharvest.errors import WaitTooLongError
+from hfharvest.hub import RATE_WINDOW
+
 log = logging.getLogger("hfharvest")
+LONGEST = 1e12  # seconds: a number of seconds read from a header is never taken above this
 
 _RATELIMIT_REMAINING = re.compile(r"(?:^|;)\s*r=(\d+)")
 _RATELIMIT_RESET = re.compile(r"(?:^|;)\s*t=(\d+)")
@@ -33,7 +41,12 @@ def ratelimit_reset(value: str) -> tuple[int, int] | None:
     reset = _RATELIMIT_RESET.search(value)
     if remaining is None or reset is None:
         return None
-    return int(remaining.group(1)), int(reset.group(1))
+    return int(remaining.group(1)), _seconds(reset.group(1))
+
+
+def _seconds(digits: str) -> int:
+    """A header's number of seconds, at most `LONGEST` (400 digits are no wait, nor a float)."""
+    return int(digits) if len(digits) < 13 else int(LONGEST)
 
 
 def ratelimit_policy(value: str) -> tuple[int, int] | None:
@@ -41,14 +54,19 @@ def ratelimit_policy(value: str) -> tuple[int, int] | None:
     quota, window = _POLICY_QUOTA.search(value), _POLICY_WINDOW.search(value)
     if quota is None or window is None:
         return None
-    return int(quota.group(1)), int(window.group(1))
+    return int(quota.group(1)), _seconds(window.group(1))
 
 
 class Pacer:
     def __init__(
-        self, max_rps: float | None = None, clock: Callable[[], float] = time.monotonic
+        self,
+        max_rps: float | None = None,
+        max_wait: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._max_rps = max_rps
+        self._max_wait = max_wait
+        self._window = RATE_WINDOW  # as the last RateLimit-Policy said
         self._clock = clock
         self._lock = threading.Lock()
         self._remaining: int | None = None  # as the last answer said; None: not known
@@ -67,10 +85,26 @@ class Pacer:
             with self._lock:
                 self._in_flight -= 1
 
+    def allowed_wait(self) -> float:
+        """The longest wait the Hub may ask for: `max_wait`, else one window's reset."""
+        return self._max_wait if self._max_wait is not None else self._window + 1.0
+
+    def check_wait(self, seconds: float, asked_by: str) -> None:
+        """Refuse a wait beyond `allowed_wait`: waiting that long is not worth it unattended."""
+        if seconds > self.allowed_wait():
+            given = "" if self._max_wait is not None else ", one rate-limit window's reset"
+            raise WaitTooLongError(
+                f"the Hub asked to wait {seconds:.0f} s ({asked_by}), more than `max_wait` "
+                f"{self.allowed_wait():g} s{given}",
+                hint="raise `max_wait`, pass a token for a larger rate limit, or try later",
+            )
+
     def _acquire(self, sleep: Callable[[float], None]) -> None:
         while True:
             with self._lock:
                 wait, spent = self._wait_needed(self._clock())
+                if spent:
+                    self.check_wait(wait, "RateLimit: this window's budget is spent")
                 if wait <= 0:
                     self._in_flight += 1
                     if self._max_rps:
@@ -94,6 +128,11 @@ class Pacer:
         return 0.0, False
 
     def _observe(self, headers: Mapping[str, str]) -> None:
+        policy = headers.get("RateLimit-Policy")
+        window = ratelimit_policy(policy) if policy else None
+        if window is not None:
+            with self._lock:
+                self._window = window[1]
         value = headers.get("RateLimit")
         parsed = ratelimit_reset(value) if value else None
         if parsed is None:

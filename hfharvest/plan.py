@@ -17,6 +17,10 @@ def first_requests(settings: Settings) -> list[dict[str, object]]:
         pages: int | None = None
         if query.limit is not None:
             pages = -(-query.limit // query.page_limit)
+            if settings.max_pages is not None:
+                pages = min(pages, settings.max_pages)
+        elif settings.max_pages is not None:
+            pages = settings.max_pages
         elif sort in unbounded:
             pages = -(-CATALOG_SIZE[query.repo_type] // query.page_size)
         url = settings.first_url(sort)
@@ -27,7 +31,7 @@ def first_requests(settings: Settings) -> list[dict[str, object]]:
 def unbounded_sorts(settings: Settings) -> list[str]:
     """The sorts that walk the whole listing: no filter, no limit, no bound to stop them."""
     query = settings.query
-    if query.limit is not None or query.filtered:
+    if query.limit is not None or settings.max_pages is not None or query.filtered:
         return []
     known = [sort for sort in query.sorts if sort in SORTS]  # an estimate for the sorts it knows
     return [sort for sort in known if settings.bounds.for_walk(sort) is None]

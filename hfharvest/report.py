@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
@@ -110,6 +111,8 @@ class Report:
         self.render: Callable[[str], str] = render or (lambda text: text)
         self._tracker = _Tracker()
         self._console: Console | None = None
+        self.landed: dict[Path, Outcome] = {}  # the run's files in place, and the outcome then
+        self._side_files: tuple[Path, ...] = ()  # the files a run writes after its data
 
     @property
     def stream(self) -> TextIO:
@@ -162,6 +165,7 @@ class Report:
         `every` seconds (0: none). `beside_records`: the records go to this same terminal, where
         progress would land among them, so there is none."""
         sorts, limit = settings.query.sorts, settings.query.limit
+        self._side_files = (settings.manifest,) if settings.manifest is not None else ()
         if self.quiet or beside_records or not (self.stream.isatty() or every):
             self._tracker = _Tracker(sorts, limit)
             yield self._tracker
@@ -185,6 +189,23 @@ class Report:
         with progress:
             self._tracker = _ProgressObserver(progress, sorts, limit)
             yield self._tracker
+
+    def file_landed(self, path: Path, outcome: Outcome) -> None:
+        """A file of the run is in place (the data, then the manifest)."""
+        self.landed[path] = outcome
+
+    def stopped(self, signal_name: str) -> str:
+        """What a signal stopped, told truly: before the data file was in place, nothing was
+        written; after, the file that was, and the side files that were not."""
+        if not self.landed:
+            where = self.where_stopped()
+            during = f" during {where}" if where else ""
+            return f"stopped by {signal_name}{during}; no file was written, an earlier one is untouched"
+        path, outcome = next(iter(self.landed.items()))
+        records = outcome.written.records if outcome.written else 0
+        missing = [str(side) for side in self._side_files if side not in self.landed]
+        told = f"; not written: {', '.join(missing)}" if missing else ""
+        return f"stopped by {signal_name} once {path} was written ({records:,} records){told}"
 
     def where_stopped(self) -> str:
         """How far each walk got, e.g. "likes: 12 pages, 12,000 returned"."""
@@ -238,7 +259,8 @@ class Report:
         for stats in result.stats:
             if stats.stopped_by:
                 name, _, value = stats.stopped_by.partition(" ")
-                why = "the Hub had more" if name == "limit" else "what follows is lower"
+                limits = ("limit", "max_pages")
+                why = "the Hub had more" if name in limits else "what follows is lower"
                 self.line(f"{stats.sort}: stopped at `{name}` {value} ({why})")
         for stats in result.failed:
             self.warning(f"sort {stats.sort} failed: {stats.error}")

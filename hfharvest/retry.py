@@ -3,8 +3,9 @@
 Only named transient causes are retried: connection errors and timeouts, the statuses in
 `TRANSIENT_STATUSES`, and a 200 whose body is not a JSON array (`TransientResponseError`).
 A wait the Hub asks for (`Retry-After`, either form, or `RateLimit: ...;r=0;t=N`) replaces the
-exponential backoff, bounded by `max_wait`. Every number comes from `RetryPolicy`, so tests set
-the waits to zero instead of sleeping.
+exponential backoff, bounded by `max_wait` (the pacer says what that is). One page, across all its
+attempts and waits, is bounded by `page_deadline`. Every number comes from `RetryPolicy`, so tests
+set the waits to zero instead of sleeping.
 """
 
 from __future__ import annotations
@@ -25,12 +26,11 @@ from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception_type,
-    stop_after_attempt,
     wait_exponential_jitter,
 )
 
-from hfharvest.errors import TransientResponseError, UsageError, WaitTooLongError
-from hfharvest.pacing import ratelimit_reset
+from hfharvest.errors import TransientResponseError, UsageError
+from hfharvest.pacing import LONGEST, ratelimit_reset
 
 log = logging.getLogger("hfharvest")
 
@@ -53,16 +53,20 @@ _ERRNO_TEXT = re.compile(r"\[Errno -?\d+\] ([^'\")]+)")
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How many times a page is tried again and how long each wait may be, in seconds."""
+    """How many times a page is tried again and how long each wait may be, in seconds.
+
+    `max_wait` None: as long as one rate-limit window's reset (see `pacing.Pacer.allowed_wait`).
+    """
 
     retries: int = 5
     backoff_base: float = 1.0
     backoff_max: float = 30.0
-    max_wait: float = 300.0
+    max_wait: float | None = None
+    page_deadline: float = 600.0
 
     @classmethod
     def from_environment(
-        cls, retries: int, max_wait: float, environ: Mapping[str, str]
+        cls, retries: int, max_wait: float | None, page_deadline: float, environ: Mapping[str, str]
     ) -> RetryPolicy:
         """The backoff base and cap are reachable from the environment, so that tests of the
         installed command run without waiting (`HFHARVEST_BACKOFF_BASE`,
@@ -72,7 +76,17 @@ class RetryPolicy:
             backoff_base=_env_seconds(environ, "HFHARVEST_BACKOFF_BASE", cls.backoff_base),
             backoff_max=_env_seconds(environ, "HFHARVEST_BACKOFF_MAX", cls.backoff_max),
             max_wait=max_wait,
+            page_deadline=page_deadline,
         )
+
+
+class PageTimeUp(Exception):
+    """The next attempt at a page would begin past `page_deadline`: `last` is the last failure."""
+
+    def __init__(self, attempts: int, last: BaseException | None) -> None:
+        super().__init__(f"no page after {attempts} attempts")
+        self.attempts = attempts
+        self.last = last
 
 
 def _env_seconds(environ: Mapping[str, str], name: str, default: float) -> float:
@@ -92,7 +106,7 @@ def retry_after_seconds(value: str, now: datetime | None = None) -> float | None
     """Parse a `Retry-After` header: delay-seconds or an HTTP-date. None when unreadable."""
     value = value.strip()
     if value.isascii() and value.isdigit():  # "²" is a digit to Python, and no number to float
-        return float(value)
+        return min(float(value), LONGEST)  # 400 digits are no wait, and no float either
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -121,16 +135,6 @@ def demanded_wait(headers: Mapping[str, str]) -> tuple[float, str] | None:
     return None
 
 
-def check_demanded_wait(wait: tuple[float, str] | None, url: str, policy: RetryPolicy) -> None:
-    """Refuse a demanded wait beyond `max_wait`: waiting that long is not worth it unattended."""
-    if wait is not None and wait[0] > policy.max_wait:
-        raise WaitTooLongError(
-            f"the Hub asked to wait {wait[0]:.0f} s ({wait[1]}) before retrying {url}, "
-            f"more than `max_wait` {policy.max_wait:g} s",
-            hint="raise `max_wait`, pass a token for a larger rate limit, or try later",
-        )
-
-
 def describe_failure(exc: BaseException | None) -> str:
     """A short cause for a log line: no URL (the caller names the page), no library noise."""
     if isinstance(exc, TransientResponseError):
@@ -155,7 +159,8 @@ def call_with_retries(
 ) -> T:
     """Call `fetch` until it succeeds, a non-transient error comes, or the attempts run out.
 
-    The last exception is re-raised unchanged, so callers see the real cause.
+    The last exception is re-raised unchanged, so callers see the real cause; `PageTimeUp` when
+    the next attempt would begin past `page_deadline` seconds after the first.
     """
     backoff = wait_exponential_jitter(
         multiplier=policy.backoff_base, max=policy.backoff_max, jitter=policy.backoff_base
@@ -180,12 +185,29 @@ def call_with_retries(
         )
         on_retry()
 
+    out_of_time: list[int] = []
+
+    def stop(state: RetryCallState) -> bool:
+        if state.attempt_number >= policy.retries + 1:
+            return True
+        # The time spent so far: by the clock, or (a test's sleep that does not sleep) the waits.
+        spent = max(state.seconds_since_start or 0.0, state.idle_for)
+        if spent + state.upcoming_sleep >= policy.page_deadline:
+            out_of_time.append(state.attempt_number)
+            return True
+        return False
+
     retrying = Retrying(
         retry=retry_if_exception_type(TRANSIENT_EXCEPTIONS),
-        stop=stop_after_attempt(policy.retries + 1),
+        stop=stop,
         wait=wait,
         before_sleep=before_sleep,
         sleep=sleep,
         reraise=True,
     )
-    return retrying(fetch)
+    try:
+        return retrying(fetch)
+    except TRANSIENT_EXCEPTIONS as exc:
+        if out_of_time:
+            raise PageTimeUp(out_of_time[0], exc) from exc
+        raise

@@ -13,15 +13,20 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from hfharvest.ahead import Cancel, Cancelled, read_ahead
 from hfharvest.client import HubClient
 from hfharvest.errors import (
     HarvestError,
     HubResponseError,
+    MaxTimeError,
+    NoProgressError,
     TooFewRecordsError,
+    UsageError,
     redact,
     redact_error,
     redact_tree,
@@ -36,15 +41,20 @@ from hfharvest.pacing import Pacer
 from hfharvest.plan import first_unbounded, whole_listing_warning
 from hfharvest.settings import Settings
 from hfharvest.state import StateStore
+from hfharvest.urls import UnsafeURL, leaves_listing, origin
 from hfharvest.walk import PageSource, Walk, WalkPage, WalkPlan
 
 log = logging.getLogger("hfharvest")
+STALLED = 3  # pages in a row that bring no id new to their walk: a listing that never ends
 # A warning about the result itself (a state resumed or discarded, nothing found): shown even
 # when the CLI is told to be quiet.
 RESULT = {"result": True}
 
 # Makes a walk's page source, given the walk's sleep (which a cancel cuts short).
 SourceFactory = Callable[[Callable[[float], None]], PageSource]
+# Told of each file of the run the moment it is in place (the data file, then the manifest), with
+# the outcome: a run stopped right after still says what it wrote.
+Landed = Callable[[Path, Outcome], None]
 
 
 def run_fetch(
@@ -54,9 +64,10 @@ def run_fetch(
     *,
     make_source: SourceFactory | None = None,
     stop: Cancel | None = None,
+    landed: Landed | None = None,
 ) -> Outcome:
     """Harvest into `settings.output`; setting `stop` (from another thread) ends the walks at
-    once, and this raises `Cancelled`."""
+    once, and this raises `Cancelled`. `landed` is told of each file as it lands."""
     store = _open_state(settings)
     if store is not None and store.resumed and store.bounds != settings.bounds:
         log.warning(
@@ -64,12 +75,14 @@ def run_fetch(
             settings.state, store.bounds.described(), settings.bounds.described(),
         )  # fmt: skip
         settings = dataclasses.replace(settings, bounds=store.bounds)
-    runs = _Runs(settings, observer, store, make_source, stop)
+    runs = _Runs(settings, observer, store, make_source, stop, landed)
     secret = _secret(settings)
     try:
         outcome = _walk_and_write(settings, runs, stdout, store)
         if settings.manifest is not None:
             write_json(settings.manifest, redact_tree(build_manifest(settings, outcome), secret))
+            if landed is not None:
+                landed(settings.manifest, outcome)
     except BaseException as exc:
         redact_error(exc, secret)  # whatever the server echoed, the token leaves in no error
         if isinstance(exc, HarvestError) and exc.outcome is None:
@@ -89,7 +102,7 @@ def _walk_and_write(
     # Records stream out as they come only when nothing must see the whole set first.
     sorts = settings.query.sorts
     if len(sorts) == 1 and store is None and settings.min_count is None:
-        with open_output(settings.output, stdout) as writer:
+        with open_output(settings.output, stdout, runs.landed) as writer:
             runs.walk(Merge(sorts, raw=settings.raw, writer=writer), writer)
         return runs.wrote(writer.written(settings.output.path))
     spool = store.spool if store else Spool.temporary()
@@ -97,7 +110,7 @@ def _walk_and_write(
         merge = Merge(sorts, raw=settings.raw, spool=spool, commit=store.commit if store else None)
         runs.walk(merge, None)
         # The output's temporary file is made only now: a run killed mid-walk leaves none.
-        with open_output(settings.output, stdout) as writer:
+        with open_output(settings.output, stdout, runs.landed) as writer:
             merge.write(writer)
     finally:
         if store is None:
@@ -118,6 +131,9 @@ def _open_state(settings: Settings) -> StateStore | None:
         settings.state, settings.job(), settings.query.sorts, settings.bounds,
         now=settings.started, max_age=settings.state_max_age, secret=_secret(settings),
     )  # fmt: skip
+    for sort, progress in store.progress.items():
+        if progress.next_url is not None:
+            _check_resumed(settings, sort, progress.next_url)
     if store.discarded is not None:
         log.warning("`state` %s not resumed: %s; the walks start over", settings.state,
                     store.discarded, extra=RESULT)  # fmt: skip
@@ -126,6 +142,23 @@ def _open_state(settings: Settings) -> StateStore | None:
         log.warning("resuming `state` %s: pages done before this run: %s", settings.state,
                     done, extra=RESULT)  # fmt: skip
     return store
+
+
+def _check_resumed(settings: Settings, sort: str, url: str) -> None:
+    """A state's cursor is followed only where a next link would be: the endpoint's origin, read
+    one way, and the walk's own listing (a state file can be edited by hand, or by another)."""
+    try:
+        same = origin(url) == origin(settings.transport.endpoint)
+        why = None if same else "it names another origin than `endpoint`"
+    except UnsafeURL as exc:
+        why = f"it cannot be read one way only: {exc}"
+    why = why or leaves_listing(settings.first_url(sort), url)
+    if why is not None:
+        raise UsageError(
+            f"`state` {settings.state}: the cursor of sort {sort} is not one to follow ({why})",
+            parameter="state", value=settings.state,
+            hint=f"delete {settings.state} and its .spool to start over",
+        )  # fmt: skip
 
 
 class _Runs:
@@ -138,22 +171,27 @@ class _Runs:
         store: StateStore | None,
         make_source: SourceFactory | None,
         stop: Cancel | None,
+        landed: Landed | None = None,
     ) -> None:
         self.settings = settings
+        self._landed = landed
         self._observer = observer
         self._stop = stop
         self._cancel = Cancel()
         if stop is not None:
             stop.future.add_done_callback(lambda _: self._cancel.set())
-        pacer = Pacer(settings.transport.max_rps)  # one rate-limit budget for every walk
+        transport = settings.transport  # one rate-limit budget for every walk:
+        pacer = Pacer(transport.max_rps, transport.retry.max_wait)
         self._make_source = make_source or (
             lambda sleep: HubClient(settings.transport, sleep=sleep, pacer=pacer)
         )
         query = settings.query
         self.plans = [
-            WalkPlan(sort, url, query.repo_type, query.limit, settings.bounds, query.page_limit)
-            for sort, url in ((sort, settings.first_url(sort)) for sort in query.sorts)
-        ]
+            WalkPlan(sort, settings.first_url(sort), query.repo_type, query.limit,
+                     settings.bounds, query.page_limit, settings.max_pages)
+            for sort in query.sorts
+        ]  # fmt: skip
+        self._stalled = [0] * len(query.sorts)  # pages in a row with no id new to each walk
         self._store = store
         self.resumed = store is not None and store.resumed
         self.pages_before = store.pages_before if store else 0
@@ -182,8 +220,7 @@ class _Runs:
         try:
             for thread in threads:
                 thread.start()
-            for thread in threads:
-                thread.join()
+            self._join(threads)
         except BaseException:  # a signal: no page is committed after this, none left half done
             self._cancel.set()
             merge.hold()
@@ -197,6 +234,34 @@ class _Runs:
         stats, unique = merge.counted(self.last)
         self.outcome = Outcome(stats, unique, resumed=self.resumed, pages_before=self.pages_before)
         self._guard(self.outcome)
+
+    def _join(self, threads: list[threading.Thread]) -> None:
+        """Wait for the walks; past `max_time`, fail those still going and stop them."""
+        limit = self.settings.max_time
+        ends = None if limit is None else time.monotonic() + limit
+        for thread in threads:
+            thread.join(None if ends is None else max(ends - time.monotonic(), 0.0))
+        if all(not thread.is_alive() for thread in threads):
+            return
+        with self._lock:
+            for index, stats in enumerate(self.last):
+                if not stats.done and not any(i == index for i, _ in self.failures):
+                    error = MaxTimeError(
+                        f"sort {stats.sort} had not ended when the run reached `max_time` "
+                        f"{limit:g} s ({stats.pages:,} pages done); stopped there",
+                        hint="raise `max_time`; with `state`, the next run goes on from here",
+                    )
+                    self.last[index] = dataclasses.replace(stats, error=str(error))
+                    self.failures.append((index, error))
+        self._cancel.set()
+        for thread in threads:
+            thread.join()
+
+    def landed(self, written: Written) -> None:
+        """The data file is in place: the outcome says so from now on, whatever comes next."""
+        outcome = self.wrote(written)
+        if self._landed is not None and written.path is not None:
+            self._landed(written.path, outcome)
 
     def wrote(self, written: Written) -> Outcome:
         """The outcome, once the output is complete."""
@@ -231,10 +296,18 @@ class _Runs:
         return isinstance(error, BrokenPipeError) or (refused and unknown)
 
     def _took(self, index: int, page: WalkPage, merge: Merge, writer: RecordWriter | None) -> None:
-        merge.take(index, page)
+        fresh = merge.take(index, page)
         if writer is not None:
             writer.flush()  # streaming: a page's records leave as the page is done
         stats = self.last[index] = page.stats
+        self._stalled[index] = 0 if fresh else self._stalled[index] + 1
+        if self._stalled[index] >= STALLED and not stats.done:
+            raise NoProgressError(
+                f"sort {stats.sort}: {STALLED} pages in a row brought no id new to the walk "
+                f"(next link: {redact(stats.next_url or '', _secret(self.settings))}); stopping: "
+                "such a listing never ends",
+                hint="the server at `endpoint` is not behaving as the Hub does; try later",
+            )
         self._observer.page_done(stats.sort, stats.returned, stats.pages)
         if stats.pages == 1 and index == self._warns_cost:
             log.warning("%s", whole_listing_warning(self.settings, page.rate_policy))

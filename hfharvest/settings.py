@@ -35,10 +35,11 @@ from hfharvest.hub import (
     filter_params,
     sort_names,
 )
-from hfharvest.options import FetchOptions, default_of, doc_of
+from hfharvest.options import FetchOptions, default_of, doc_of, seconds_of
 from hfharvest.query import Query
 from hfharvest.retry import RetryPolicy
 from hfharvest.target import OutputTarget, resolve_target
+from hfharvest.urls import UnsafeURL, origin
 
 log = logging.getLogger("hfharvest")
 DEFAULT_SORTS = ("likes", "downloads")
@@ -53,8 +54,8 @@ class Transport:
     retry: RetryPolicy
     max_rps: float | None
     token: Token | None
-    deadline: float = 120.0  # an answer's total time, its body included
-    max_page_bytes: int = 256_000_000  # an answer's body, decoded
+    deadline: float  # an answer's total time, from the first byte sent to the last read
+    max_page_bytes: int  # an answer's body, decoded
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,8 @@ class Settings:
     started: datetime
     bounds: Bounds  # not part of the job: a resumed walk keeps the ones it began with
     made: tuple[Path, ...] = ()  # folders made for the output, manifest and state
+    max_pages: int | None = None  # pages per sort
+    max_time: float | None = None  # seconds the whole run may take
 
     @property
     def sent(self) -> Query:
@@ -148,6 +151,8 @@ def resolve(
         started=started,
         bounds=bounds,
         made=tuple(made),
+        max_pages=options.max_pages,
+        max_time=None if options.max_time is None else seconds_of(options.max_time),
     )
 
 
@@ -196,7 +201,9 @@ def _transport(options: FetchOptions, environ: Mapping[str, str]) -> Transport:
     return Transport(
         endpoint=endpoint,
         timeout=options.timeout,
-        retry=RetryPolicy.from_environment(options.retries, options.max_wait, environ),
+        retry=RetryPolicy.from_environment(
+            options.retries, options.max_wait, options.page_deadline, environ
+        ),
         max_rps=options.max_rps,
         token=token,
         deadline=options.deadline,
@@ -256,7 +263,13 @@ def _fields(options: FetchOptions, repo_type: RepoType) -> tuple[bool, tuple[str
 
 
 def _endpoint(url: str) -> str:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (read to see that it can be)
+    except ValueError as exc:
+        raise UsageError(
+            f"`endpoint` {url!r} cannot be read: {exc}", parameter="endpoint", value=url
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(
             f"`endpoint` must be an http(s) URL, not {url!r}", parameter="endpoint", value=url
@@ -266,6 +279,13 @@ def _endpoint(url: str) -> str:
             f"`endpoint` must not carry a query or fragment: {url!r}", parameter="endpoint",
             value=url,
         )  # fmt: skip
+    try:
+        origin(url)
+    except UnsafeURL as exc:
+        raise UsageError(
+            f"`endpoint` {url!r} cannot be read one way only: {exc}", parameter="endpoint",
+            value=url, hint="write it as scheme://host[:port][/path], without user@ or escapes",
+        ) from None  # fmt: skip
     return url.rstrip("/")
 
 

@@ -5,10 +5,15 @@ each sort's progress (next URL and counts) and the committed length of the spool
 which holds the walks' records (see `merge.Spool`). A crash, a `kill -9` or a failure therefore
 loses at most the page in flight, and running the same command again goes on from the next URL
 of each sort. Neither file holds the token: the URLs never carry it.
+
+A live run holds `FILE.lock` (`locks.held`): a second run on the same state is refused at once.
+Neither file is ever opened through a symbolic link, and a spool's content is read and checked
+before anything in it is cut.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from dataclasses import asdict
@@ -23,10 +28,12 @@ from hfharvest import __version__
 from hfharvest.bounds import Bounds
 from hfharvest.errors import OutputError, UsageError, redact_tree
 from hfharvest.files import atomic_file, remove_leftovers
+from hfharvest.locks import Locked, NotRegular, held, open_private, read_private
 from hfharvest.merge import Spool
 from hfharvest.outcome import SortStats
 
 STATE_VERSION = 4  # 4: when the state was begun, and by which hfharvest
+CLOCK_SKEW = timedelta(minutes=5)  # a state begun later than now by more than this is not trusted
 
 
 class StateStore:
@@ -55,6 +62,7 @@ class StateStore:
         self.bounds = bounds  # those the walks began with: a resumed walk keeps them
         self.created = created
         self.discarded: str | None = None  # why an earlier state was not resumed
+        self.lock = contextlib.ExitStack()  # the lock on the state, held until `close`
 
     @property
     def resumed(self) -> bool:
@@ -77,10 +85,39 @@ class StateStore:
         max_age: timedelta,
         secret: str | None = None,
     ) -> StateStore:
-        """Start a new state, or take up the one at `path` if it belongs to the same job."""
+        """Start a new state, or take up the one at `path` if it belongs to the same job; the
+        state is locked until `close` (`UsageError` when a live run holds it)."""
+        lock = contextlib.ExitStack()
+        try:
+            lock.enter_context(held(path))
+        except Locked:
+            raise UsageError(
+                f"`state` {path} is in use: a live run holds it ({path}.lock)",
+                parameter="state", value=path,
+                hint="wait for that run to end, or give this one another `state`",
+            ) from None  # fmt: skip
+        try:
+            store = cls._open(path, job, sorts, bounds, now, max_age, secret)
+        except BaseException:
+            lock.close()
+            raise
+        store.lock = lock
+        return store
+
+    @classmethod
+    def _open(
+        cls,
+        path: Path,
+        job: Mapping[str, Any],
+        sorts: tuple[str, ...],
+        bounds: Bounds,
+        now: datetime,
+        max_age: timedelta,
+        secret: str | None,
+    ) -> StateStore:
         remove_leftovers(path)  # a commit cut short by kill -9
         spool_path = spool_path_for(path)
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             return cls._fresh(path, job, sorts, bounds, now, secret)
         saved = _load(path)
         differing = _differing(job, saved["job"])
@@ -96,28 +133,30 @@ class StateStore:
             store = cls._fresh(path, job, sorts, bounds, now, secret)
             store.discarded = stale
             return store
-        spool_file = _open_spool(spool_path)
-        committed = int(saved["spool_length"])
+        try:
+            progress = {sort: SortStats.resumed(sort, saved["sorts"][sort]) for sort in sorts}
+            created = _created(saved)
+            bounds_kept = Bounds(**saved["bounds"])
+            committed = int(saved["spool_length"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UsageError(
+                f"`state` {path} cannot be read (it is not a state of this job: {exc!r})",
+                parameter="state", value=path, hint=f"delete {path} and {spool_path} to start over",
+            ) from exc  # fmt: skip
+        spool_file = _open_spool(spool_path, path)
         if spool_file.seek(0, os.SEEK_END) < committed:
+            spool_file.close()
             raise UsageError(
                 f"`state` {path}: its spool {spool_path} is shorter than recorded",
                 parameter="state",
                 value=path,
                 hint=f"delete {path} and {spool_path} to start over",
             )
-        spool_file.truncate(committed)  # drop a page that was being written when it stopped
-        try:
-            progress = {sort: SortStats.resumed(sort, saved["sorts"][sort]) for sort in sorts}
-            created = datetime.fromisoformat(saved["created"])
-            bounds_kept = Bounds(**saved["bounds"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UsageError(
-                f"`state` {path} cannot be read (it is not a state of this job: {exc!r})",
-                parameter="state", value=path, hint=f"delete {path} and {spool_path} to start over",
-            ) from exc  # fmt: skip
-        return cls(
-            path, job, progress, Spool(spool_file, durable=True), bounds_kept, created, secret,
-        )  # fmt: skip
+        # Past `committed` lies a page that was being written when the run stopped: the spool
+        # reads only to `committed`, and cuts the rest at its first append, once its content
+        # has been read (and checked) by the merge.
+        spool = Spool(spool_file, durable=True, length=committed)
+        return cls(path, job, progress, spool, bounds_kept, created, secret)
 
     @classmethod
     def _fresh(
@@ -132,7 +171,7 @@ class StateStore:
         spool_path = spool_path_for(path)
         spool_path.unlink(missing_ok=True)  # a spool with no state, or a discarded one's
         progress = {sort: SortStats(sort) for sort in sorts}
-        spool = Spool(_open_spool(spool_path), durable=True)
+        spool = Spool(_open_spool(spool_path, path), durable=True)
         store = cls(path, job, progress, spool, bounds, now, secret)
         try:
             store.commit()
@@ -179,7 +218,10 @@ class StateStore:
         self.path.unlink(missing_ok=True)
 
     def close(self) -> None:
-        self.spool.close()
+        try:
+            self.spool.close()
+        finally:
+            self.lock.close()
 
 
 def same_job(job: Mapping[str, Any], saved: Mapping[str, Any]) -> bool:
@@ -218,9 +260,21 @@ def spool_path_for(state: Path) -> Path:
     return state.with_name(state.name + ".spool")
 
 
-def _open_spool(path: Path) -> IO[bytes]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    return open(fd, "r+b")  # noqa: PTH123 (a file descriptor, not a path)
+def _open_spool(path: Path, state: Path) -> IO[bytes]:
+    try:
+        return open_private(path, create=True)
+    except NotRegular as exc:
+        raise UsageError(
+            f"`state` {state}: its spool {path} is {exc.strerror}", parameter="state",
+            value=state, hint=f"remove {path} (hfharvest never writes through a link)",
+        ) from None  # fmt: skip
+
+
+def _created(saved: dict[str, Any]) -> datetime:
+    created = datetime.fromisoformat(saved["created"])
+    if created.tzinfo is None:
+        raise ValueError(f"`created` {saved['created']!r} has no time zone")
+    return created
 
 
 def _stale(saved: dict[str, Any], now: datetime, max_age: timedelta) -> str | None:
@@ -228,7 +282,9 @@ def _stale(saved: dict[str, Any], now: datetime, max_age: timedelta) -> str | No
     if saved.get("version") != STATE_VERSION or saved.get("hfharvest") != __version__:
         written_by = saved.get("hfharvest") or "an earlier hfharvest"
         return f"it was written by {written_by}, not hfharvest {__version__}"
-    created = datetime.fromisoformat(saved["created"])
+    created = _created(saved)
+    if created - now > CLOCK_SKEW:
+        return f"it says it was begun at {created.isoformat()}, later than now"
     if now - created > max_age:
         hours = (now - created).total_seconds() / 3600
         return f"it was begun {hours:.1f} hours ago, more than `state_max_age` allows"
@@ -237,11 +293,17 @@ def _stale(saved: dict[str, Any], now: datetime, max_age: timedelta) -> str | No
 
 def _load(path: Path) -> dict[str, Any]:
     try:
-        saved: dict[str, Any] = orjson.loads(path.read_bytes())
-        missing = {"job", "sorts", "spool_length", "bounds"} - saved.keys()
+        saved: dict[str, Any] = orjson.loads(read_private(path))
+        missing = {"job", "sorts", "spool_length", "bounds", "created"} - saved.keys()
         if missing:
             raise ValueError(f"no {', '.join(sorted(missing))}")
-    except (OSError, ValueError, AttributeError) as exc:
+        _created(saved)
+    except NotRegular as exc:
+        raise UsageError(
+            f"`state` {path} is {exc.strerror}", parameter="state", value=path,
+            hint=f"remove {path} (hfharvest never reads a state through a link)",
+        ) from None  # fmt: skip
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
         raise UsageError(
             f"`state` {path} cannot be read ({exc})", parameter="state", value=path,
             hint="delete it (and its .spool) to start over",

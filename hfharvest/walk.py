@@ -12,18 +12,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple, Protocol
 
 from hfharvest.bounds import Bounds, WalkBound
 from hfharvest.client import Page
-from hfharvest.errors import HubError
 from hfharvest.normalize import normalize, oversized
 from hfharvest.outcome import SortStats
 
 log = logging.getLogger("hfharvest")
 OVERSIZED = "an entry of sort %s (%s) has %s past 64 bits: skipped, as no record holds it exactly"
-EMPTY_PAGES = 3  # empty pages in a row, each with a next link, that end a walk as an error
+WITHHELD = (
+    "sort %s, page %d: %d entr%s carried the token (the server echoes it): skipped, never written"
+)
 
 
 class PageSource(Protocol):
@@ -36,6 +37,7 @@ class PageSource(Protocol):
         label: str = ...,
         on_retry: Callable[[], None] = ...,
         page_size: int | None = ...,
+        listing: str | None = ...,
     ) -> Iterator[Page]: ...
 
     def close(self) -> None: ...
@@ -56,6 +58,7 @@ class WalkPage:
     records: list[Ranked]
     stats: SortStats
     rate_policy: str | None  # the RateLimit-Policy header: the quota and its window
+    below: list[str] = field(default_factory=list)  # the ids of the records below the bounds
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class WalkPlan:
     limit: int | None
     bounds: Bounds
     page_size: int
+    max_pages: int | None = None
 
     @property
     def bound(self) -> WalkBound | None:
@@ -83,7 +87,7 @@ class Fetched:
     entries: list[Any]
     made: dict[int, dict[str, Any] | None]  # entry index -> its record, for those already made
     crossed: bool  # the walk's bound is crossed on this page
-    limited: bool  # the walk's limit is reached with this page
+    limited: str | None  # the walk's `limit` or `max_pages`, reached with this page
     last: bool
 
 
@@ -111,12 +115,11 @@ class Walk:
     def fetched(self) -> Iterator[Fetched]:
         """The walk's pages, as long as they are needed: to the end, to the limit (of entries,
         and of pages: a page brings one entry at least, so no more pages than entries asked for),
-        or to the bound. A run of empty pages that still name a next one is a listing that never
-        ends: after `EMPTY_PAGES` of them, the walk stops with an error."""
-        plan, returned, pages_done, empty = self.plan, self.start.returned, self.start.pages, 0
+        to `max_pages`, or to the bound."""
+        plan, returned, pages_done = self.plan, self.start.returned, self.start.pages
         pages = self._source.pages(
             self.start.next_url or plan.first_url, label=f"sort {plan.sort}",
-            on_retry=self.count_retry, page_size=plan.page_size,
+            on_retry=self.count_retry, page_size=plan.page_size, listing=plan.first_url,
         )  # fmt: skip
         try:
             for page in pages:
@@ -125,23 +128,24 @@ class Walk:
                     entries = entries[: max(plan.limit - returned, 0)]
                 returned += len(entries)
                 pages_done += 1
-                empty = empty + 1 if not page.entries and page.next_url is not None else 0
-                if empty >= EMPTY_PAGES:
-                    raise HubError(
-                        f"the Hub sent {empty} empty pages in a row, each naming a next one "
-                        f"({page.url}); stopping: such a listing never ends"
-                    )
                 made: dict[int, dict[str, Any] | None] = {}
                 crossed = page.next_url is not None and self._crossed(entries, made)
-                reached_limit = plan.limit is not None and (
-                    returned >= plan.limit or pages_done >= plan.limit
-                )
-                last = page.next_url is None or reached_limit or crossed
-                yield Fetched(page, entries, made, crossed, reached_limit, last)
+                limited = self._limited(returned, pages_done)
+                last = page.next_url is None or limited is not None or crossed
+                yield Fetched(page, entries, made, crossed, limited, last)
                 if last:
                     return
         finally:
             self._source.close()
+
+    def _limited(self, returned: int, pages: int) -> str | None:
+        """Which of `limit` and `max_pages` this many entries and pages reach, if one does."""
+        plan = self.plan
+        if plan.limit is not None and (returned >= plan.limit or pages >= plan.limit):
+            return f"limit {plan.limit}"
+        if plan.max_pages is not None and pages >= plan.max_pages:
+            return f"max_pages {plan.max_pages}"
+        return None
 
     def _crossed(self, entries: list[Any], made: dict[int, dict[str, Any] | None]) -> bool:
         """Whether the page reaches below the walk's bound: its records from the last on, made
@@ -167,7 +171,8 @@ class Walk:
         plan, stats, bounds = self.plan, self.stats, self.plan.bounds
         bound, entries, made = plan.bound, fetched.entries, fetched.made
         passed: list[Ranked] = []
-        skipped = below = 0
+        below: list[str] = []
+        skipped = 0
         for index, raw in enumerate(entries):
             record = made[index] if index in made else normalize(raw, plan.repo_type)
             if record is None:
@@ -175,20 +180,23 @@ class Walk:
                 if (key := oversized(raw)) is not None:
                     log.warning(OVERSIZED, plan.sort, raw.get("id"), key)
             elif bounds and not bounds.passes(record, bound):
-                below += 1
+                below.append(record["id"])
             else:
                 passed.append(Ranked(stats.returned + index + 1, record, raw))
         page = fetched.page
+        if page.withheld:
+            plural = "ies" if page.withheld > 1 else "y"
+            log.warning(WITHHELD, plan.sort, stats.pages + 1, page.withheld, plural)
         reached_end = page.next_url is None and len(entries) == len(page.entries)
         stopped_by = (
             bound.option if fetched.crossed and bound is not None
-            else f"limit {plan.limit}" if fetched.limited and not reached_end else stats.stopped_by
+            else fetched.limited if fetched.limited and not reached_end else stats.stopped_by
         )  # fmt: skip
         self.stats = replace(
             stats,
             returned=stats.returned + len(entries),
             skipped=stats.skipped + skipped,
-            below_bound=stats.below_bound + below,
+            below_bound=stats.below_bound + len(below),
             pages=stats.pages + 1,
             resized=stats.resized + page.resized,
             retries=self.retries,
@@ -198,4 +206,4 @@ class Walk:
             stopped_by=stopped_by,
             done=fetched.last,
         )
-        return WalkPage(passed, self.stats, page.rate_policy)
+        return WalkPage(passed, self.stats, page.rate_policy, below)

@@ -42,7 +42,8 @@ class FakeTime:
 def walk(settings: Settings, sleeps: list[float] | None = None) -> list[Page]:
     """One sort's walk through the real client."""
     time = FakeTime(sleeps if sleeps is not None else [])
-    client = HubClient(settings.transport, sleep=time.sleep, pacer=Pacer(clock=lambda: time.now))
+    pacer = Pacer(max_wait=settings.transport.retry.max_wait, clock=lambda: time.now)
+    client = HubClient(settings.transport, sleep=time.sleep, pacer=pacer)
     return list(client.pages(settings.first_url(settings.query.sorts[0])))
 
 
@@ -285,8 +286,9 @@ def test_scheme_and_port_are_part_of_the_origin(
 def test_a_relative_link_is_resolved_against_the_page(
     mocked: responses.RequestsMock, make_settings: SettingsFactory
 ) -> None:
-    mocked.get(FIRST, json=models(0, 1), headers=link("/api/models?sort=likes&cursor=abc%3D"))
-    mocked.get(f"{LIST}?sort=likes&cursor=abc%3D", json=models(1, 1))
+    relative = "/api/models?sort=likes&limit=1000&full=true&cursor=abc%3D"
+    mocked.get(FIRST, json=models(0, 1), headers=link(relative))
+    mocked.get(f"{ENDPOINT}{relative}", json=models(1, 1))
     assert len(walk(make_settings(sort=("likes",)))) == 2
 
 

@@ -9,11 +9,11 @@ import pytest
 import requests
 
 from hfharvest.errors import HubResponseError, TransientResponseError, WaitTooLongError
-from hfharvest.pacing import ratelimit_reset
+from hfharvest.pacing import Pacer, ratelimit_reset
 from hfharvest.retry import (
+    PageTimeUp,
     RetryPolicy,
     call_with_retries,
-    check_demanded_wait,
     demanded_wait,
     retry_after_seconds,
 )
@@ -44,8 +44,40 @@ def test_demanded_wait_prefers_retry_after_and_pads_ratelimit() -> None:
 
 def test_wait_beyond_max_wait_is_refused() -> None:
     with pytest.raises(WaitTooLongError, match=r"asked to wait 600 s.*`max_wait` 300"):
-        check_demanded_wait((600, "Retry-After"), "u", RetryPolicy(max_wait=300))
-    check_demanded_wait((300, "Retry-After"), "u", RetryPolicy(max_wait=300))
+        Pacer(max_wait=300).check_wait(600, "Retry-After")
+    Pacer(max_wait=300).check_wait(300, "Retry-After")
+
+
+def test_the_default_max_wait_is_one_window_and_a_second() -> None:
+    pacer = Pacer()
+    assert pacer.allowed_wait() == 301  # the Hub's 300 s window
+    observe = pacer.request(lambda s: None).__enter__()
+    observe({"RateLimit-Policy": '"fixed window";"api";q=1000;w=600'})
+    assert pacer.allowed_wait() == 601
+    with pytest.raises(WaitTooLongError, match="one rate-limit window's reset"):
+        pacer.check_wait(602, "RateLimit")
+
+
+def test_absurd_waits_are_a_named_cause_not_a_crash() -> None:
+    assert retry_after_seconds("9" * 400) == 1e12
+    assert ratelimit_reset('"api";r=0;t=' + "9" * 400) == (0, 10**12)
+    wait = demanded_wait({"Retry-After": "9" * 400})
+    assert wait is not None
+    with pytest.raises(WaitTooLongError, match="asked to wait 1000000000000 s"):
+        Pacer().check_wait(wait[0], wait[1])
+
+
+def test_a_page_has_a_bound_across_all_its_attempts() -> None:
+    clock = [0.0]
+    policy = RetryPolicy(retries=50, backoff_base=10, backoff_max=10, page_deadline=35)
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    fetch = Flaky([requests.ConnectionError("refused")] * 50)
+    with pytest.raises(PageTimeUp) as raised:
+        call_with_retries(fetch, policy, describe="page", sleep=sleep)
+    assert raised.value.attempts < 50 and isinstance(raised.value.last, requests.ConnectionError)
 
 
 class Flaky:

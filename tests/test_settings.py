@@ -27,7 +27,8 @@ def test_defaults(make_settings: SettingsFactory) -> None:
     assert settings.output.format == "jsonl"
     assert settings.transport.timeout == 30
     assert settings.transport.retry.retries == 5
-    assert settings.transport.retry.max_wait == 300
+    assert settings.transport.retry.max_wait is None  # one rate-limit window: 301 s on the Hub
+    assert settings.transport.retry.page_deadline == 600
     assert settings.transport.retry.backoff_base == 0  # from HFHARVEST_BACKOFF_BASE in the test env
 
 

@@ -249,7 +249,7 @@ class TestResume:
         state.write_text('{"version": 4}')
         result = fetch(hub, *self.args(tmp_path))
         assert result.exit_code == 2
-        assert "cannot be read (no bounds, job, sorts, spool_length)" in result.stderr
+        assert "cannot be read (no bounds, created, job, sorts, spool_length)" in result.stderr
         assert "delete it (and its .spool) to start over" in result.stderr
 
     def test_tomorrows_dated_run_is_the_same_job(
