@@ -96,11 +96,17 @@ def next_url(response: requests.Response) -> str | None:
     """The next page's URL, from every `Link` header (RFC 8288), resolved against the page's."""
     header = response.headers.get("Link")
     links = parse_header_links(header) if header else []
-    found = {
-        urljoin(response.url, link["url"])
-        for link in links
-        if "next" in link.get("rel", "").lower().split()
-    }
+    try:
+        found = {
+            urljoin(response.url, link["url"])
+            for link in links
+            if "next" in link.get("rel", "").lower().split()
+        }
+    except ValueError as exc:  # urljoin reads the link's authority: "Invalid IPv6 URL"
+        raise HubError(
+            f"the next-page link of {response.url} cannot be read one way only ({exc}): "
+            f"{header!r}; stopped there"
+        ) from None
     if len(found) > 1:
         raise HubError(
             f"the answer from {response.url} names {len(found)} different next pages "

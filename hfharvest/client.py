@@ -236,8 +236,12 @@ class HubClient:
                 observe(response.headers)
             if response.status_code not in _REDIRECT_STATUSES or "Location" not in response.headers:
                 return response, body
-            target = urljoin(url, response.headers["Location"])
-            self._check_origin(target, f"a {response.status_code} redirect")
+            what = f"a {response.status_code} redirect"
+            try:
+                target = urljoin(url, response.headers["Location"])
+            except ValueError:  # urljoin reads the authority: "Invalid IPv6 URL"
+                target = response.headers["Location"]  # refused as it stands, below
+            self._check_origin(target, what)
             url = target
         raise HubError(f"more than {MAX_REDIRECTS} redirects from {url}")
 

@@ -45,6 +45,14 @@ KINDS = {
     "gzip-bomb": "a gzip body that inflates to ARG MB (default 300)",
     "bad-gzip": "Content-Encoding: gzip on a body that is not",
     "huge-int": "the page's first entry has likes = 2**70",
+    "token-entry": "the page's first entry has an id that carries the request's token",
+    "gzip-empties": "a gzip body of empty objects [{},{},...] that inflates to ARG MB (default 100)",
+    "trickle-headers": "the status line and headers are sent one byte every ARG seconds (default 1)",
+    "http09": "an answer with no status line or headers: the body alone, as HTTP/0.9",
+    "long-header": "a header line of 70,000 bytes",
+    "nonce-next": "the same page again and again, each with a fresh cursor (a listing that never ends)",
+    "ratelimit200": "a 200 whose RateLimit header says the budget is spent for ARG seconds (default 1)",
+    "link-spaces": "the Link header names the same cursor on /api/spaces",
     "mix": "one transient fault drawn at random each time (5xx, HTML, 429 of each form, "
     "resets, cut bodies, HTML/empty 200s, slow answers of ARG s, default 0.5): for soaks",
 }

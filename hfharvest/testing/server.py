@@ -19,6 +19,7 @@ import struct
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from email.utils import formatdate
@@ -240,6 +241,13 @@ class HubEmulator:
         if fault is not None and fault.kind == "token-link" and "Link" in answer.headers:
             token = (authorization or "").removeprefix("Bearer ")
             answer.headers["Link"] = answer.headers["Link"].replace(">;", f"&token={token}>;")
+        if fault is not None and fault.kind == "ratelimit200":
+            answer.headers["RateLimit"] = f'"api";r=0;t={int(fault.arg_or(1))}'
+        if fault is not None and fault.kind == "token-entry":
+            token = (authorization or "").removeprefix("Bearer ")
+            page = orjson.loads(answer.body)
+            page[0] = {**page[0], "id": f"echo/{token}"}
+            answer.body = orjson.dumps(page)
         return answer
 
     def _token_refused(self, authorization: str | None) -> bool:
@@ -285,6 +293,10 @@ class HubEmulator:
             return _Answer(200, b'[{"_id":"x","id":"a/b",},]')
         if kind == "error200":
             return _Answer(200, orjson.dumps({"error": "emulated error in a 200 answer"}))
+        if kind in ("http09", "long-header", "trickle-headers"):
+            raw = _Answer(200, b'[{"_id":"x","id":"a/b"}]', {"X-Long": "x" * 70_000})
+            raw.cut, raw.trickle = kind, fault.arg_or(1.0)
+            return raw
         if kind in ("redirect", "redirect-away"):
             status = int(arg or 302) if kind == "redirect" else 302
             origin = self.away if kind == "redirect-away" else ""
@@ -296,12 +308,16 @@ class HubEmulator:
         if repo_type is None:
             return _error(404, f"Sorry, we can't find the page you are looking for: {path}")
         params = parse_qsl(query, keep_blank_values=True)
+        if fault is not None and fault.kind == "nonce-next":  # every page is the first again
+            params = [(name, value) for name, value in params if name != "cursor"]
         try:
             listing = parse_query(repo_type, params, self.extra_sorts)
             entries, cursor = run_query(self.catalog, listing, self.deep_timeout)
         except ListingError as exc:
             return _error(exc.status, exc.message)
         page: list[Any] = [] if fault is not None and fault.kind == "empty-next" else list(entries)
+        if fault is not None and fault.kind == "nonce-next":
+            cursor = f"nonce-{len(self.requests_log)}"  # a fresh cursor over the same entries
         if self.mapping_form == "object":
             page = [_keyed_by_provider(entry) for entry in page]
         if fault is not None and fault.kind == "junk":
@@ -331,6 +347,9 @@ class HubEmulator:
         kind = fault.kind if fault else None
         if kind == "loop":
             return f"{base}{path}?{urlencode(params)}"
+        if kind == "link-spaces" and cursor is not None:
+            query = urlencode([(k, v) for k, v in params if k != "cursor"] + [("cursor", cursor)])
+            return f"{base}/api/spaces?{query}"
         if kind == "empty-next":  # a new link every time: no loop to see
             fresh = [(k, v) for k, v in params if k != "n"] + [("n", str(len(self.requests_log)))]
             return f"{base}{path}?{urlencode(fresh)}"
@@ -373,6 +392,9 @@ def _hostile_links(answer: _Answer, link: str | None, fault: Fault | None) -> No
 def _hostile_body(answer: _Answer, fault: Fault) -> None:
     if fault.kind == "trickle":
         answer.cut, answer.trickle = "trickle", fault.arg_or(1.0)
+    elif fault.kind == "gzip-empties":
+        answer.body = _gzip_of_empties(int(fault.arg_or(100) * 1_000_000))
+        answer.headers["Content-Encoding"] = "gzip"
     elif fault.kind == "gzip-bomb":
         megabytes = int(fault.arg_or(300))
         inflated = b'[{"id":"a/b","pad":"' + b"0" * (megabytes * 1_000_000) + b'"}]'
@@ -380,6 +402,18 @@ def _hostile_body(answer: _Answer, fault: Fault) -> None:
         answer.headers["Content-Encoding"] = "gzip"
     else:  # bad-gzip
         answer.headers["Content-Encoding"] = "gzip"
+
+
+def _gzip_of_empties(size: int) -> bytes:
+    """`[{},{},...,{}]` of about `size` bytes, gzipped piece by piece (never held inflated)."""
+    piece = b"{}," * 100_000
+    packer = zlib.compressobj(1, zlib.DEFLATED, 31)  # 31: a gzip header and trailer
+    out = [packer.compress(b"[")]
+    for _ in range(max(size // len(piece), 1)):
+        out.append(packer.compress(piece))
+    out.append(packer.compress(b"{}]"))
+    out.append(packer.flush())
+    return b"".join(out)
 
 
 def _make_handler(emulator: HubEmulator) -> type[BaseHTTPRequestHandler]:
@@ -406,6 +440,9 @@ def _make_handler(emulator: HubEmulator) -> type[BaseHTTPRequestHandler]:
             if fault_kind == "reset":
                 self._reset()
                 return
+            if fault_kind in ("http09", "long-header", "trickle-headers"):
+                self._raw(answer)
+                return
             self.send_response(answer.status)
             for name, value in [*answer.headers.items(), *answer.more_headers]:
                 self.send_header(name, value)
@@ -426,6 +463,21 @@ def _make_handler(emulator: HubEmulator) -> type[BaseHTTPRequestHandler]:
                 self._reset()
             else:
                 self.close_connection = True
+
+        def _raw(self, answer: _Answer) -> None:
+            """What no HTTP/1.1 server sends: a body alone, a header too long, or headers sent a
+            byte at a time."""
+            self.close_connection = True
+            head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n" % len(answer.body)
+            if answer.cut == "http09":
+                self.wfile.write(answer.body)
+            elif answer.cut == "long-header":
+                self.wfile.write(head + b"X-Long: " + b"x" * 70_000 + b"\r\n\r\n" + answer.body)
+            else:
+                for byte in head + b"X-Slow: " + b"x" * 1000 + b"\r\n\r\n":
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(answer.trickle)
 
         def _reset(self) -> None:
             # SO_LINGER with a zero timeout makes close() send RST: a connection reset by peer.
