@@ -82,7 +82,7 @@ def protocol_violation(error: BaseException) -> str | None:
             continue
         seen.append(item)
         if isinstance(item, http.client.LineTooLong):
-            line = item.args[0] if item.args else "line"
+            line = "header line" if "header" in str(item) else "status line"
             return f"its answer has a {line} longer than 65,536 bytes"
         if isinstance(item, http.client.BadStatusLine):
             return "its answer has no HTTP status line (HTTP/0.9, or no HTTP at all)"

@@ -45,6 +45,8 @@ def build_manifest(settings: Settings, outcome: Outcome) -> dict[str, Any]:
             "fields": list(settings.sent.fields),
             "queries": {s: urlsplit(settings.first_url(s)).query for s in settings.query.sorts},
             "authenticated": settings.transport.token is not None,
+            "max_pages": settings.max_pages,
+            "max_time": settings.max_time,
         },
         "started": _stamp(settings.started),
         "ended": _stamp(outcome.ended),
@@ -99,6 +101,8 @@ def build_stats(
         "sorts": outcome.sorts() if outcome else [],
         "unique": outcome.unique if outcome else None,
         "records_written": outcome.written.records if outcome and outcome.written else 0,
+        "max_pages": settings.max_pages if settings else None,
+        "max_time": settings.max_time if settings else None,
     }
 
 

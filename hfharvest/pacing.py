@@ -9,7 +9,8 @@ RateLimit headers are parsed here, for the pacer, the retry policy and the whole
 
 Every wait the Hub asks for, whichever header and status it came with, is bounded by `max_wait`:
 by default one window's reset (the `RateLimit-Policy` window `w`, or the Hub's 300 s, plus one
-second); a longer one fails the walk that would wait (`WaitTooLongError`), never a sleep of hours.
+second; a window is taken at an hour at most); a longer one fails the walk that would wait
+(`WaitTooLongError`), never a sleep of hours.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from hfharvest.hub import RATE_WINDOW
 
 log = logging.getLogger("hfharvest")
 LONGEST = 1e12  # seconds: a number of seconds read from a header is never taken above this
+LONGEST_WINDOW = 3600  # seconds: the longest window the default `max_wait` waits for
 
 _RATELIMIT_REMAINING = re.compile(r"(?:^|;)\s*r=(\d+)")
 _RATELIMIT_RESET = re.compile(r"(?:^|;)\s*t=(\d+)")
@@ -131,8 +133,8 @@ class Pacer:
         policy = headers.get("RateLimit-Policy")
         window = ratelimit_policy(policy) if policy else None
         if window is not None:
-            with self._lock:
-                self._window = window[1]
+            with self._lock:  # a server that names a window of days does not make one wait days
+                self._window = min(window[1], LONGEST_WINDOW)
         value = headers.get("RateLimit")
         parsed = ratelimit_reset(value) if value else None
         if parsed is None:

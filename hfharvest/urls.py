@@ -61,7 +61,9 @@ def origin(url: str) -> Origin:
 def format_origin(where: Origin) -> str:
     scheme, host, port = where
     shown = f"[{host}]" if ":" in host else host
-    return f"{scheme}://{shown}" if DEFAULT_PORTS.get(scheme) == port else f"{scheme}://{shown}:{port}"
+    return (
+        f"{scheme}://{shown}" if DEFAULT_PORTS.get(scheme) == port else f"{scheme}://{shown}:{port}"
+    )
 
 
 def listing_of(url: str) -> tuple[str, frozenset[tuple[str, str]]]:

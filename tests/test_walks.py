@@ -256,9 +256,15 @@ entry_ids = st.one_of(st.integers(0, 30).map(lambda i: {"id": f"o/{i}"}), st.jus
 
 
 def _endless(pages: list[list[Any]]) -> bool:
-    """Three empty pages in a row, each with a next one: a listing that never ends (an error)."""
-    before_last = [not page for page in pages[:-1]]
-    return any(all(before_last[i : i + 3]) for i in range(len(before_last) - 2))
+    """Three pages in a row, each with a next one, that bring no id new to the walk: a listing
+    that never ends (an error)."""
+    seen: set[str] = set()
+    stalled = []
+    for page in pages[:-1]:
+        ids = {entry["id"] for entry in page if isinstance(entry, dict)}
+        stalled.append(not ids - seen)
+        seen |= ids
+    return any(all(stalled[i : i + 3]) for i in range(len(stalled) - 2))
 
 
 page_lists = st.lists(st.lists(entry_ids, max_size=6), min_size=1, max_size=4).filter(

@@ -308,7 +308,7 @@ class HubEmulator:
         if repo_type is None:
             return _error(404, f"Sorry, we can't find the page you are looking for: {path}")
         params = parse_qsl(query, keep_blank_values=True)
-        if fault is not None and fault.kind == "nonce-next":  # every page is the first again
+        if fault is not None and fault.kind in ("nonce-next", "empty-next"):  # the first again
             params = [(name, value) for name, value in params if name != "cursor"]
         try:
             listing = parse_query(repo_type, params, self.extra_sorts)
@@ -330,7 +330,7 @@ class HubEmulator:
         if link:
             answer.headers["Link"] = f'<{link}>; rel="next"'
         _hostile_links(answer, link, fault)
-        if fault is not None and fault.kind in ("trickle", "gzip-bomb", "bad-gzip"):
+        if fault is not None and fault.kind in ("trickle", "gzip-bomb", "bad-gzip", "gzip-empties"):
             _hostile_body(answer, fault)
         if fault is not None and fault.kind in ("reset-body", "truncate"):
             answer.cut = fault.kind
@@ -350,9 +350,11 @@ class HubEmulator:
         if kind == "link-spaces" and cursor is not None:
             query = urlencode([(k, v) for k, v in params if k != "cursor"] + [("cursor", cursor)])
             return f"{base}/api/spaces?{query}"
-        if kind == "empty-next":  # a new link every time: no loop to see
-            fresh = [(k, v) for k, v in params if k != "n"] + [("n", str(len(self.requests_log)))]
-            return f"{base}{path}?{urlencode(fresh)}"
+        if kind == "empty-next":  # a new cursor every time: no loop to see
+            fresh = [(k, v) for k, v in params if k != "cursor"]
+            return (
+                f"{base}{path}?{urlencode([*fresh, ('cursor', f'empty-{len(self.requests_log)}')])}"
+            )
         if cursor is None:
             return None
         query = urlencode([(k, v) for k, v in params if k != "cursor"] + [("cursor", cursor)])
