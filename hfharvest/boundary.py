@@ -16,7 +16,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hfharvest.errors import ExitCode, HarvestError, SideFileError, Terminated, UsageError
+from hfharvest.errors import (
+    ExitCode,
+    HarvestError,
+    SideFileError,
+    Stopped,
+    UsageError,
+    stopped_by,
+)
 from hfharvest.manifest import write_json
 from hfharvest.options import as_flags
 from hfharvest.report import Report
@@ -39,14 +46,12 @@ def guarded(
         failed = exc.exit_code == ExitCode.FAILED
         report.failure(str(exc), exc.hint or (on_stop() if failed else usage_hint))
         return exc.exit_code, as_flags(str(exc))
-    except (KeyboardInterrupt, Terminated) as exc:
-        name, code = (
-            ("SIGINT", ExitCode.SIGINT) if isinstance(exc, KeyboardInterrupt)
-            else ("SIGTERM", ExitCode.SIGTERM)
-        )  # fmt: skip
-        message = report.stopped(name)
+    except (KeyboardInterrupt, Stopped) as exc:
+        stopped = stopped_by(exc)
+        assert stopped is not None
+        message = report.stopped(stopped.signal_name)
         report.failure(message, None if report.landed else on_stop())
-        return code, message
+        return stopped.exit_code, message
     except BrokenPipeError:
         # The reader went away (`| head`): nothing more can be said on stdout, so stop quietly.
         _silence_stdout()

@@ -24,7 +24,7 @@ from hfharvest import __version__, loaders
 from hfharvest.boundary import guarded, write_stats_file
 from hfharvest.diff import DEFAULT_IGNORED, diff_snapshots
 from hfharvest.entry import ignore_signals, listen
-from hfharvest.errors import ExitCode, HarvestError, Terminated, redact_tree
+from hfharvest.errors import ExitCode, HarvestError, Stopped, redact_tree, stopped_by
 from hfharvest.files import check_writable
 from hfharvest.manifest import build_stats
 from hfharvest.options import (
@@ -288,10 +288,11 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except typer.Abort:
         Report().failure("interrupted")
         code = ExitCode.SIGINT
-    except KeyboardInterrupt:  # before the command began (its own boundary says more)
-        code = ExitCode.SIGINT
-    except Terminated:
-        code = ExitCode.SIGTERM
+    except (KeyboardInterrupt, Stopped) as error:  # before the command's own boundary
+        stopped = stopped_by(error)
+        assert stopped is not None
+        code = stopped.exit_code
+        Report().failure(f"stopped by {stopped.signal_name} at start-up; no file was written")
     if code in (ExitCode.SIGINT, ExitCode.SIGTERM):
         # Stopped by a signal, the cleanup done: leave now, whatever a walk's thread is doing
         # (a read can take `timeout` to give up, and the interpreter would wait on nothing else).

@@ -13,14 +13,14 @@ import threading
 from types import FrameType
 from typing import Any, NoReturn
 
-from hfharvest.errors import ExitCode, Terminated
+from hfharvest.errors import Interrupted, Stopped, Terminated, stopped_by
 
 
 def on_signal(signum: int, frame: FrameType | None) -> None:
     """The first SIGTERM or SIGINT ends the run (raised in the main thread, so that files are
     cleaned up on the way out); any later one is ignored, so that nothing cuts the cleanup."""
     ignore_signals()
-    raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+    raise Terminated if signum == signal.SIGTERM else Interrupted
 
 
 def listen() -> None:
@@ -33,7 +33,9 @@ def listen() -> None:
 
 def _unraisable(unraisable: Any) -> None:
     error = unraisable.exc_value
-    if isinstance(error, KeyboardInterrupt | Terminated):
+    if isinstance(error, OSError) and "ignored due to race condition" in str(error):
+        return  # a second signal that came as the first was being handled: it changes nothing
+    if isinstance(error, KeyboardInterrupt | Stopped):
         for name in (signal.SIGTERM, signal.SIGINT):
             signal.signal(name, on_signal)
         signum = signal.SIGTERM if isinstance(error, Terminated) else signal.SIGINT
@@ -54,8 +56,12 @@ def main() -> NoReturn:
     listen()
     try:
         from hfharvest.cli import main as run
-    except KeyboardInterrupt:
-        os._exit(ExitCode.SIGINT)  # nothing begun, nothing to clean up
-    except Terminated:
-        os._exit(ExitCode.SIGTERM)
+    except (KeyboardInterrupt, Stopped) as error:  # nothing begun, nothing to clean up
+        stopped = stopped_by(error)
+        assert stopped is not None
+        told = (
+            f"hfharvest: error: stopped by {stopped.signal_name} at start-up; no file was written"
+        )
+        os.write(2, f"{told}\n".encode())
+        os._exit(stopped.exit_code)
     run()

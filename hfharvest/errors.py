@@ -34,8 +34,32 @@ class ExitCode(IntEnum):
     SIGTERM = 143
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised in the main thread so that open files are cleaned up on the way out."""
+class Stopped(BaseException):
+    """A signal that ends the run, raised in the main thread by the console entry's handler so
+    that open files are cleaned up on the way out (not a `KeyboardInterrupt`, which typer turns
+    into a silent exit 130)."""
+
+    signal_name = "SIGINT"
+    exit_code = ExitCode.SIGINT
+
+
+class Interrupted(Stopped):
+    """SIGINT."""
+
+
+class Terminated(Stopped):
+    """SIGTERM."""
+
+    signal_name = "SIGTERM"
+    exit_code = ExitCode.SIGTERM
+
+
+def stopped_by(error: BaseException) -> Stopped | None:
+    """The signal an exception stands for, if any: the one place a signal becomes an exit code
+    (a `KeyboardInterrupt` is SIGINT, as Python raises it where no handler of ours is set)."""
+    if isinstance(error, Stopped):
+        return error
+    return Interrupted() if isinstance(error, KeyboardInterrupt) else None
 
 
 class HarvestError(Exception):

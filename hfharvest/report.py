@@ -200,7 +200,8 @@ class Report:
         if not self.landed:
             where = self.where_stopped()
             during = f" during {where}" if where else ""
-            return f"stopped by {signal_name}{during}; no file was written, an earlier one is untouched"
+            untouched = "no file was written, an earlier one is untouched"
+            return f"stopped by {signal_name}{during}; {untouched}"
         path, outcome = next(iter(self.landed.items()))
         records = outcome.written.records if outcome.written else 0
         missing = [str(side) for side in self._side_files if side not in self.landed]

@@ -43,10 +43,12 @@ def small(**faults: Any) -> HubEmulator:
 
 @pytest.mark.parametrize(
     ("reset", "options", "said"),
-    [(36000, [], "more than --max-wait 301 s, one rate-limit window's reset"),
-     (36000, ["--max-wait", "10"], "more than --max-wait 10 s"),
-     (99999999999999999, [], "asked to wait 100000000000")],
-)  # fmt: skip
+    [
+        (36000, [], "more than --max-wait 301 s, one rate-limit window's reset"),
+        (36000, ["--max-wait", "10"], "more than --max-wait 10 s"),
+        (99999999999999999, [], "asked to wait 100000000000"),
+    ],
+)
 def test_a_200_that_says_wait_hours_fails_the_sort_at_once(
     reset: int, options: list[str], said: str, tmp_path: Path
 ) -> None:
@@ -76,8 +78,9 @@ def test_a_retry_after_of_400_digits_is_a_named_cause() -> None:
 def test_headers_that_trickle_are_cut_off_by_the_deadline() -> None:
     with small(faults=["trickle-headers:0.2"]) as hub:
         started = time.monotonic()
-        result = fetch(hub, "--sort", "likes", "--timeout", "1", "--deadline", "2",
-                       "--retries", "0")  # fmt: skip
+        result = fetch(
+            hub, "--sort", "likes", "--timeout", "1", "--deadline", "2", "--retries", "0"
+        )
         took = time.monotonic() - started
     assert result.exit_code == 1 and "did not finish within --deadline 2 s" in result.stderr
     assert took < 4, took
@@ -86,8 +89,19 @@ def test_headers_that_trickle_are_cut_off_by_the_deadline() -> None:
 def test_a_page_has_a_bound_across_its_retries(tmp_path: Path) -> None:
     with small(faults=["trickle:0.05"]) as hub:
         started = time.monotonic()
-        result = fetch(hub, "--sort", "likes", "--deadline", "0.5", "--retries", "50",
-                       "--page-deadline", "2", "--stats-json", str(tmp_path / "s.json"))  # fmt: skip
+        result = fetch(
+            hub,
+            "--sort",
+            "likes",
+            "--deadline",
+            "0.5",
+            "--retries",
+            "50",
+            "--page-deadline",
+            "2",
+            "--stats-json",
+            str(tmp_path / "s.json"),
+        )
         took = time.monotonic() - started
     assert result.exit_code == 1, result.stderr
     assert "no page after" in result.stderr and "--page-deadline 2 s" in result.stderr
@@ -105,8 +119,16 @@ def test_pages_that_bring_nothing_new_end_the_walk(fault: str, tmp_path: Path) -
         alone = fetch(hub, "--sort", "likes")
         assert alone.exit_code == 1 and "3 pages in a row brought no id new" in alone.stderr
         assert len(hub.requests_log) <= 5  # the first page's ids, 3 with none, 1 on its way
-        partial = fetch(hub, "--sort", "likes", "--sort", "downloads", "--allow-partial",
-                        "-o", str(tmp_path / "m.jsonl"))  # fmt: skip
+        partial = fetch(
+            hub,
+            "--sort",
+            "likes",
+            "--sort",
+            "downloads",
+            "--allow-partial",
+            "-o",
+            str(tmp_path / "m.jsonl"),
+        )
     assert partial.exit_code == 3, partial.stderr
     manifest = json.loads((tmp_path / "m.jsonl.manifest.json").read_text())
     assert manifest["status"] == "partial"
@@ -116,8 +138,19 @@ def test_pages_that_bring_nothing_new_end_the_walk(fault: str, tmp_path: Path) -
 def test_max_pages_ends_a_walk_like_limit(tmp_path: Path) -> None:
     out, stats = tmp_path / "m.jsonl", tmp_path / "s.json"
     with small() as hub:
-        result = fetch(hub, "--sort", "likes", "--max-pages", "2", "--page-size", "100",
-                       "-o", str(out), "--stats-json", str(stats))  # fmt: skip
+        result = fetch(
+            hub,
+            "--sort",
+            "likes",
+            "--max-pages",
+            "2",
+            "--page-size",
+            "100",
+            "-o",
+            str(out),
+            "--stats-json",
+            str(stats),
+        )
         assert len(hub.requests_log) == 2
     assert result.exit_code == 0, result.stderr
     assert "likes: stopped at --max-pages 2 (the Hub had more)" in result.stderr
@@ -137,8 +170,9 @@ def test_max_time_fails_the_run_and_keeps_what_had_ended(tmp_path: Path) -> None
         assert failed.exit_code == 1, failed.stderr
         assert "had not ended when the run reached --max-time 1 s" in failed.stderr
         assert not out.exists()
-        partial = fetch(hub, "--max-time", "1", "--allow-partial", "-o", str(out),
-                        "--stats-json", str(stats))  # fmt: skip
+        partial = fetch(
+            hub, "--max-time", "1", "--allow-partial", "-o", str(out), "--stats-json", str(stats)
+        )
     assert partial.exit_code == 3, partial.stderr
     assert len(out.read_text().splitlines()) == 2500
     document = json.loads(stats.read_text())
@@ -147,8 +181,10 @@ def test_max_time_fails_the_run_and_keeps_what_had_ended(tmp_path: Path) -> None
     assert manifest["request"]["max_time"] == 1
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("30m", 1800), ("2h", 7200),
-                                               ("1d", 86400), ("15", 15), (2.5, 2.5)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("30m", 1800), ("2h", 7200), ("1d", 86400), ("15", 15), (2.5, 2.5)],
+)
 def test_durations(text: str | float, seconds: float) -> None:
     assert seconds_of(text) == seconds
 
@@ -194,8 +230,19 @@ def test_a_gzip_page_of_empty_objects_stays_below_500_mb(
     cap: int, inflated: int, tmp_path: Path
 ) -> None:
     with small(faults=[f"gzip-empties:{inflated}"]) as hub:
-        code, peak, stderr = peak_of(["fetch", "--endpoint", hub.url, "--sort", "likes",
-                                      "--max-page-mb", str(cap), "--no-token"], tmp_path)  # fmt: skip
+        code, peak, stderr = peak_of(
+            [
+                "fetch",
+                "--endpoint",
+                hub.url,
+                "--sort",
+                "likes",
+                "--max-page-mb",
+                str(cap),
+                "--no-token",
+            ],
+            tmp_path,
+        )
     assert code == 1 and "more than twice the page size asked" in stderr, stderr
     assert peak < 500, f"{peak} MB"
     print(f"a page of {inflated} MB of {{}} under --max-page-mb {cap}: {peak} MB peak")
@@ -260,8 +307,20 @@ def test_a_state_held_by_a_live_run_is_refused_at_once(tmp_path: Path) -> None:
 def test_two_runs_on_one_state_at_once(tmp_path: Path) -> None:
     state, out = tmp_path / ".state", tmp_path / "m.jsonl"
     with small(latency=0.3) as hub:
-        command = [HFHARVEST, "fetch", "--endpoint", hub.url, "--no-token", "--page-size", "100",
-                   "--state", str(state), "-o", str(out), "-q"]  # fmt: skip
+        command = [
+            HFHARVEST,
+            "fetch",
+            "--endpoint",
+            hub.url,
+            "--no-token",
+            "--page-size",
+            "100",
+            "--state",
+            str(state),
+            "-o",
+            str(out),
+            "-q",
+        ]
         first = subprocess.Popen(command, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 10
         while not state.exists() and time.monotonic() < deadline:
@@ -356,9 +415,11 @@ def test_an_entry_carrying_the_token_is_skipped_and_said(tmp_path: Path) -> None
 
 @pytest.mark.parametrize(
     ("fault", "said"),
-    [("http09", "its answer has no HTTP status line"),
-     ("long-header", "its answer has a header line longer than 65,536 bytes")],
-)  # fmt: skip
+    [
+        ("http09", "its answer has no HTTP status line"),
+        ("long-header", "its answer has a header line longer than 65,536 bytes"),
+    ],
+)
 def test_a_server_that_does_not_speak_http_is_told_as_such(fault: str, said: str) -> None:
     with small(faults=[fault]) as hub:
         result = fetch(hub, "--sort", "likes", "--retries", "3")

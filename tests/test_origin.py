@@ -110,9 +110,14 @@ def test_an_edited_cursor_in_a_state_is_refused_before_any_request(
 
 @pytest.mark.parametrize(
     "endpoint",
-    ["http://127.0.0.1:1\\@127.0.0.1:2", "http://user@127.0.0.1:2", "http://127.0.0.1%2e:2",
-     "http://127.0.0.1:2\t", "http://127.0.0.1:99999"],
-)  # fmt: skip
+    [
+        "http://127.0.0.1:1\\@127.0.0.1:2",
+        "http://user@127.0.0.1:2",
+        "http://127.0.0.1%2e:2",
+        "http://127.0.0.1:2\t",
+        "http://127.0.0.1:99999",
+    ],
+)
 def test_an_endpoint_read_two_ways_is_refused(endpoint: str) -> None:
     result = fetch(endpoint)
     assert result.exit_code == 2, result.stderr
@@ -156,10 +161,12 @@ def test_a_link_to_another_listing_on_the_same_host_is_not_followed(tmp_path: Pa
 
 @pytest.mark.parametrize(
     ("link", "cause"),
-    [("http://127.0.0.1:99999/api/models?sort=likes", "cannot be read one way only"),
-     ("http://[::1/api/models?sort=likes", "cannot be read one way only"),
-     ("http://[::1]:1/api/models?sort=likes", "leads to http://[::1]:1, not the endpoint")],
-)  # fmt: skip
+    [
+        ("http://127.0.0.1:99999/api/models?sort=likes", "cannot be read one way only"),
+        ("http://[::1/api/models?sort=likes", "cannot be read one way only"),
+        ("http://[::1]:1/api/models?sort=likes", "leads to http://[::1]:1, not the endpoint"),
+    ],
+)
 def test_a_link_that_cannot_be_read_is_told_as_such(link: str, cause: str) -> None:
     with scripted(first_then(link)) as (hub,):
         result = fetch(hub.url)
@@ -270,8 +277,15 @@ def test_the_token_never_reaches_an_address_but_the_endpoints(catcher: Scripted)
 def test_origin_is_read_by_the_parser_that_connects() -> None:
     assert origin("HTTP://LocalHost:80/a") == ("http", "localhost", 80)
     assert origin("https://[::1]/a") == ("https", "::1", 443)
-    for url in ("http://127.0.0.1:9\\@127.0.0.1:8/", "http://a@b/", "http://b:+8/", "http://b/\tx",
-                "ftp://b/", "http://b:99999/", "http://b%2e/"):  # fmt: skip
+    for url in (
+        "http://127.0.0.1:9\\@127.0.0.1:8/",
+        "http://a@b/",
+        "http://b:+8/",
+        "http://b/\tx",
+        "ftp://b/",
+        "http://b:99999/",
+        "http://b%2e/",
+    ):
         with pytest.raises(UnsafeURL):
             origin(url)
 
