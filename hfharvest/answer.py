@@ -54,7 +54,7 @@ def read_body(response: requests.Response, deadline: float, cap: int) -> bytearr
                     f"the answer from {response.url} is larger than `max_page_mb` "
                     f"{cap / 1e6:g} MB once decoded; stopping",
                     hint="raise `max_page_mb` if the Hub's pages have grown that much",
-                )  # fmt: skip
+                )
             body += piece
             if time.monotonic() > ends:
                 raise AnswerTooSlow(

@@ -70,10 +70,14 @@ _ACCEPTS: dict[Any, tuple[Callable[[Any], bool], str]] = {
     str: (lambda v: isinstance(v, str), "a string"),
     bool: (lambda v: isinstance(v, bool), "True or False"),
     Path: (lambda v: isinstance(v, str | os.PathLike), "a path"),
-    tuple[str, ...]: (lambda v: isinstance(v, str) or (
-        isinstance(v, list | tuple) and all(isinstance(i, str) for i in v)),
-        "a string or a list of strings"),
-}  # fmt: skip
+    tuple[str, ...]: (
+        lambda v: (
+            isinstance(v, str)
+            or (isinstance(v, list | tuple) and all(isinstance(i, str) for i in v))
+        ),
+        "a string or a list of strings",
+    ),
+}
 
 
 def _typed(name: str, value: Any, kind: Any) -> Any:
@@ -86,8 +90,9 @@ def _typed(name: str, value: Any, kind: Any) -> Any:
             return value
         raise OptionTypeError(
             f"`token` must be a string, True or False, got {type(value).__name__}",
-            parameter="token", value=type(value).__name__,
-        )  # fmt: skip
+            parameter="token",
+            value=type(value).__name__,
+        )
     optional = value is None and type(None) in getattr(kind, "__args__", ())
     base = (
         kind
@@ -146,11 +151,14 @@ def _document(function: Callable[..., Any], returns: Any) -> None:
     """Give `function` the options table as its signature, and each option in its `help()`."""
     hints = get_type_hints(FetchOptions)
     parameters = [
-        inspect.Parameter(each.name, inspect.Parameter.KEYWORD_ONLY, default=default_of(each),
-                          annotation=_AS_TAKEN.get(each.name, _AS_TAKEN.get(hints[each.name],
-                                                                           hints[each.name])))
+        inspect.Parameter(
+            each.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=default_of(each),
+            annotation=_AS_TAKEN.get(each.name, _AS_TAKEN.get(hints[each.name], hints[each.name])),
+        )
         for each in _PARAMETERS
-    ]  # fmt: skip
+    ]
     progress = inspect.Parameter(
         "progress", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Progress | None
     )

@@ -50,9 +50,10 @@ def resolve_token(
         if found is None:
             raise UsageError(
                 "`token=True` asks for a token, and none was found (HF_TOKEN, the token file)",
-                parameter="token", value=True,
+                parameter="token",
+                value=True,
                 hint=f"set HF_TOKEN, or log in so that {token_path(environ)} holds one",
-            )  # fmt: skip
+            )
         return found
     if _is_true(environ.get("HF_HUB_DISABLE_IMPLICIT_TOKEN")):
         return None  # as huggingface_hub: only a token passed explicitly is sent
@@ -122,15 +123,18 @@ def _read(path: Path, option: str) -> str:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(
-            f"{option}: cannot read {path}: {exc.strerror or exc}", parameter=parameter,
+            f"{option}: cannot read {path}: {exc.strerror or exc}",
+            parameter=parameter,
             value=path,
-        ) from exc  # fmt: skip
+        ) from exc
     lines = [line for line in text.splitlines() if line.strip()]
     if len(lines) > 1:
         raise UsageError(
             f"{option}: {path} holds {len(lines)} lines; a token file holds one token",
-            parameter=parameter, value=path, hint="keep the token alone in the file",
-        )  # fmt: skip
+            parameter=parameter,
+            value=path,
+            hint="keep the token alone in the file",
+        )
     return text
 
 

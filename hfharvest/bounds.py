@@ -56,8 +56,10 @@ class Bounds:
 
     def fields_read(self) -> tuple[tuple[str, str], ...]:
         """(bound, listing field) for the count bounds given: their field must exist."""
-        given = (("min_likes", "likes", self.min_likes), ("min_downloads", "downloads",
-                 self.min_downloads))  # fmt: skip
+        given = (
+            ("min_likes", "likes", self.min_likes),
+            ("min_downloads", "downloads", self.min_downloads),
+        )
         return tuple((name, field) for name, field, value in given if value is not None)
 
     def default_sorts(self) -> tuple[str, ...]:
@@ -65,18 +67,21 @@ class Bounds:
         if self.since:
             return ("lastModified",)  # new or changed repos
         return tuple(
-            sort for sort, bound in (("likes", self.min_likes), ("downloads", self.min_downloads))
+            sort
+            for sort, bound in (("likes", self.min_likes), ("downloads", self.min_downloads))
             if bound is not None
-        )  # fmt: skip
+        )
 
     def check_sorts(self, sorts: tuple[str, ...]) -> None:
         if self.since and any(sort not in _SINCE_KEYS for sort in sorts):
             others = ", ".join(sort for sort in sorts if sort not in _SINCE_KEYS)
             raise UsageError(
                 f"`since` bounds a walk by its own date: it applies to `sort` createdAt and "
-                f"`sort` lastModified, not {others}", parameter="since", value=self.since,
+                f"`sort` lastModified, not {others}",
+                parameter="since",
+                value=self.since,
                 hint="drop the other sorts, or drop `since`",
-            )  # fmt: skip
+            )
 
     def unstoppable(self, sorts: tuple[str, ...]) -> tuple[str, ...]:
         """The sorts given that no bound can stop early: they walk to the end."""
@@ -149,9 +154,11 @@ def parse_since(text: str, now: datetime) -> str:
     since = timestamp(text.strip())
     if since is None:
         raise UsageError(
-            f"`since` {text!r} is not a date or an ISO-8601 timestamp", parameter="since",
-            value=text, hint="for example `since` 2026-11-30 or `since` 2026-11-30T06:00:00Z",
-        )  # fmt: skip
+            f"`since` {text!r} is not a date or an ISO-8601 timestamp",
+            parameter="since",
+            value=text,
+            hint="for example `since` 2026-11-30 or `since` 2026-11-30T06:00:00Z",
+        )
     present = timestamp(now.isoformat())
     if present is not None and since > present:
         raise UsageError(

@@ -89,14 +89,20 @@ def _cli_parameter(each: Field[Any], annotation: Any) -> inspect.Parameter:
     example = doc.example if doc.example.startswith("-") else f"{flag} {doc.example}"
     help_text = as_flags(doc.help).replace("[", "\\[")  # rich markup: "[" is written "\\["
     option = typer.Option(
-        flag, *([doc.short] if doc.short else []),
-        help=f"{help_text} Example: {example}", rich_help_panel=doc.panel, metavar=doc.metavar,
-        show_default="[default:" not in doc.help, autocompletion=_completing(doc.choices),
-    )  # fmt: skip
+        flag,
+        *([doc.short] if doc.short else []),
+        help=f"{help_text} Example: {example}",
+        rich_help_panel=doc.panel,
+        metavar=doc.metavar,
+        show_default="[default:" not in doc.help,
+        autocompletion=_completing(doc.choices),
+    )
     return inspect.Parameter(
-        each.name, inspect.Parameter.KEYWORD_ONLY, default=default,
+        each.name,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=default,
         annotation=Annotated[annotation, option],
-    )  # fmt: skip
+    )
 
 
 def _completing(choices: tuple[str, ...]) -> Callable[[str], list[str]] | None:
@@ -150,8 +156,9 @@ def fetch(**given: Any) -> None:
         report.secret = settings.transport.token.value if settings.transport.token else None
         beside_records = settings.output.path is None and sys.stdout.isatty()
         try:
-            with report.walking(settings, every=process.progress_every,
-                                beside_records=beside_records) as observer:  # fmt: skip
+            with report.walking(
+                settings, every=process.progress_every, beside_records=beside_records
+            ) as observer:
                 ended.append(
                     run_fetch(settings, sys.stdout.buffer, observer, landed=report.file_landed)
                 )
@@ -196,15 +203,23 @@ app.command(help=FETCH_HELP)(fetch)
 def diff(
     old: Annotated[Path, typer.Argument(help="The earlier snapshot (JSON or JSONL, .gz or not).")],
     new: Annotated[Path, typer.Argument(help="The later snapshot.")],
-    fields: Annotated[str | None, typer.Option(help=
-        "Comma-separated fields to compare, or 'all' \\[default: every field but "
-        f"{', '.join(sorted(DEFAULT_IGNORED))}]. Example: --fields license,gated,tags",
-        metavar="LIST", show_default=False)] = None,
-    exit_code: Annotated[bool, typer.Option(
-        "--exit-code", help="Exit 1 when the snapshots differ. Example: --exit-code")] = False,
-    quiet: Annotated[bool, typer.Option(
-        "--quiet", "-q", help="No summary on stderr. Example: -q")] = False,
-) -> None:  # fmt: skip
+    fields: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated fields to compare, or 'all' \\[default: every field but "
+            f"{', '.join(sorted(DEFAULT_IGNORED))}]. Example: --fields license,gated,tags",
+            metavar="LIST",
+            show_default=False,
+        ),
+    ] = None,
+    exit_code: Annotated[
+        bool,
+        typer.Option("--exit-code", help="Exit 1 when the snapshots differ. Example: --exit-code"),
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No summary on stderr. Example: -q")
+    ] = False,
+) -> None:
     report = Report(quiet=quiet, render=as_flags)
 
     def compare() -> int:
@@ -218,17 +233,27 @@ def diff(
     raise typer.Exit(ExitCode.REFUSED if trouble else code)  # diff(1): any trouble is 2
 
 
-@app.command(help="Print the schema of one output record: the JSON Schema (its $defs hold the "
-             "diff line), or, for typed loading, the Arrow schema, the `datasets` Features or "
-             "the polars schema of one type's records (these need pyarrow)."
-             "\n\n\b\nExamples:\n  hfharvest schema | jq .required\n"
-             "  hfharvest schema --as arrow --type dataset")  # fmt: skip
+@app.command(
+    help="Print the schema of one output record: the JSON Schema (its $defs hold the "
+    "diff line), or, for typed loading, the Arrow schema, the `datasets` Features or "
+    "the polars schema of one type's records (these need pyarrow)."
+    "\n\n\b\nExamples:\n  hfharvest schema | jq .required\n"
+    "  hfharvest schema --as arrow --type dataset"
+)
 def schema(
-    kind: Annotated[str, typer.Option("--as", help="json, arrow, features or polars.",
-                                      metavar="json|arrow|features|polars")] = "json",
-    repo_type: Annotated[str, typer.Option("--type", "-t", metavar="model|dataset|space",
-                                           help="Whose records (not for json).")] = "model",
-) -> None:  # fmt: skip
+    kind: Annotated[
+        str,
+        typer.Option(
+            "--as", help="json, arrow, features or polars.", metavar="json|arrow|features|polars"
+        ),
+    ] = "json",
+    repo_type: Annotated[
+        str,
+        typer.Option(
+            "--type", "-t", metavar="model|dataset|space", help="Whose records (not for json)."
+        ),
+    ] = "model",
+) -> None:
     report = Report(render=as_flags)
 
     def show() -> int:
@@ -244,11 +269,14 @@ def schema(
 
 
 @app.command(
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
-                      "help_option_names": []},
+    context_settings={
+        "allow_extra_args": True,
+        "ignore_unknown_options": True,
+        "help_option_names": [],
+    },
     help="Run the offline Hub emulator (the same as python -m hfharvest.testing, reachable "
     "after pipx or uv tool install). Example: hfharvest emulator --port 8080",
-)  # fmt: skip
+)
 def emulator(context: typer.Context) -> None:
     from hfharvest.testing.__main__ import main as serve  # the emulator only when asked for
 

@@ -204,9 +204,12 @@ class HubClient:
 
         try:
             page = call_with_retries(
-                attempt, policy, describe=describe or f"GET {url}", on_retry=on_retry,
+                attempt,
+                policy,
+                describe=describe or f"GET {url}",
+                on_retry=on_retry,
                 sleep=self._sleep,
-            )  # fmt: skip
+            )
             return dataclasses.replace(page, resized=resized) if resized else page
         except PageTimeUp as up:
             raise PageDeadlineError(
@@ -252,9 +255,12 @@ class HubClient:
         with self._clock.running(max(deadline, 0.0)) as clock:
             try:
                 response = self.session.get(
-                    url, auth=self._auth, timeout=transport.timeout, allow_redirects=False,
+                    url,
+                    auth=self._auth,
+                    timeout=transport.timeout,
+                    allow_redirects=False,
                     stream=True,  # the body is read by `read_body`, within its bounds
-                )  # fmt: skip
+                )
                 return response, read_body(response, deadline, transport.max_page_bytes)
             except requests.RequestException as exc:
                 if clock.expired:

@@ -227,8 +227,13 @@ def redact_error(error: BaseException, secret: str | None) -> None:
 
 def secret_forms(secret: str) -> list[str]:
     """Every form the token can take on its way out (longest first), as `redact` masks them."""
-    forms = {secret, json.dumps(secret)[1:-1], repr(secret)[1:-1], quote(secret, safe=""),
-             quote_plus(secret)}  # fmt: skip
+    forms = {
+        secret,
+        json.dumps(secret)[1:-1],
+        repr(secret)[1:-1],
+        quote(secret, safe=""),
+        quote_plus(secret),
+    }
     return sorted(forms, key=len, reverse=True)
 
 

@@ -24,20 +24,25 @@ def check_writable(path: Path, parameter: str) -> tuple[Path, ...]:
     if path.is_dir():
         raise UsageError(
             f"`{parameter}` {path} is a folder; name a file inside it",
-            parameter=parameter, value=path,
-        )  # fmt: skip
+            parameter=parameter,
+            value=path,
+        )
     if path.exists() and not path.is_file():
         raise UsageError(
             f"`{parameter}` {path} is not a regular file (a device, a pipe or a socket): "
-            "hfharvest replaces only regular files", parameter=parameter, value=path,
+            "hfharvest replaces only regular files",
+            parameter=parameter,
+            value=path,
             hint="name a file; for records on stdout, leave `output` out (or give -)",
-        )  # fmt: skip
+        )
     blocker = next((p for p in path.parents if p.exists()), None)
     if blocker is not None and not blocker.is_dir():
         raise UsageError(
-            f"`{parameter}`: {blocker} is not a folder", parameter=parameter, value=path,
+            f"`{parameter}`: {blocker} is not a folder",
+            parameter=parameter,
+            value=path,
             hint="choose a path in a folder",
-        )  # fmt: skip
+        )
     made = tuple(folder for folder in reversed(path.parents) if not folder.exists())
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -48,12 +48,31 @@ CREATED_AT_UNKNOWN = frozenset({"2022-03-02T23:29:04.000Z", "2022-03-02T23:29:05
 # it (the official client forbids it), so "full plus X" is written as the list FULL_FIELDS
 # stands for, plus X.
 DEFAULT_FIELDS: Mapping[RepoType, tuple[str, ...]] = {
-    "model": ("likes", "trendingScore", "private", "downloads", "tags", "pipeline_tag",
-              "library_name", "createdAt"),
-    "dataset": ("author", "sha", "lastModified", "private", "gated", "disabled", "likes",
-                "trendingScore", "downloads", "tags", "createdAt"),
+    "model": (
+        "likes",
+        "trendingScore",
+        "private",
+        "downloads",
+        "tags",
+        "pipeline_tag",
+        "library_name",
+        "createdAt",
+    ),
+    "dataset": (
+        "author",
+        "sha",
+        "lastModified",
+        "private",
+        "gated",
+        "disabled",
+        "likes",
+        "trendingScore",
+        "downloads",
+        "tags",
+        "createdAt",
+    ),
     "space": ("likes", "trendingScore", "private", "sdk", "tags", "createdAt"),
-}  # fmt: skip
+}
 FULL_FIELDS = ("author", "sha", "lastModified", "gated", "disabled", "siblings")
 PROVIDER_MAPPING = "inferenceProviderMapping"
 
@@ -62,19 +81,78 @@ PROVIDER_MAPPING = "inferenceProviderMapping"
 # (`baseModels`, `childrenModelCount`, `usedStorage`: single-repo endpoints only,
 # huggingface_hub PR #3182). What `--all-fields` sends.
 ALL_FIELDS: Mapping[RepoType, tuple[str, ...]] = {
-    "model": ("author", "cardData", "config", "createdAt", "disabled", "downloads",
-              "downloadsAllTime", "evalResults", "gated", "gguf", "inference",
-              "inferenceProviderMapping", "lastModified", "library_name", "likes", "mask_token",
-              "model-index", "pipeline_tag", "private", "resourceGroup", "safetensors", "sha",
-              "siblings", "spaces", "tags", "transformersInfo", "trendingScore", "widgetData"),
-    "dataset": ("author", "cardData", "citation", "createdAt", "description", "disabled",
-                "downloads", "downloadsAllTime", "gated", "lastModified", "likes", "mainSize",
-                "paperswithcode_id", "private", "resourceGroup", "sha", "siblings", "tags",
-                "trendingScore"),
-    "space": ("author", "cardData", "createdAt", "datasets", "disabled", "lastModified", "likes",
-              "models", "private", "region", "resourceGroup", "runtime", "sdk", "sha", "siblings",
-              "subdomain", "tags", "trendingScore"),
-}  # fmt: skip
+    "model": (
+        "author",
+        "cardData",
+        "config",
+        "createdAt",
+        "disabled",
+        "downloads",
+        "downloadsAllTime",
+        "evalResults",
+        "gated",
+        "gguf",
+        "inference",
+        "inferenceProviderMapping",
+        "lastModified",
+        "library_name",
+        "likes",
+        "mask_token",
+        "model-index",
+        "pipeline_tag",
+        "private",
+        "resourceGroup",
+        "safetensors",
+        "sha",
+        "siblings",
+        "spaces",
+        "tags",
+        "transformersInfo",
+        "trendingScore",
+        "widgetData",
+    ),
+    "dataset": (
+        "author",
+        "cardData",
+        "citation",
+        "createdAt",
+        "description",
+        "disabled",
+        "downloads",
+        "downloadsAllTime",
+        "gated",
+        "lastModified",
+        "likes",
+        "mainSize",
+        "paperswithcode_id",
+        "private",
+        "resourceGroup",
+        "sha",
+        "siblings",
+        "tags",
+        "trendingScore",
+    ),
+    "space": (
+        "author",
+        "cardData",
+        "createdAt",
+        "datasets",
+        "disabled",
+        "lastModified",
+        "likes",
+        "models",
+        "private",
+        "region",
+        "resourceGroup",
+        "runtime",
+        "sdk",
+        "sha",
+        "siblings",
+        "subdomain",
+        "tags",
+        "trendingScore",
+    ),
+}
 
 
 # Fields a listing refuses (single-repo endpoints only; huggingface_hub PR #3182).
@@ -98,16 +176,19 @@ def expand_fields(
         if name in REFUSED_BY_LISTINGS:
             raise UsageError(
                 f"`expand` {name} is refused by listings (single-repo answers only)",
-                parameter="expand", value=name, hint="drop it; `all_fields` asks for every "
-                "field a listing allows",
-            )  # fmt: skip
+                parameter="expand",
+                value=name,
+                hint="drop it; `all_fields` asks for every field a listing allows",
+            )
         owners = [t for t in REPO_TYPES if name in ALL_FIELDS[t]]
         if owners and repo_type not in owners:
             raise UsageError(
                 f"`expand` {name} is a field of {' and '.join(t + 's' for t in owners)}, not of "
-                f"{repo_type}s", parameter="expand", value=name,
+                f"{repo_type}s",
+                parameter="expand",
+                value=name,
                 hint=f"the fields of {repo_type}s: {', '.join(ALL_FIELDS[repo_type])}",
-            )  # fmt: skip
+            )
     unknown = tuple(name for name in fields if name not in ALL_FIELDS[repo_type])
     return fields, unknown
 
@@ -124,11 +205,15 @@ def fields_of(repo_type: RepoType, *, full: bool) -> tuple[str, ...]:
 # as a tag of `filter` (`dataset:X`, `language:fr`, `benchmark:official`).
 OWN_PARAMETERS = ("apps", "gated", "inference", "num_parameters", "datasets", "models", "linked")
 TAG_FILTERS = {
-    "trained_dataset": "dataset", "language_creators": "language_creators",
-    "language": "language", "multilinguality": "multilinguality",
-    "size_categories": "size_categories", "task_categories": "task_categories",
-    "task_ids": "task_ids", "benchmark": "benchmark",
-}  # fmt: skip
+    "trained_dataset": "dataset",
+    "language_creators": "language_creators",
+    "language": "language",
+    "multilinguality": "multilinguality",
+    "size_categories": "size_categories",
+    "task_categories": "task_categories",
+    "task_ids": "task_ids",
+    "benchmark": "benchmark",
+}
 HUB_FILTERS = (*OWN_PARAMETERS, *TAG_FILTERS)
 
 

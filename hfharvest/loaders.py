@@ -37,9 +37,10 @@ def require_pyarrow() -> None:
         import pyarrow  # noqa: F401
     except ImportError:
         raise UsageError(
-            "Parquet needs pyarrow, which is not installed", parameter="format",
+            "Parquet needs pyarrow, which is not installed",
+            parameter="format",
             hint=f"install it with: {INSTALL}",
-        ) from None  # fmt: skip
+        ) from None
 
 
 @cache
@@ -87,8 +88,12 @@ def _arrow_type(key: str, spec: dict[str, Any]) -> pa.DataType:
         return pa.list_(pa.struct([(name, pa.string()) for name in PROVIDER_KEYS]))
     kinds = spec.get("type", "string")  # an enum of strings (and null) is a string
     kind = next(k for k in ([kinds] if isinstance(kinds, str) else kinds) if k != "null")
-    scalar = {"string": pa.string(), "integer": pa.int64(), "number": pa.float64(),
-              "boolean": pa.bool_()}  # fmt: skip
+    scalar = {
+        "string": pa.string(),
+        "integer": pa.int64(),
+        "number": pa.float64(),
+        "boolean": pa.bool_(),
+    }
     if kind == "array":
         return pa.list_(scalar[spec["items"]["type"]])
     return scalar[kind]
@@ -102,8 +107,9 @@ def typed_schema(kind: str, repo_type: str) -> object:
     if repo_type not in REPO_TYPES:
         raise UsageError(
             f"`repo_type` must be model, dataset or space, not {repo_type!r}",
-            parameter="repo_type", value=repo_type,
-        )  # fmt: skip
+            parameter="repo_type",
+            value=repo_type,
+        )
     require_pyarrow()
     try:
         return makers[kind](repo_type)

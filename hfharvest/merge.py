@@ -168,9 +168,10 @@ class Merge:
                     self.seen.add(index, repo_id, rank)
             except (ValueError, IndexError) as exc:
                 raise UsageError(
-                    f"the spool of `state` cannot be read ({exc})", parameter="state",
+                    f"the spool of `state` cannot be read ({exc})",
+                    parameter="state",
                     hint="delete the state and its .spool to start over",
-                ) from exc  # fmt: skip
+                ) from exc
 
     def take(self, index: int, page: WalkPage) -> int:
         """A page of walk `index`: its new records to the writer or the spool, each encoded once.

@@ -98,9 +98,10 @@ def _duration(name: str, value: float | str | None) -> None:
 def _page_size(name: str, value: int) -> None:
     if not 1 <= value <= MAX_PAGE_SIZE:
         raise UsageError(
-            f"`{name}` must be between 1 and {MAX_PAGE_SIZE}, not {value}", parameter=name,
+            f"`{name}` must be between 1 and {MAX_PAGE_SIZE}, not {value}",
+            parameter=name,
             value=value,
-        )  # fmt: skip
+        )
 
 
 def _repo_type(name: str, value: str) -> None:
@@ -112,8 +113,9 @@ def _repo_type(name: str, value: str) -> None:
 
 def _format(name: str, value: str | None) -> None:
     if value is not None and value not in ("json", "jsonl", "parquet"):
-        raise UsageError(f"`{name}` must be json, jsonl or parquet, not {value!r}",
-                         parameter=name, value=value)  # fmt: skip
+        raise UsageError(
+            f"`{name}` must be json, jsonl or parquet, not {value!r}", parameter=name, value=value
+        )
 
 
 @dataclass(frozen=True)
@@ -531,17 +533,23 @@ class ProcessOptions:
         False, "Log every request and show tracebacks (the token is masked).", "--debug", OUTPUT
     )
     stats_json: Path | None = option(
-        None, "Write the stats and the exit code here on every exit, failures included (for "
-        "monitoring).", "/var/lib/hf/last-run.json", SNAPSHOTS, metavar="PATH",
-    )  # fmt: skip
+        None,
+        "Write the stats and the exit code here on every exit, failures included (for monitoring).",
+        "/var/lib/hf/last-run.json",
+        SNAPSHOTS,
+        metavar="PATH",
+    )
     no_token: bool = option(
         False, "Send no token, whatever the environment holds.", "--no-token", AUTH
     )
 
     dry_run: bool = option(
-        False, "Print the first request of each walk and the pages expected, as JSON lines; "
-        "send nothing, make no file or folder.", "--dry-run", OUTPUT,
-    )  # fmt: skip
+        False,
+        "Print the first request of each walk and the pages expected, as JSON lines; "
+        "send nothing, make no file or folder.",
+        "--dry-run",
+        OUTPUT,
+    )
     progress_every: float = option(
         30.0,
         "When stderr is no terminal (cron), a progress line this often; 0: none.",
@@ -561,9 +569,10 @@ class ProcessOptions:
         for name in ("token", "token_file"):
             if getattr(options, name) is not None:
                 raise UsageError(
-                    f"`{name}` and `no_token` cannot be combined", parameter=name,
+                    f"`{name}` and `no_token` cannot be combined",
+                    parameter=name,
                     value=getattr(options, name),
-                )  # fmt: skip
+                )
         return replace(options, token=False)
 
 

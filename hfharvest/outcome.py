@@ -15,9 +15,18 @@ from hfharvest.output import Written
 
 # What a `--state` keeps of each walk to resume it (the rest is known only once walks end).
 RESUME_FIELDS = (
-    "next_url", "returned", "skipped", "pages", "retries", "seconds", "done", "reached_end",
-    "below_bound", "stopped_by", "resized",
-)  # fmt: skip
+    "next_url",
+    "returned",
+    "skipped",
+    "pages",
+    "retries",
+    "seconds",
+    "done",
+    "reached_end",
+    "below_bound",
+    "stopped_by",
+    "resized",
+)
 
 
 @dataclass(frozen=True)

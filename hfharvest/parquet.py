@@ -74,8 +74,9 @@ class ParquetWriter(Counted):
             return
         # One block for the whole row group: a record is never cut across blocks.
         options = pj.ReadOptions(use_threads=False, block_size=len(self._lines) + 1)
-        table = pj.read_json(io.BytesIO(self._lines), read_options=options,
-                             parse_options=self._parse)  # fmt: skip
+        table = pj.read_json(
+            io.BytesIO(self._lines), read_options=options, parse_options=self._parse
+        )
         self._writer.write_table(table)
         self._lines.clear()
         self._pending = 0

@@ -35,9 +35,13 @@ class Query:
     @property
     def filtered(self) -> bool:
         return bool(
-            self.search or self.author or self.filters or self.pipeline_tag
-            or self.inference_providers or self.hub_filters
-        )  # fmt: skip
+            self.search
+            or self.author
+            or self.filters
+            or self.pipeline_tag
+            or self.inference_providers
+            or self.hub_filters
+        )
 
     @property
     def page_limit(self) -> int:

@@ -89,9 +89,12 @@ class _ProgressObserver(_Tracker):
     def page_done(self, sort: str, returned: int, pages: int) -> None:
         super().page_done(sort, returned, pages)
         self._progress.update(
-            self._tasks[sort], completed=returned, returned=returned, pages=pages,
+            self._tasks[sort],
+            completed=returned,
+            returned=returned,
+            pages=pages,
             pace=self.pace(sort),
-        )  # fmt: skip
+        )
 
 
 class Report:
@@ -242,8 +245,17 @@ class Report:
         )
         bounded = bool(settings.bounds)  # the column only where it can count something
         resized = any(stats.resized for stats in result.stats)
-        columns = ["returned", "new", "duplicates", "skipped", *(["below"] if bounded else []),
-                   "pages", *(["resized"] if resized else []), "retries", "seconds"]  # fmt: skip
+        columns = [
+            "returned",
+            "new",
+            "duplicates",
+            "skipped",
+            *(["below"] if bounded else []),
+            "pages",
+            *(["resized"] if resized else []),
+            "retries",
+            "seconds",
+        ]
         # The longest sort name whole, so that nine columns still fit in 80 characters uncut.
         table.add_column("sort", no_wrap=True, min_width=len("trendingScore"))
         for name in columns:
@@ -251,8 +263,16 @@ class Report:
         for stats in result.stats:
             below = [stats.below_bound] if bounded else []
             smaller = [stats.resized] if resized else []
-            counts = [stats.returned, stats.new, stats.duplicates, stats.skipped, *below,
-                      stats.pages, *smaller, stats.retries]  # fmt: skip
+            counts = [
+                stats.returned,
+                stats.new,
+                stats.duplicates,
+                stats.skipped,
+                *below,
+                stats.pages,
+                *smaller,
+                stats.retries,
+            ]
             table.add_row(stats.sort, *(f"{n:,}" for n in counts), f"{stats.seconds:.1f}")
         table.add_section()
         table.add_row("unique", "", f"{result.unique:,}", *[""] * (len(columns) - 2))
@@ -299,8 +319,13 @@ def _movers_table(counter: str, movers: list[tuple[int, str, int, int]]) -> Tabl
     from rich import box
     from rich.table import Table
 
-    table = Table(title=f"biggest moves in {counter}", title_justify="left", box=box.SIMPLE_HEAD,
-                  show_edge=False, pad_edge=False)  # fmt: skip
+    table = Table(
+        title=f"biggest moves in {counter}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+    )
     table.add_column("id", overflow="fold")
     for name in ("before", "after", "change"):
         table.add_column(name, justify="right")

@@ -72,8 +72,10 @@ def run_fetch(
     if store is not None and store.resumed and store.bounds != settings.bounds:
         log.warning(
             "`state` %s began with other bounds (%s); its walks go on with those, not %s",
-            settings.state, store.bounds.described(), settings.bounds.described(),
-        )  # fmt: skip
+            settings.state,
+            store.bounds.described(),
+            settings.bounds.described(),
+        )
         settings = dataclasses.replace(settings, bounds=store.bounds)
     runs = _Runs(settings, observer, store, make_source, stop, landed)
     secret = _secret(settings)
@@ -128,19 +130,32 @@ def _open_state(settings: Settings) -> StateStore | None:
     if settings.state is None:
         return None
     store = StateStore.open(
-        settings.state, settings.job(), settings.query.sorts, settings.bounds,
-        now=settings.started, max_age=settings.state_max_age, secret=_secret(settings),
-    )  # fmt: skip
+        settings.state,
+        settings.job(),
+        settings.query.sorts,
+        settings.bounds,
+        now=settings.started,
+        max_age=settings.state_max_age,
+        secret=_secret(settings),
+    )
     for sort, progress in store.progress.items():
         if progress.next_url is not None:
             _check_resumed(settings, sort, progress.next_url)
     if store.discarded is not None:
-        log.warning("`state` %s not resumed: %s; the walks start over", settings.state,
-                    store.discarded, extra=RESULT)  # fmt: skip
+        log.warning(
+            "`state` %s not resumed: %s; the walks start over",
+            settings.state,
+            store.discarded,
+            extra=RESULT,
+        )
     elif store.resumed:
         done = ", ".join(f"{sort} {p.pages:,}" for sort, p in store.progress.items())
-        log.warning("resuming `state` %s: pages done before this run: %s", settings.state,
-                    done, extra=RESULT)  # fmt: skip
+        log.warning(
+            "resuming `state` %s: pages done before this run: %s",
+            settings.state,
+            done,
+            extra=RESULT,
+        )
     return store
 
 
@@ -156,9 +171,10 @@ def _check_resumed(settings: Settings, sort: str, url: str) -> None:
     if why is not None:
         raise UsageError(
             f"`state` {settings.state}: the cursor of sort {sort} is not one to follow ({why})",
-            parameter="state", value=settings.state,
+            parameter="state",
+            value=settings.state,
             hint=f"delete {settings.state} and its .spool to start over",
-        )  # fmt: skip
+        )
 
 
 class _Runs:
@@ -187,10 +203,17 @@ class _Runs:
         )
         query = settings.query
         self.plans = [
-            WalkPlan(sort, settings.first_url(sort), query.repo_type, query.limit,
-                     settings.bounds, query.page_limit, settings.max_pages)
+            WalkPlan(
+                sort,
+                settings.first_url(sort),
+                query.repo_type,
+                query.limit,
+                settings.bounds,
+                query.page_limit,
+                settings.max_pages,
+            )
             for sort in query.sorts
-        ]  # fmt: skip
+        ]
         self._stalled = [0] * len(query.sorts)  # pages in a row with no id new to each walk
         self._store = store
         self.resumed = store is not None and store.resumed
@@ -212,11 +235,10 @@ class _Runs:
             )
         # Daemon threads: an interrupted run must be able to exit without waiting for a read.
         threads = [
-            threading.Thread(target=self._run, args=(i, merge, writer), name=plan.sort,
-                             daemon=True)
+            threading.Thread(target=self._run, args=(i, merge, writer), name=plan.sort, daemon=True)
             for i, plan in enumerate(self.plans)
             if not self.last[i].done
-        ]  # fmt: skip
+        ]
         try:
             for thread in threads:
                 thread.start()
@@ -335,12 +357,16 @@ def _nothing_found(settings: Settings) -> str:
     """The empty result's warning: what was asked, so that a typo shows."""
     query = settings.query
     asked = [
-        (name, value) for name, value in (
-            ("search", query.search), ("author", query.author),
-            ("filter", ", ".join(query.filters)), ("pipeline_tag", query.pipeline_tag),
+        (name, value)
+        for name, value in (
+            ("search", query.search),
+            ("author", query.author),
+            ("filter", ", ".join(query.filters)),
+            ("pipeline_tag", query.pipeline_tag),
             ("inference_provider", ", ".join(query.inference_providers)),
-        ) if value
-    ]  # fmt: skip
+        )
+        if value
+    ]
     sent = "; ".join(f"`{name}` {value}" for name, value in asked) or "no filter"
     return (
         f"no {query.repo_type}s came back ({sent}): check the names; `min_count` makes an "

@@ -164,9 +164,10 @@ def _query(options: FetchOptions, bounds: Bounds) -> Query:
     for name, field in bounds.fields_read():
         if field not in ALL_FIELDS[repo_type]:
             raise UsageError(
-                f"`{name}` bounds {field}, which {repo_type}s do not have", parameter=name,
+                f"`{name}` bounds {field}, which {repo_type}s do not have",
+                parameter=name,
                 value=getattr(bounds, name),
-            )  # fmt: skip
+            )
     return Query(
         repo_type=repo_type,
         sorts=sorts,
@@ -191,9 +192,10 @@ def _transport(options: FetchOptions, environ: Mapping[str, str]) -> Transport:
     if options.token is not None and options.token_file is not None:
         given = "`token=False`" if options.token is False else "`token`"
         raise UsageError(
-            f"{given} and `token_file` cannot be combined", parameter="token_file",
+            f"{given} and `token_file` cannot be combined",
+            parameter="token_file",
             value=options.token_file,
-        )  # fmt: skip
+        )
     endpoint = _endpoint(options.endpoint or environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT)
     token = resolve_token(options.token, options.token_file, environ)
     if token is not None and not options.allow_insecure_token:
@@ -219,16 +221,21 @@ def _repo_type(options: FetchOptions) -> RepoType:
         if types and repo_type not in types and value != default_of(each):
             raise UsageError(
                 f"`{each.name}` only applies to `repo_type` {' and '.join(types)}",
-                parameter=each.name, value=value,
-            )  # fmt: skip
+                parameter=each.name,
+                value=value,
+            )
     return repo_type
 
 
 def _sorts(names: tuple[str, ...]) -> tuple[str, ...]:
     sorts, unknown = sort_names(names)
     for sort in unknown:
-        log.warning("`sort` %s is not a sort hfharvest knows (%s); it is sent as given, for the "
-                    "Hub may have added it", sort, ", ".join(SORTS))  # fmt: skip
+        log.warning(
+            "`sort` %s is not a sort hfharvest knows (%s); it is sent as given, for the "
+            "Hub may have added it",
+            sort,
+            ", ".join(SORTS),
+        )
     return sorts
 
 
@@ -238,21 +245,27 @@ def _fields(options: FetchOptions, repo_type: RepoType) -> tuple[bool, tuple[str
         if options.expand or options.full:
             raise UsageError(
                 "`all_fields` cannot be combined with `expand` or `full`",
-                parameter="all_fields", value=True,
+                parameter="all_fields",
+                value=True,
                 hint="`all_fields` already asks for every field a listing allows",
-            )  # fmt: skip
+            )
         return False, ALL_FIELDS[repo_type]
     if options.expand:
         if options.full:
             raise UsageError(
-                "`full` cannot be combined with `expand`: the Hub answers only the expanded "
-                "fields", parameter="full", value=True,
+                "`full` cannot be combined with `expand`: the Hub answers only the expanded fields",
+                parameter="full",
+                value=True,
                 hint="drop `full`; `expand` already implies `full=False`",
-            )  # fmt: skip
+            )
         expand, unknown = expand_fields(repo_type, options.expand)
         for name in unknown:
-            log.warning("`expand` %s is a field hfharvest does not know for %ss; it is sent as "
-                        "given, for the Hub may have added it", name, repo_type)  # fmt: skip
+            log.warning(
+                "`expand` %s is a field hfharvest does not know for %ss; it is sent as "
+                "given, for the Hub may have added it",
+                name,
+                repo_type,
+            )
         return False, expand  # exactly the user's list
     full = options.full is not False
     if options.inference_provider:
@@ -276,16 +289,19 @@ def _endpoint(url: str) -> str:
         )
     if parts.query or parts.fragment:
         raise UsageError(
-            f"`endpoint` must not carry a query or fragment: {url!r}", parameter="endpoint",
+            f"`endpoint` must not carry a query or fragment: {url!r}",
+            parameter="endpoint",
             value=url,
-        )  # fmt: skip
+        )
     try:
         origin(url)
     except UnsafeURL as exc:
         raise UsageError(
-            f"`endpoint` {url!r} cannot be read one way only: {exc}", parameter="endpoint",
-            value=url, hint="write it as scheme://host[:port][/path], without user@ or escapes",
-        ) from None  # fmt: skip
+            f"`endpoint` {url!r} cannot be read one way only: {exc}",
+            parameter="endpoint",
+            value=url,
+            hint="write it as scheme://host[:port][/path], without user@ or escapes",
+        ) from None
     return url.rstrip("/")
 
 
@@ -293,9 +309,10 @@ def _manifest(options: FetchOptions, output: OutputTarget) -> Path | None:
     if options.no_manifest:
         if options.manifest is not None:
             raise UsageError(
-                "`manifest` and `no_manifest` cannot be combined", parameter="no_manifest",
+                "`manifest` and `no_manifest` cannot be combined",
+                parameter="no_manifest",
                 value=True,
-            )  # fmt: skip
+            )
         return None
     if options.manifest is not None or output.path is None:
         return options.manifest  # on stdout there is a manifest only when one is asked for

@@ -93,9 +93,10 @@ class StateStore:
         except Locked:
             raise UsageError(
                 f"`state` {path} is in use: a live run holds it ({path}.lock)",
-                parameter="state", value=path,
+                parameter="state",
+                value=path,
                 hint="wait for that run to end, or give this one another `state`",
-            ) from None  # fmt: skip
+            ) from None
         try:
             store = cls._open(path, job, sorts, bounds, now, max_age, secret)
         except BaseException:
@@ -141,8 +142,10 @@ class StateStore:
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(
                 f"`state` {path} cannot be read (it is not a state of this job: {exc!r})",
-                parameter="state", value=path, hint=f"delete {path} and {spool_path} to start over",
-            ) from exc  # fmt: skip
+                parameter="state",
+                value=path,
+                hint=f"delete {path} and {spool_path} to start over",
+            ) from exc
         spool_file = _open_spool(spool_path, path)
         if spool_file.seek(0, os.SEEK_END) < committed:
             spool_file.close()
@@ -241,16 +244,33 @@ def _differing(job: Mapping[str, Any], saved: Mapping[str, Any]) -> list[str]:
 
 
 # Query parameters that carry a credential, by their usual names.
-CREDENTIALS = frozenset({"token", "access_token", "hf_token", "api_key", "apikey", "key", "auth",
-                         "authorization", "password", "secret", "signature", "sig"})  # fmt: skip
+CREDENTIALS = frozenset(
+    {
+        "token",
+        "access_token",
+        "hf_token",
+        "api_key",
+        "apikey",
+        "key",
+        "auth",
+        "authorization",
+        "password",
+        "secret",
+        "signature",
+        "sig",
+    }
+)
 
 
 def without_credentials(url: str, secret: str | None) -> str:
     """`url` less every query parameter that carries a credential (by its name, or the token as
     its value)."""
     parts = urlsplit(url)
-    kept = [(name, value) for name, value in parse_qsl(parts.query, keep_blank_values=True)
-            if name.lower() not in CREDENTIALS and not (secret and secret in value)]  # fmt: skip
+    kept = [
+        (name, value)
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        if name.lower() not in CREDENTIALS and not (secret and secret in value)
+    ]
     if len(kept) == len(parse_qsl(parts.query, keep_blank_values=True)):
         return url  # nothing to drop: the URL as the Hub wrote it
     return urlunsplit(parts._replace(query=urlencode(kept)))
@@ -265,9 +285,11 @@ def _open_spool(path: Path, state: Path) -> IO[bytes]:
         return open_private(path, create=True)
     except NotRegular as exc:
         raise UsageError(
-            f"`state` {state}: its spool {path} is {exc.strerror}", parameter="state",
-            value=state, hint=f"remove {path} (hfharvest never writes through a link)",
-        ) from None  # fmt: skip
+            f"`state` {state}: its spool {path} is {exc.strerror}",
+            parameter="state",
+            value=state,
+            hint=f"remove {path} (hfharvest never writes through a link)",
+        ) from None
 
 
 def _created(saved: dict[str, Any]) -> datetime:
@@ -300,12 +322,16 @@ def _load(path: Path) -> dict[str, Any]:
         _created(saved)
     except NotRegular as exc:
         raise UsageError(
-            f"`state` {path} is {exc.strerror}", parameter="state", value=path,
+            f"`state` {path} is {exc.strerror}",
+            parameter="state",
+            value=path,
             hint=f"remove {path} (hfharvest never reads a state through a link)",
-        ) from None  # fmt: skip
+        ) from None
     except (OSError, ValueError, TypeError, AttributeError) as exc:
         raise UsageError(
-            f"`state` {path} cannot be read ({exc})", parameter="state", value=path,
+            f"`state` {path} cannot be read ({exc})",
+            parameter="state",
+            value=path,
             hint="delete it (and its .spool) to start over",
-        ) from exc  # fmt: skip
+        ) from exc
     return saved

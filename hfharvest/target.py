@@ -19,8 +19,12 @@ OutputFormat = Literal["json", "jsonl", "parquet"]
 FORMATS: tuple[OutputFormat, ...] = ("json", "jsonl", "parquet")
 # A file's suffix (before `.gz`) and the format it names; a name without a suffix is JSONL.
 SUFFIXES: dict[str, OutputFormat] = {
-    ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", "": "jsonl",
-}  # fmt: skip
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    "": "jsonl",
+}
 
 
 @dataclass(frozen=True)
@@ -57,9 +61,11 @@ def resolve_target(
     if template == "-":
         if chosen == "parquet":
             raise UsageError(
-                "Parquet is written to a file, not to stdout", parameter="format", value=fmt,
+                "Parquet is written to a file, not to stdout",
+                parameter="format",
+                value=fmt,
                 hint="name one with `output`, e.g. models.parquet",
-            )  # fmt: skip
+            )
         return OutputTarget(None, chosen or "jsonl", False, template, repo_type, raw)
     path = Path(_fill_in(template, moment, repo_type)).expanduser()
     gzip = path.suffix == ".gz"
@@ -68,9 +74,11 @@ def resolve_target(
     if chosen is None and (named is None or (gzip and named == "parquet")):
         raise UsageError(
             f"`output` {path.name}: hfharvest writes .json, .jsonl, .ndjson (each also .gz) "
-            "and .parquet", parameter="output", value=path,
+            "and .parquet",
+            parameter="output",
+            value=path,
             hint="choose one of those suffixes, or name the format with `format`",
-        )  # fmt: skip
+        )
     chosen = chosen or named or "jsonl"
     if chosen == "parquet":
         require_pyarrow()

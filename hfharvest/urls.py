@@ -51,8 +51,11 @@ def origin(url: str) -> Origin:
         raise UnsafeURL(f"its scheme is {scheme or 'missing'}, not http or https")
     host = (connects.host or "").strip("[]").lower()
     port = connects.port or DEFAULT_PORTS[scheme]
-    read_apart = (split.scheme.lower(), (split.hostname or "").lower(),
-                  split_port or DEFAULT_PORTS.get(split.scheme.lower(), 0))  # fmt: skip
+    read_apart = (
+        split.scheme.lower(),
+        (split.hostname or "").lower(),
+        split_port or DEFAULT_PORTS.get(split.scheme.lower(), 0),
+    )
     if not host or read_apart != (scheme, host, port):
         raise UnsafeURL("two URL parsers read its host or port apart")
     return scheme, host, port

@@ -118,9 +118,12 @@ class Walk:
         to `max_pages`, or to the bound."""
         plan, returned, pages_done = self.plan, self.start.returned, self.start.pages
         pages = self._source.pages(
-            self.start.next_url or plan.first_url, label=f"sort {plan.sort}",
-            on_retry=self.count_retry, page_size=plan.page_size, listing=plan.first_url,
-        )  # fmt: skip
+            self.start.next_url or plan.first_url,
+            label=f"sort {plan.sort}",
+            on_retry=self.count_retry,
+            page_size=plan.page_size,
+            listing=plan.first_url,
+        )
         try:
             for page in pages:
                 entries = page.entries
@@ -189,9 +192,12 @@ class Walk:
             log.warning(WITHHELD, plan.sort, stats.pages + 1, page.withheld, plural)
         reached_end = page.next_url is None and len(entries) == len(page.entries)
         stopped_by = (
-            bound.option if fetched.crossed and bound is not None
-            else fetched.limited if fetched.limited and not reached_end else stats.stopped_by
-        )  # fmt: skip
+            bound.option
+            if fetched.crossed and bound is not None
+            else fetched.limited
+            if fetched.limited and not reached_end
+            else stats.stopped_by
+        )
         self.stats = replace(
             stats,
             returned=stats.returned + len(entries),

@@ -36,9 +36,13 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     add("--models", type=int, default=3000, help="models in the catalog (default 3000)")
     add("--datasets", type=int, default=500, help="datasets (default 500)")
     add("--spaces", type=int, default=500, help="spaces (default 500)")
-    add("--hf-inference", type=int, default=None,
+    add(
+        "--hf-inference",
+        type=int,
+        default=None,
         help="models served by hf-inference (default 1377 of 3000; as many of more, the same "
-        "share of fewer)")  # fmt: skip
+        "share of fewer)",
+    )
     add("--seed", type=int, default=2073, help="catalog seed (default 2073)")
     add("--quota", type=int, default=None, help="requests per window, then 429 (default none)")
     add("--window", type=float, default=300.0, help="rate-limit window in seconds (default 300)")
@@ -46,9 +50,13 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     add("--latency", type=float, default=0.0, help="seconds added to every answer")
     add("--drift", type=int, default=0, help="models whose likes/downloads move per page")
     add("--fault", action="append", default=[], metavar="SPEC", help="a fault (repeatable)")
-    add("--deep-timeout", default=None, metavar="DEPTH:SIZE",
+    add(
+        "--deep-timeout",
+        default=None,
+        metavar="DEPTH:SIZE",
         help="pages deeper than DEPTH entries and bigger than SIZE answer 504 (the Hub's deep "
-        "timeouts, as reported)")  # fmt: skip
+        "timeouts, as reported)",
+    )
     add(
         "--mapping-form",
         choices=("list", "object"),

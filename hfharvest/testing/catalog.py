@@ -32,19 +32,46 @@ SortKey = tuple[Any, ...]
 # October 2025 overlap (top 1,000 by likes | top 1,000 by downloads of 1,377 ≈ 1,204).
 _NOISE = 1.1
 _PIPELINES = (
-    "text-generation", "text-classification", "image-text-to-text", "automatic-speech-recognition",
-    "feature-extraction", "text-to-image", "translation", "summarization", "fill-mask",
-    "sentence-similarity", "object-detection", "image-classification",
-)  # fmt: skip
+    "text-generation",
+    "text-classification",
+    "image-text-to-text",
+    "automatic-speech-recognition",
+    "feature-extraction",
+    "text-to-image",
+    "translation",
+    "summarization",
+    "fill-mask",
+    "sentence-similarity",
+    "object-detection",
+    "image-classification",
+)
 _LIBRARIES = ("transformers", "diffusers", "sentence-transformers", "gguf", "peft", "timm", "mlx")
 _LICENSES = ("mit", "apache-2.0", "other", "llama3.1", "cc-by-4.0", "openrail", "gemma")
 _PROVIDERS = ("together", "fal-ai", "novita", "sambanova", "groq", "nebius", "cerebras")
 _RELATIONS = ("finetune", "quantized", "adapter", "merge")
 _SDKS = ("gradio", "streamlit", "docker", "static")
 _WORDS = (
-    "llama", "mistral", "qwen", "phi", "gemma", "bert", "t5", "whisper", "clip", "vit", "sdxl",
-    "falcon", "olmo", "smol", "deepseek", "granite", "kimi", "minimax", "yi", "opus",
-)  # fmt: skip
+    "llama",
+    "mistral",
+    "qwen",
+    "phi",
+    "gemma",
+    "bert",
+    "t5",
+    "whisper",
+    "clip",
+    "vit",
+    "sdxl",
+    "falcon",
+    "olmo",
+    "smol",
+    "deepseek",
+    "granite",
+    "kimi",
+    "minimax",
+    "yi",
+    "opus",
+)
 _UNICODE_AUTHORS = ("café-lab", "ñandú-ai", "日本語モデル", "straße-nlp", "mañana")
 _EPOCH = int(datetime(2021, 6, 1, tzinfo=UTC).timestamp())  # what `_id`s count from
 # Dates are shown three years on: after 2022-03-02, when the Hub began recording creation dates,
@@ -363,8 +390,11 @@ def _model_facts(facts: random.Random, repo: Repo) -> Repo:
         repo["cardData"] = {"license": "other", "language": ["en"]}
     total = int(repo["_size"] * 1e9 * (0.8 + 0.4 * facts.random()))  # past 2**32 for most
     if repo["library_name"] == "gguf":
-        repo["gguf"] = {"total": total, "architecture": "llama",
-                        "context_length": _pick(facts, _CONTEXTS)}  # fmt: skip
+        repo["gguf"] = {
+            "total": total,
+            "architecture": "llama",
+            "context_length": _pick(facts, _CONTEXTS),
+        }
     elif facts.random() < 0.8:
         repo["safetensors"] = {"parameters": {"BF16": total}, "total": total}
     inference = facts.random()

@@ -58,11 +58,22 @@ KINDS = {
 }
 # What `mix` draws from: every fault a client must get through by retrying, with its ARG.
 TRANSIENT = (
-    ("status", 500.0), ("status", 502.0), ("status", 503.0), ("status", 504.0), ("status", 408.0),
-    ("html", 502.0), ("retry-after", 0.0), ("retry-date", 0.0), ("ratelimit", 0.0),
-    ("reset", None), ("reset-body", None), ("truncate", None), ("html200", None),
-    ("empty200", None), ("slow", None),
-)  # fmt: skip
+    ("status", 500.0),
+    ("status", 502.0),
+    ("status", 503.0),
+    ("status", 504.0),
+    ("status", 408.0),
+    ("html", 502.0),
+    ("retry-after", 0.0),
+    ("retry-date", 0.0),
+    ("ratelimit", 0.0),
+    ("reset", None),
+    ("reset-body", None),
+    ("truncate", None),
+    ("html200", None),
+    ("empty200", None),
+    ("slow", None),
+)
 _SPEC = re.compile(r"(?P<kind>[a-z0-9-]+)(?::(?P<arg>[0-9.]+))?(?:@(?P<when>.+))?")
 _REGEX_WHEN = re.compile(r"/(?P<pattern>.*)/(?:x(?P<times>\d+))?")
 

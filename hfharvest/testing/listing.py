@@ -74,8 +74,14 @@ class ListingQuery:
 
 
 # Apps a model runs in, by its library (as the Hub's `apps` filter answers for the common ones).
-_APP_LIBRARIES = {"ollama": "gguf", "llama.cpp": "gguf", "lmstudio": "gguf", "jan": "gguf",
-                  "mlx-lm": "mlx", "vllm": "transformers"}  # fmt: skip
+_APP_LIBRARIES = {
+    "ollama": "gguf",
+    "llama.cpp": "gguf",
+    "lmstudio": "gguf",
+    "jan": "gguf",
+    "mlx-lm": "mlx",
+    "vllm": "transformers",
+}
 
 
 def _size_between(repo: Repo, text: str) -> bool:
@@ -86,8 +92,11 @@ def _size_between(repo: Repo, text: str) -> bool:
     scale = {"K": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}
     for part in text.split(","):
         end, _, amount = part.partition(":")
-        number = float(amount[:-1]) * scale[amount[-1].upper()] if amount[-1:].isalpha() else (
-            float(amount))  # fmt: skip
+        number = (
+            float(amount[:-1]) * scale[amount[-1].upper()]
+            if amount[-1:].isalpha()
+            else (float(amount))
+        )
         if (end == "min" and total < number) or (end == "max" and total > number):
             return False
     return True
