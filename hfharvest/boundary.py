@@ -27,6 +27,7 @@ from hfharvest.errors import (
 from hfharvest.manifest import write_json
 from hfharvest.options import as_flags
 from hfharvest.report import Report
+from hfharvest.signals import settle
 
 
 def guarded(
@@ -37,9 +38,14 @@ def guarded(
     command: str,
     on_stop: Callable[[], str | None] = lambda: None,
 ) -> tuple[int, str | None]:
-    """Run `body`; turn every way it can end badly into one message. Returns (exit code, error)."""
+    """Run `body`; turn every way it can end badly into one message. Returns (exit code, error).
+
+    Once `body` has returned, the outcome is final: a later signal is ignored (`settle`), and one
+    that comes before that is told as what it stopped (the files in place named)."""
     try:
-        return body(), None
+        code = body()
+        settle()
+        return code, None
     except HarvestError as exc:
         _show_traceback(report, debug)
         usage_hint = f"see 'hfharvest {command} --help'" if isinstance(exc, UsageError) else None

@@ -6,8 +6,6 @@ which the error boundary (`boundary.guarded`) turns into one line, a hint and th
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import inspect
 import json
 import os
@@ -23,7 +21,6 @@ import typer
 from hfharvest import __version__, loaders
 from hfharvest.boundary import guarded, write_stats_file
 from hfharvest.diff import DEFAULT_IGNORED, diff_snapshots
-from hfharvest.entry import ignore_signals, listen
 from hfharvest.errors import ExitCode, HarvestError, Stopped, redact_tree, stopped_by
 from hfharvest.files import check_writable
 from hfharvest.manifest import build_stats
@@ -283,48 +280,28 @@ def emulator(context: typer.Context) -> None:
     serve(context.args, prog="hfharvest emulator")
 
 
-def _tune_process() -> None:
-    """Tune the interpreter for this process (the process's business, never the library's).
-
-    A walk allocates millions of short-lived, acyclic objects: at the default threshold the cyclic
-    collector rescans them without end (about 7 % of a 100,000-model run). A thread reading an
-    answer waits for the one shaping a page to hand over the interpreter lock, 5 ms at a time by
-    default; at 1 ms two sorts' pages wait less (0.86 -> 0.83 s, 1,377 models, 0.2 s a page).
-    Arrow, when Parquet is written, uses the system allocator (184 -> 148 MB at 200k models).
-    """
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
-    # Arrow (Parquet) keeps what its own allocator freed, for later; the system's gives it back.
-    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
-    sys.setswitchinterval(0.001)
-
-
-def main(argv: list[str] | None = None) -> NoReturn:
-    """Console-script entry: run the app, formatting typer's usage errors as one line."""
-    listen()
-    _tune_process()
-    arguments = sys.argv[1:] if argv is None else argv
+def run(argv: list[str]) -> int:
+    """Run the command line on `argv` and return its exit code, typer's usage errors formatted
+    as one line. It changes no process state: the console entry (`entry.main`) sets that up."""
     try:  # a bare `hfharvest` is a question: its answer is the help, and exit 0
-        code = app(args=arguments or ["--help"], prog_name="hfharvest", standalone_mode=False)
-        ignore_signals()  # the run has ended: a late signal changes nothing
+        code = app(args=argv or ["--help"], prog_name="hfharvest", standalone_mode=False)
     except typer.TyperException as exc:
         # Typer's usage errors (unknown option, bad value) instead of its boxed panel.
         context = getattr(exc, "ctx", None)
         hint = f"see '{context.command_path} --help'" if context is not None else None
         Report().failure(exc.format_message(), hint)
-        code = exc.exit_code
+        return int(exc.exit_code)
     except typer.Abort:
         Report().failure("interrupted")
-        code = ExitCode.SIGINT
+        return ExitCode.SIGINT
     except (KeyboardInterrupt, Stopped) as error:  # before the command's own boundary
         stopped = stopped_by(error)
         assert stopped is not None
-        code = stopped.exit_code
         Report().failure(f"stopped by {stopped.signal_name} at start-up; no file was written")
-    if code in (ExitCode.SIGINT, ExitCode.SIGTERM):
-        # Stopped by a signal, the cleanup done: leave now, whatever a walk's thread is doing
-        # (a read can take `timeout` to give up, and the interpreter would wait on nothing else).
-        with contextlib.suppress(OSError):
-            sys.stderr.flush()
-        os._exit(code)
-    sys.exit(code if isinstance(code, int) else 0)
+        return stopped.exit_code
+    return code if isinstance(code, int) else 0
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """The command line, in-process: raises `SystemExit` with the exit code."""
+    sys.exit(run(sys.argv[1:] if argv is None else argv))

@@ -1,61 +1,29 @@
-"""The console script's entry: the signal handlers first, then the CLI.
+"""The console script's entry: the one place the process is set up, and ended.
 
-The CLI's imports take a moment; a SIGTERM or SIGINT that comes during them must end the process
-as one that comes later does (143 or 130, no traceback), not with Python's defaults.
+The signal handlers come first: the CLI's imports take a moment, and a SIGTERM or SIGINT during
+them must end the process as one that comes later does (143 or 130, one line, no traceback).
+Then the process is tuned for a walk (the garbage collector, the switch interval, Arrow's
+allocator) and the command line runs; a run a signal stopped ends with `os._exit`, whatever a
+walk's thread is still doing. `cli.main`, which tests and embedding programs call in-process,
+does none of this.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
-import signal
 import sys
-import threading
-from types import FrameType
-from typing import Any, NoReturn
+from typing import NoReturn
 
-from hfharvest.errors import Interrupted, Stopped, Terminated, stopped_by
-
-
-def on_signal(signum: int, frame: FrameType | None) -> None:
-    """The first SIGTERM or SIGINT ends the run (raised in the main thread, so that files are
-    cleaned up on the way out); any later one is ignored, so that nothing cuts the cleanup."""
-    ignore_signals()
-    raise Terminated if signum == signal.SIGTERM else Interrupted
-
-
-def listen() -> None:
-    """The process's signal handling: `on_signal` for SIGTERM and SIGINT, and a signal that a
-    finalizer swallowed (Python only prints what a `__del__` raises) delivered again."""
-    for name in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(name, on_signal)
-    sys.unraisablehook = _unraisable
-
-
-def _unraisable(unraisable: Any) -> None:
-    error = unraisable.exc_value
-    if isinstance(error, OSError) and "ignored due to race condition" in str(error):
-        return  # a second signal that came as the first was being handled: it changes nothing
-    if isinstance(error, KeyboardInterrupt | Stopped):
-        for name in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(name, on_signal)
-        signum = signal.SIGTERM if isinstance(error, Terminated) else signal.SIGINT
-        # Sent from another thread: it arrives once this hook has returned, where it can end
-        # the run (sent from here, it would be raised, and swallowed, in the hook itself).
-        threading.Thread(target=os.kill, args=(os.getpid(), signum), daemon=True).start()
-        return
-    sys.__unraisablehook__(unraisable)
-
-
-def ignore_signals() -> None:
-    """Once the run has ended, a late signal changes nothing: it is ignored."""
-    for name in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(name, signal.SIG_IGN)
+from hfharvest.errors import ExitCode, Stopped, stopped_by
+from hfharvest.signals import listen
 
 
 def main() -> NoReturn:
     listen()
     try:
-        from hfharvest.cli import main as run
+        from hfharvest.cli import run
     except (KeyboardInterrupt, Stopped) as error:  # nothing begun, nothing to clean up
         stopped = stopped_by(error)
         assert stopped is not None
@@ -64,4 +32,28 @@ def main() -> NoReturn:
         )
         os.write(2, f"{told}\n".encode())
         os._exit(stopped.exit_code)
-    run()
+    _tune_process()
+    code = run(sys.argv[1:])
+    if code in (ExitCode.SIGINT, ExitCode.SIGTERM):
+        # Stopped by a signal, the cleanup done: leave now, whatever a walk's thread is doing
+        # (a read can take `timeout` to give up, and the interpreter would wait on nothing else).
+        with contextlib.suppress(OSError):
+            sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _tune_process() -> None:
+    """Tune the interpreter for this process (the process's business, never the library's).
+
+    A walk allocates millions of short-lived, acyclic objects: at the default threshold the cyclic
+    collector rescans them without end (about 7 % of a 100,000-model run). A thread reading an
+    answer waits for the one shaping a page to hand over the interpreter lock, 5 ms at a time by
+    default; at 1 ms two sorts' pages wait less (0.86 -> 0.83 s, 1,377 models, 0.2 s a page).
+    Arrow, when Parquet is written, uses the system allocator (184 -> 148 MB at 200k models).
+    """
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+    # Arrow (Parquet) keeps what its own allocator freed, for later; the system's gives it back.
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    sys.setswitchinterval(0.001)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import os
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -250,3 +254,36 @@ def test_shell_completion_is_on() -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "_HFHARVEST_COMPLETE" in result.stdout
+
+
+def process_state() -> dict[str, object]:
+    return {
+        "handlers": [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)],
+        "unraisablehook": sys.unraisablehook,
+        "gc": (gc.get_threshold(), gc.get_freeze_count(), gc.isenabled()),
+        "switch interval": sys.getswitchinterval(),
+        "environment": dict(os.environ),
+    }
+
+
+def test_the_command_line_in_process_leaves_the_process_as_it_was(
+    hub: HubEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only the console entry tunes the process and sets signal handlers: a program (or a test)
+    that runs `cli.main` keeps its own, and its own SIGTERM handler is the one a signal reaches."""
+    received: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+    try:
+        before = process_state()
+        timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
+        hub.latency = 0.1
+        timer.start()
+        code, out, _ = run_main(
+            ["fetch", "--endpoint", hub.url, "--page-size", "100", "-q"], capsys
+        )
+        timer.join()
+        assert code == 0 and len(out.splitlines()) == 3000
+        assert received == [signal.SIGTERM]  # the host's handler, not ours
+        assert process_state() == before
+    finally:
+        signal.signal(signal.SIGTERM, previous)

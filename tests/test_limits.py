@@ -18,10 +18,10 @@ from typer.testing import CliRunner
 
 from hfharvest import files
 from hfharvest.cli import app
-from hfharvest.entry import listen
 from hfharvest.locks import held
 from hfharvest.merge import Spool
 from hfharvest.options import seconds_of
+from hfharvest.signals import listen
 from hfharvest.testing import HubEmulator, make_catalog
 
 runner = CliRunner()
