@@ -12,11 +12,12 @@ budget, so calls from several threads at once do not meet.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import io
 import os
-import queue
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
@@ -24,24 +25,19 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, get_type_hints
 
-import orjson
-
 from hfharvest.ahead import Cancel, Cancelled
 from hfharvest.errors import OptionTypeError
 from hfharvest.loaders import require_pyarrow
 from hfharvest.options import FetchOptions, default_of, doc_of
-from hfharvest.outcome import Outcome, SortStats
-from hfharvest.output import Encoded, Written, open_output
+from hfharvest.outcome import Outcome, SortStats, Written
+from hfharvest.records import Final, Record
 from hfharvest.run import run_fetch
 from hfharvest.settings import Settings, resolve
-from hfharvest.target import OutputTarget
+from hfharvest.sinks.handover import HandOver, Left
+from hfharvest.sinks.pick import open_sink
+from hfharvest.sinks.target import OutputTarget
 
-Record = dict[str, Any]
 Progress = Callable[[str, int, int], None]  # (sort, entries returned so far, pages so far)
-
-# Output chunks (a page's records, or 64 KB of a merge) that may wait for the caller: past them the
-# walk waits, so memory stays bounded however slowly the caller reads.
-_CHUNKS_AHEAD = 16
 
 
 @dataclass(frozen=True)
@@ -180,38 +176,15 @@ def write_parquet(
     `raw`. Returns what was written: path, records, sha256, bytes."""
     require_pyarrow()
     target = OutputTarget(Path(path), "parquet", False, str(path), repo_type, raw)
-    with open_output(target, io.BytesIO()) as writer:
+    with open_sink(target, io.BytesIO()) as sink:
         for record in records:
             fields = {k: v for k, v in record.items() if k not in ("found_by", "raw")}
-            original = orjson.dumps(record["raw"]) if raw else None
-            writer.write(Encoded(orjson.dumps(fields), original), record["found_by"])
-    return writer.written(target.path)
+            sink.write(Final(fields, raw=record.get("raw"), has_raw=raw), record["found_by"])
+    return sink.written()
 
 
 _document(stream, "RecordStream")
 _document(harvest, HarvestResult)
-
-
-class _Closed(Exception):
-    """The caller left the stream: the walks stop."""
-
-
-class _Chunks:
-    """A write-only stream whose chunks of JSONL wait in a bounded queue for the caller."""
-
-    def __init__(self) -> None:
-        self.queue: queue.Queue[bytes | BaseException | None] = queue.Queue(_CHUNKS_AHEAD)
-        self.closed = threading.Event()
-
-    def write(self, data: bytes) -> int:
-        if self.closed.is_set():
-            raise _Closed
-        if data:
-            self.queue.put(data)
-        return len(data)
-
-    def flush(self) -> None:
-        pass
 
 
 class _Progress:  # an Observer calling the caller's function
@@ -223,17 +196,40 @@ class _Progress:  # an Observer calling the caller's function
             self._callback(sort, returned, pages)
 
 
-class RecordStream:
-    """The records of one harvest, as they become final; then `stats`, `unique` and `failed`."""
+class _Ended:
+    """What the run leaves for its stream: its outcome (shared with the run's thread, which
+    must not hold the stream itself, or a stream left without `close` would never be freed)."""
+
+    outcome: Outcome | None = None
+
+
+class RecordStream(Iterator[Record]):
+    """The records of one harvest, as they become final; then `stats`, `unique` and `failed`.
+
+    An iterator: the walks begin with the first `next()`. Leaving it early, by `close()`, a
+    `with` block, or simply dropping it (a `break`, then garbage collection), stops the walks
+    and their threads at once, a page in flight included.
+    """
 
     def __init__(self, settings: Settings, progress: Progress | None) -> None:
         self.settings = settings
-        self.outcome: Outcome | None = None  # once the walks have ended
-        self._progress = _Progress(progress)
-        self._chunks = _Chunks()
+        self._ended = _Ended()
+        self._handover = HandOver()
         self._stop = Cancel()
-        self._thread = threading.Thread(target=self._run, name="hfharvest", daemon=True)
-        self._started = self._ended = False
+        self._thread = threading.Thread(
+            target=_run,
+            args=(settings, _Progress(progress), self._handover, self._stop, self._ended),
+            name="hfharvest",
+            daemon=True,
+        )
+        self._batch: Iterator[Record] = iter(())
+        self._done = False
+        self._stopping = weakref.finalize(self, _stop, self._handover, self._stop)
+
+    @property
+    def outcome(self) -> Outcome | None:
+        """What the walks did, once they have ended."""
+        return self._ended.outcome
 
     @property
     def stats(self) -> tuple[SortStats, ...] | None:
@@ -259,35 +255,54 @@ class RecordStream:
     ) -> None:
         self.close()
 
-    def __iter__(self) -> Iterator[Record]:
-        if self._started:
-            raise RuntimeError("a harvest's records can be read once")
-        self._started = True
-        self._thread.start()
-        while (item := self._chunks.queue.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            for line in item.splitlines():
-                yield orjson.loads(line)
-        self._ended = True
+    def __iter__(self) -> RecordStream:
+        return self
+
+    def __next__(self) -> Record:
+        for record in self._batch:
+            return record
+        if self._done:
+            raise StopIteration
+        if not self._thread.is_alive() and self._thread.ident is None:
+            self._thread.start()
+        item = self._handover.get()
+        if isinstance(item, list):
+            self._batch = iter(item)
+            return next(self._batch)
+        self._done = True
+        if item is not None:
+            raise item
+        raise StopIteration
 
     def close(self) -> None:
-        """Stop the walks if they still run (waits are cut short), and wait for them to end."""
-        self._stop.set()
-        self._chunks.closed.set()
-        if self._started and not self._ended:
-            while self._chunks.queue.get() is not None:  # makes room for what the run still puts
-                pass
-            self._ended = True
+        """Stop the walks if they still run (waits are cut short, a page in flight too), and
+        wait for them to end."""
+        self._done = True
+        self._stopping()
+        if self._thread.ident is not None:
             self._thread.join()
 
-    def _run(self) -> None:
-        try:
-            self.outcome = run_fetch(self.settings, self._chunks, self._progress, stop=self._stop)
-        except (_Closed, Cancelled):
-            pass  # the caller left
-        except BaseException as exc:  # the caller's, raised where it reads
-            self.outcome = getattr(exc, "outcome", None)
-            self._chunks.queue.put(exc)
-        finally:
-            self._chunks.queue.put(None)
+
+def _stop(handover: HandOver, stop: Cancel) -> None:
+    """The walks stop: whatever they wait for or read is cut short, and no record is taken."""
+    stop.set()
+    handover.closed.set()
+
+
+def _run(
+    settings: Settings, progress: _Progress, handover: HandOver, stop: Cancel, ended: _Ended
+) -> None:
+    @contextlib.contextmanager
+    def handing_over(landed: Callable[[Written], None]) -> Iterator[HandOver]:
+        yield handover
+        handover.finish()
+
+    try:
+        ended.outcome = run_fetch(settings, None, progress, stop=stop, sink=handing_over)
+        handover.put(None)
+    except (Left, Cancelled):
+        pass  # the caller left
+    except BaseException as exc:  # the caller's, raised where it reads
+        ended.outcome = getattr(exc, "outcome", None)
+        with contextlib.suppress(Left):
+            handover.put(exc)

@@ -22,7 +22,6 @@ from hfharvest import __version__, loaders
 from hfharvest.boundary import guarded, write_stats_file
 from hfharvest.diff import DEFAULT_IGNORED, diff_snapshots
 from hfharvest.errors import ExitCode, HarvestError, Stopped, redact_tree, stopped_by
-from hfharvest.files import check_writable
 from hfharvest.manifest import build_stats
 from hfharvest.options import (
     EXIT_CODES,
@@ -40,6 +39,7 @@ from hfharvest.report import Report
 from hfharvest.run import run_fetch
 from hfharvest.schema import record_schema
 from hfharvest.settings import Settings, resolve
+from hfharvest.sinks.files import check_writable
 
 app = typer.Typer(
     name="hfharvest",

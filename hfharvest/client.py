@@ -141,6 +141,10 @@ class HubClient:
     def close(self) -> None:
         self.session.close()
 
+    def abort(self) -> None:
+        """The walk is stopping: the answer being read is cut now, and any later one at once."""
+        self._clock.abort()
+
     def pages(
         self,
         url: str,

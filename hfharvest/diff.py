@@ -185,7 +185,7 @@ def _stdin_copy() -> IO[bytes]:
 def _parquet_as_lines(handle: IO[bytes], path: Path) -> IO[bytes]:
     """A Parquet snapshot as the JSONL of the same run: one record a line, in a temporary file."""
     try:
-        from hfharvest.parquet import parquet_records
+        from hfharvest.sinks.parquet import parquet_records
     except ImportError:
         raise SnapshotError(
             f"{path} is Parquet, which needs pyarrow: pip install 'hfharvest[parquet]'"

@@ -18,10 +18,10 @@ import orjson
 
 from hfharvest import __version__
 from hfharvest.errors import ExitCode, SideFileError
-from hfharvest.files import atomic_file
 from hfharvest.outcome import Outcome
 from hfharvest.schema import RECORD_SCHEMA_VERSION
 from hfharvest.settings import Settings
+from hfharvest.sinks.files import atomic_file
 
 
 def _stamp(moment: datetime | None) -> str | None:

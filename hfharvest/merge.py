@@ -24,7 +24,8 @@ import orjson
 
 from hfharvest.errors import OutputError, UsageError
 from hfharvest.outcome import SortStats
-from hfharvest.output import Encoded, RecordWriter, read_spool_line, spool_line
+from hfharvest.records import Final
+from hfharvest.sinks.base import Sink
 from hfharvest.walk import WalkPage
 
 HOLD = 1.0  # seconds a stopping run waits for a commit under way
@@ -87,8 +88,22 @@ class Seen:
         return counts
 
 
+def spool_line(sort_index: int, rank: int, repo_id: str, record: Final) -> bytes:
+    """A line of the spool, tab-separated: sort index, rank, id (a JSON string), record and raw
+    (empty without `raw`). JSON as orjson writes it holds no tab or newline outside its strings,
+    and escapes them within."""
+    raw = record.raw_json() or b""
+    return b"%d\t%d\t%s\t%s\t%s\n" % (sort_index, rank, orjson.dumps(repo_id), record.json(), raw)
+
+
+def read_spool_line(line: bytes) -> tuple[int, int, str, Final]:
+    """(sort index, rank, id, record) of a spool line."""
+    index, rank, repo_id, record, raw = line.rstrip(b"\n").split(b"\t")
+    return int(index), int(rank), orjson.loads(repo_id), Final.spooled(record, raw or None)
+
+
 class Spool:
-    """Append-only spool lines (see `output.spool_line`): each walk's new records, in page order.
+    """Append-only spool lines (`spool_line`): each walk's new records, in page order.
 
     Without `--state` an anonymous temporary file; with it, `STATE.spool`, made durable after
     every page.
@@ -129,7 +144,7 @@ class Spool:
             ) from exc
         self.length = self._file.tell()
 
-    def lines(self, sort_index: int | None = None) -> Iterator[tuple[int, int, str, Encoded]]:
+    def lines(self, sort_index: int | None = None) -> Iterator[tuple[int, int, str, Final]]:
         """(sort index, rank, id, record) of every line (or of one sort's), in the order they
         were appended."""
         prefix = b"" if sort_index is None else b"%d\t" % sort_index
@@ -144,21 +159,21 @@ class Spool:
 
 
 class Merge:
-    """The records of every walk, merged. `writer` set: one sort, streamed; else spooled."""
+    """The records of every walk, merged. `sink` set: one sort, streamed; else spooled."""
 
     def __init__(
         self,
         sorts: Sequence[str],
         *,
         raw: bool,
-        writer: RecordWriter | None = None,
+        sink: Sink | None = None,
         spool: Spool | None = None,
         commit: Commit | None = None,
     ) -> None:
         self.sorts = tuple(sorts)
         self.seen = Seen(len(sorts))
         self._raw = raw
-        self._writer = writer
+        self._sink = sink
         self._spool = spool
         self._commit = commit
         self._lock = threading.Lock()
@@ -174,10 +189,11 @@ class Merge:
                 ) from exc
 
     def take(self, index: int, page: WalkPage) -> int:
-        """A page of walk `index`: its new records to the writer or the spool, each encoded once.
-        Returns how many ids the page brought that the walk had not returned before."""
+        """A page of walk `index`: its new records to the sink as they are, or to the spool as
+        their JSON (encoded once). Returns how many ids the page brought that the walk had not
+        returned before."""
         sort, add, raw = self.sorts[index], self.seen.add, self._raw
-        writer, lines = self._writer, bytearray()
+        sink, lines = self._sink, bytearray()
         fresh = sum(add(index, repo_id, -1) == 0 for repo_id in page.below)
         for rank, record, entry in page.records:
             repo_id = record["id"]
@@ -185,11 +201,11 @@ class Merge:
             if before > 0:
                 continue  # this sort returned it before
             fresh += before == 0
-            encoded = Encoded(orjson.dumps(record), orjson.dumps(entry) if raw else None)
-            if writer is not None:
-                writer.write(encoded, {sort: rank})
+            final = Final.made(record, entry, keep_raw=raw)
+            if sink is not None:
+                sink.write(final, {sort: rank})
             else:
-                lines += spool_line(index, rank, repo_id, encoded)
+                lines += spool_line(index, rank, repo_id, final)
         with self._lock:
             if lines and self._spool is not None:
                 self._spool.append(bytes(lines))
@@ -213,7 +229,7 @@ class Merge:
             )
         return tuple(done), sum(new)
 
-    def write(self, writer: RecordWriter) -> None:
+    def write(self, sink: Sink) -> None:
         """Every unique record from the spool: sorts in the order given, each in page order."""
         assert self._spool is not None, "a streamed merge has no spool to write"
         found_by, sorts = self.seen.found_by, self.sorts
@@ -221,4 +237,4 @@ class Merge:
             for _, _, repo_id, record in self._spool.lines(index):
                 ranks = found_by(repo_id, sorts, index)
                 if ranks is not None:  # else an earlier sort writes it
-                    writer.write(record, ranks)
+                    sink.write(record, ranks)

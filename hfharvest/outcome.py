@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
-
-from hfharvest.output import Written
 
 # What a `--state` keeps of each walk to resume it (the rest is known only once walks end).
 RESUME_FIELDS = (
@@ -69,6 +68,17 @@ class SortStats:
 
 
 _CURSOR = frozenset({"next_url", "done"})
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a completed output holds: where (None: stdout, or Python), how many records, and the
+    sha256 of its bytes."""
+
+    path: Path | None
+    records: int
+    sha256: str
+    bytes: int
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,15 +32,16 @@ from hfharvest.errors import (
     redact_error,
     redact_tree,
 )
-from hfharvest.files import remove_empty
 from hfharvest.hub import SORTS
 from hfharvest.manifest import build_manifest, write_json
 from hfharvest.merge import Merge, Spool
-from hfharvest.outcome import Observer, Outcome, SortStats
-from hfharvest.output import RecordWriter, Writable, Written, open_output
+from hfharvest.outcome import Observer, Outcome, SortStats, Written
 from hfharvest.pacing import Pacer
 from hfharvest.plan import first_unbounded, whole_listing_warning
 from hfharvest.settings import Settings
+from hfharvest.sinks.base import Sink, Writable
+from hfharvest.sinks.files import remove_empty
+from hfharvest.sinks.pick import open_sink
 from hfharvest.state import StateStore
 from hfharvest.urls import UnsafeURL, leaves_listing, origin
 from hfharvest.walk import PageSource, Walk, WalkPage, WalkPlan
@@ -55,19 +57,23 @@ SourceFactory = Callable[[Callable[[float], None]], PageSource]
 # Told of each file of the run the moment it is in place (the data file, then the manifest), with
 # the outcome: a run stopped right after still says what it wrote.
 Landed = Callable[[Path, Outcome], None]
+# Opens the sink a run's final records go to, given what to tell the moment its file lands.
+OpenSink = Callable[[Callable[[Written], None]], AbstractContextManager[Sink]]
 
 
 def run_fetch(
     settings: Settings,
-    stdout: Writable,
+    stdout: Writable | None,
     observer: Observer,
     *,
     make_source: SourceFactory | None = None,
     stop: Cancel | None = None,
     landed: Landed | None = None,
+    sink: OpenSink | None = None,
 ) -> Outcome:
-    """Harvest into `settings.output`; setting `stop` (from another thread) ends the walks at
-    once, and this raises `Cancelled`. `landed` is told of each file as it lands."""
+    """Harvest into `settings.output` (or into `sink`, which the Python API opens); setting
+    `stop` (from another thread) ends the walks at once, and this raises `Cancelled`. `landed`
+    is told of each file as it lands."""
     store = _open_state(settings)
     if store is not None and store.resumed and store.bounds != settings.bounds:
         log.warning(
@@ -79,8 +85,9 @@ def run_fetch(
         settings = dataclasses.replace(settings, bounds=store.bounds)
     runs = _Runs(settings, observer, store, make_source, stop, landed)
     secret = _secret(settings)
+    opened = sink or (lambda on_landed: open_sink(settings.output, _given(stdout), on_landed))
     try:
-        outcome = _walk_and_write(settings, runs, stdout, store)
+        outcome = _walk_and_write(settings, runs, opened, store)
         if settings.manifest is not None:
             write_json(settings.manifest, redact_tree(build_manifest(settings, outcome), secret))
             if landed is not None:
@@ -99,25 +106,31 @@ def run_fetch(
 
 
 def _walk_and_write(
-    settings: Settings, runs: _Runs, stdout: Writable, store: StateStore | None
+    settings: Settings, runs: _Runs, open_sink: OpenSink, store: StateStore | None
 ) -> Outcome:
     # Records stream out as they come only when nothing must see the whole set first.
     sorts = settings.query.sorts
     if len(sorts) == 1 and store is None and settings.min_count is None:
-        with open_output(settings.output, stdout, runs.landed) as writer:
-            runs.walk(Merge(sorts, raw=settings.raw, writer=writer), writer)
-        return runs.wrote(writer.written(settings.output.path))
+        with open_sink(runs.landed) as sink:
+            runs.walk(Merge(sorts, raw=settings.raw, sink=sink), sink)
+        return runs.wrote(sink.written())
     spool = store.spool if store else Spool.temporary()
     try:
         merge = Merge(sorts, raw=settings.raw, spool=spool, commit=store.commit if store else None)
         runs.walk(merge, None)
         # The output's temporary file is made only now: a run killed mid-walk leaves none.
-        with open_output(settings.output, stdout, runs.landed) as writer:
-            merge.write(writer)
+        with open_sink(runs.landed) as sink:
+            merge.write(sink)
     finally:
         if store is None:
             spool.close()
-    return runs.wrote(writer.written(settings.output.path))
+    return runs.wrote(sink.written())
+
+
+def _given(stdout: Writable | None) -> Writable:
+    if stdout is None:
+        raise ValueError("run_fetch needs `stdout` or a `sink`")
+    return stdout
 
 
 def _secret(settings: Settings) -> str | None:
@@ -198,9 +211,7 @@ class _Runs:
             stop.future.add_done_callback(lambda _: self._cancel.set())
         transport = settings.transport  # one rate-limit budget for every walk:
         pacer = Pacer(transport.max_rps, transport.retry.max_wait)
-        self._make_source = make_source or (
-            lambda sleep: HubClient(settings.transport, sleep=sleep, pacer=pacer)
-        )
+        self._make_source = make_source or (lambda sleep: self._client(pacer, sleep))
         query = settings.query
         self.plans = [
             WalkPlan(
@@ -225,7 +236,7 @@ class _Runs:
         self._lock = threading.Lock()
         self._warns_cost = first_unbounded(settings)
 
-    def walk(self, merge: Merge, writer: RecordWriter | None) -> None:
+    def walk(self, merge: Merge, sink: Sink | None) -> None:
         """Every walk, to its end or its failure; then the guards."""
         for sort in self.settings.bounds.unstoppable(self.settings.query.sorts):
             log.warning(
@@ -235,7 +246,7 @@ class _Runs:
             )
         # Daemon threads: an interrupted run must be able to exit without waiting for a read.
         threads = [
-            threading.Thread(target=self._run, args=(i, merge, writer), name=plan.sort, daemon=True)
+            threading.Thread(target=self._run, args=(i, merge, sink), name=plan.sort, daemon=True)
             for i, plan in enumerate(self.plans)
             if not self.last[i].done
         ]
@@ -256,6 +267,13 @@ class _Runs:
         stats, unique = merge.counted(self.last)
         self.outcome = Outcome(stats, unique, resumed=self.resumed, pages_before=self.pages_before)
         self._guard(self.outcome)
+
+    def _client(self, pacer: Pacer, sleep: Callable[[float], None]) -> HubClient:
+        """A walk's client, whose answer under way a cancel cuts short (a page in flight from a
+        server that takes its time does not hold a stopping run)."""
+        client = HubClient(self.settings.transport, sleep=sleep, pacer=pacer)
+        self._cancel.future.add_done_callback(lambda _: client.abort())
+        return client
 
     def _join(self, threads: list[threading.Thread]) -> None:
         """Wait for the walks; past `max_time`, fail those still going and stop them."""
@@ -291,11 +309,11 @@ class _Runs:
         self.outcome = dataclasses.replace(self.outcome, written=written, ended=datetime.now(UTC))
         return self.outcome
 
-    def _run(self, index: int, merge: Merge, writer: RecordWriter | None) -> None:
+    def _run(self, index: int, merge: Merge, sink: Sink | None) -> None:
         walk = Walk(self.plans[index], self._make_source(self._cancel.sleep), self.last[index])
         try:
             for fetched in read_ahead(walk.fetched(), self._cancel):
-                self._took(index, walk.take(fetched), merge, writer)
+                self._took(index, walk.take(fetched), merge, sink)
         except Cancelled:
             return
         except BaseException as exc:  # handed to the caller, which decides what it means
@@ -317,10 +335,10 @@ class _Runs:
         unknown = self.plans[index].sort not in SORTS and self.last[index].pages == 0
         return isinstance(error, BrokenPipeError) or (refused and unknown)
 
-    def _took(self, index: int, page: WalkPage, merge: Merge, writer: RecordWriter | None) -> None:
+    def _took(self, index: int, page: WalkPage, merge: Merge, sink: Sink | None) -> None:
         fresh = merge.take(index, page)
-        if writer is not None:
-            writer.flush()  # streaming: a page's records leave as the page is done
+        if sink is not None:
+            sink.flush()  # streaming: a page's records leave as the page is done
         stats = self.last[index] = page.stats
         self._stalled[index] = 0 if fresh else self._stalled[index] + 1
         if self._stalled[index] >= STALLED and not stats.done:

@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 from hfharvest.auth import Token, offline, refuse_clear_text, resolve_token
 from hfharvest.bounds import Bounds, parse_since
 from hfharvest.errors import OfflineError, UsageError
-from hfharvest.files import check_writable, remove_empty
 from hfharvest.hub import (
     ALL_FIELDS,
     DEFAULT_ENDPOINT,
@@ -38,7 +37,8 @@ from hfharvest.hub import (
 from hfharvest.options import FetchOptions, default_of, doc_of, seconds_of
 from hfharvest.query import Query
 from hfharvest.retry import RetryPolicy
-from hfharvest.target import OutputTarget, resolve_target
+from hfharvest.sinks.files import check_writable, remove_empty
+from hfharvest.sinks.target import OutputTarget, resolve_target
 from hfharvest.urls import UnsafeURL, origin
 
 log = logging.getLogger("hfharvest")

@@ -27,10 +27,10 @@ import orjson
 from hfharvest import __version__
 from hfharvest.bounds import Bounds
 from hfharvest.errors import OutputError, UsageError, redact_tree
-from hfharvest.files import atomic_file, remove_leftovers
 from hfharvest.locks import Locked, NotRegular, held, open_private, read_private
 from hfharvest.merge import Spool
 from hfharvest.outcome import SortStats
+from hfharvest.sinks.files import atomic_file, remove_leftovers
 
 STATE_VERSION = 4  # 4: when the state was begun, and by which hfharvest
 CLOCK_SKEW = timedelta(minutes=5)  # a state begun later than now by more than this is not trusted

@@ -31,12 +31,13 @@ class AnswerClock:
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
         self.expired = False
+        self._aborted = False  # every answer, from now on, is cut at once
 
     @contextlib.contextmanager
     def running(self, seconds: float) -> Iterator[AnswerClock]:
         with self._lock:
             self._sockets, self.expired = [], False
-        timer = threading.Timer(seconds, self._expire)
+        timer = threading.Timer(0.0 if self._aborted else seconds, self._expire)
         timer.daemon = True
         _current.clock = self
         timer.start()
@@ -53,6 +54,11 @@ class AnswerClock:
             self._sockets.append(sock)
             if self.expired:
                 _shut(sock)
+
+    def abort(self) -> None:
+        """Cut the answer under way now, and every later one at once (the walk is stopping)."""
+        self._aborted = True
+        self._expire()
 
     def _expire(self) -> None:
         with self._lock:

@@ -169,7 +169,7 @@ def test_diff_names_the_file_and_the_line(tmp_path: Path) -> None:
 SLOW_FSYNC = """
 import sys, time
 from pathlib import Path
-from hfharvest import files
+from hfharvest.sinks import files
 marker, output = Path(sys.argv.pop(1)), Path(sys.argv.pop(1))
 fsync = files._fsync_folder
 def slow(folder):
@@ -306,8 +306,9 @@ def test_whatever_the_server_answers_the_token_is_nowhere(tmp_path: Path, fault:
 def test_stdout_on_a_full_disk_is_told_as_such(hub: HubEmulator) -> None:
     import errno
 
-    from hfharvest.output import Encoded, open_output
-    from hfharvest.target import OutputTarget
+    from hfharvest.records import Final
+    from hfharvest.sinks.pick import open_sink
+    from hfharvest.sinks.target import OutputTarget
 
     class Full:
         def write(self, data: bytes) -> int:
@@ -320,9 +321,9 @@ def test_stdout_on_a_full_disk_is_told_as_such(hub: HubEmulator) -> None:
 
     with (
         pytest.raises(OutputError, match="cannot write to stdout: No space left on device"),
-        open_output(OutputTarget(None, "jsonl", False), Full()) as writer,
+        open_sink(OutputTarget(None, "jsonl", False), Full()) as writer,
     ):
-        writer.write(Encoded(b'{"id":"a/b"}', None), {"likes": 1})
+        writer.write(Final(json=b'{"id":"a/b"}'), {"likes": 1})
 
 
 def test_a_garbled_spool_is_exit_2_with_what_to_do(hub: HubEmulator, tmp_path: Path) -> None:

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from hfharvest import files
 from hfharvest.cli import app
 from hfharvest.locks import held
 from hfharvest.merge import Spool
 from hfharvest.options import seconds_of
 from hfharvest.signals import listen
+from hfharvest.sinks import files
 from hfharvest.testing import HubEmulator, make_catalog
 
 runner = CliRunner()

@@ -135,7 +135,7 @@ def test_timestamps_load_as_timestamps(snapshots: dict[tuple[str, str, str], Pat
 def test_a_parquet_and_a_jsonl_of_the_same_run_hold_the_same_records(
     snapshots: dict[tuple[str, str, str], Path],
 ) -> None:
-    from hfharvest.parquet import parquet_records
+    from hfharvest.sinks.parquet import parquet_records
 
     for name in OPTIONS:
         jsonl = [json.loads(line) for line in

@@ -8,12 +8,12 @@ import json
 import os
 from pathlib import Path
 
-import orjson
 import pytest
 
 from hfharvest.errors import OutputError
-from hfharvest.output import Encoded, open_output
-from hfharvest.target import OutputTarget
+from hfharvest.records import Final
+from hfharvest.sinks.pick import open_sink
+from hfharvest.sinks.target import OutputTarget
 
 RECORDS: list[dict[str, object]] = [{"id": "a/b", "likes": 1}, {"id": "c/ü", "likes": None}]
 FOUND_BY = {"likes": 1}  # what the writer adds to each record
@@ -21,9 +21,9 @@ FOUND_BY = {"likes": 1}  # what the writer adds to each record
 
 def write(target: OutputTarget, records: list[dict[str, object]] = RECORDS) -> bytes:
     stdout = io.BytesIO()
-    with open_output(target, stdout) as writer:
+    with open_sink(target, stdout) as writer:
         for record in records:
-            writer.write(Encoded(orjson.dumps(record), None), FOUND_BY)
+            writer.write(Final(record), FOUND_BY)
     return stdout.getvalue()
 
 
@@ -49,9 +49,9 @@ def test_file_appears_only_when_complete(tmp_path: Path) -> None:
     path.write_text("yesterday\n")
     with (
         pytest.raises(RuntimeError),
-        open_output(OutputTarget(path, "jsonl", False), io.BytesIO()) as writer,
+        open_sink(OutputTarget(path, "jsonl", False), io.BytesIO()) as writer,
     ):
-        writer.write(Encoded(orjson.dumps(RECORDS[0]), None), FOUND_BY)
+        writer.write(Final(RECORDS[0]), FOUND_BY)
         raise RuntimeError("the harvest failed")
     assert path.read_text() == "yesterday\n"
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
@@ -62,7 +62,7 @@ def test_interrupt_leaves_the_earlier_file_and_no_temp(tmp_path: Path) -> None:
     path.write_text("yesterday\n")
     with (
         pytest.raises(KeyboardInterrupt),
-        open_output(OutputTarget(path, "jsonl", False), io.BytesIO()),
+        open_sink(OutputTarget(path, "jsonl", False), io.BytesIO()),
     ):
         raise KeyboardInterrupt
     assert path.read_text() == "yesterday\n"

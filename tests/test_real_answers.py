@@ -26,9 +26,10 @@ from hfharvest.answer import error_detail
 from hfharvest.client import HubClient
 from hfharvest.hub import CREATED_AT_UNKNOWN
 from hfharvest.normalize import normalize
-from hfharvest.output import Encoded, output_line
+from hfharvest.records import Final
 from hfharvest.retry import demanded_wait
 from hfharvest.schema import record_schema
+from hfharvest.sinks.jsonl import output_line
 from hfharvest.testing import HubEmulator, make_catalog
 from hfharvest.testing.listing import parse_query
 
@@ -278,7 +279,7 @@ def test_spaces_sdk_runtime_models_and_emoji() -> None:
     assert sum(s["models"] != [] for s in spaces) == 31
     assert any(s["datasets"] for s in spaces)
     raw = answer("databankbni-space-info-2026-08")["body"][0]
-    line = output_line(Encoded(orjson.dumps(spaces[0]), orjson.dumps(raw)), {"likes": 1})
+    line = output_line(Final(spaces[0], raw=raw, has_raw=True), {"likes": 1})
     assert (
         orjson.loads(line)["raw"]["cardData"]["emoji"] == raw["cardData"]["emoji"] == "\U0001f3e5"
     )

@@ -22,7 +22,8 @@ import pyarrow.json as pj
 import pyarrow.parquet as pq
 
 from hfharvest.loaders import TIMESTAMPS, arrow_schema
-from hfharvest.output import Counted, Encoded, Hashing
+from hfharvest.records import Final
+from hfharvest.sinks.base import Counted, Hashing
 
 # Records a row group holds: a row group is held twice (as JSON, then as Arrow), and a smaller
 # one costs CPU (2,000: 148 MB and 1.35 x the JSONL run's CPU at 200k full models; 5,000: 167
@@ -31,7 +32,7 @@ ROWS = 2_000
 BATCH = 2_000  # rows read back at a time (as Python objects: kept few)
 
 
-class ParquetWriter(Counted):
+class ParquetSink(Counted):
     """Writes records one by one into a Parquet file, a row group every `ROWS` records.
 
     A record comes as its JSON: the row group's records are gathered as JSON lines in the Parquet
@@ -39,8 +40,9 @@ class ParquetWriter(Counted):
     own JSON reader into the schema's types (timestamps included), with no Python object a field.
     """
 
-    def __init__(self, hashing: Hashing, repo_type: str, *, raw: bool) -> None:
+    def __init__(self, hashing: Hashing, path: Path | None, repo_type: str, *, raw: bool) -> None:
         self.hashing = hashing
+        self.path = path
         self.schema = arrow_schema(repo_type, parquet=True, raw=raw)
         self._parse = pj.ParseOptions(
             explicit_schema=self.schema, unexpected_field_behavior="ignore"
@@ -51,11 +53,12 @@ class ParquetWriter(Counted):
         self._pending = 0
         self.count = 0
 
-    def write(self, record: Encoded, found_by: Mapping[str, int]) -> None:
+    def write(self, record: Final, found_by: Mapping[str, int]) -> None:
         pairs = orjson.dumps([{"sort": sort, "rank": rank} for sort, rank in found_by.items()])
-        self._lines += record.json[:-1] + b',"found_by":' + pairs
-        if self._raw and record.raw is not None:
-            self._lines += b',"raw":' + orjson.dumps(record.raw.decode())
+        self._lines += record.json()[:-1] + b',"found_by":' + pairs
+        raw = record.raw_json() if self._raw else None
+        if raw is not None:
+            self._lines += b',"raw":' + orjson.dumps(raw.decode())
         self._lines += b"}\n"
         self._pending += 1
         self.count += 1

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Literal
 
 from hfharvest.errors import UsageError
-from hfharvest.files import check_writable
 from hfharvest.loaders import require_pyarrow
+from hfharvest.sinks.files import check_writable
 
 OutputFormat = Literal["json", "jsonl", "parquet"]
 FORMATS: tuple[OutputFormat, ...] = ("json", "jsonl", "parquet")
