@@ -24,8 +24,8 @@ from hfharvest.errors import (
     UsageError,
     stopped_by,
 )
+from hfharvest.flags import as_flags
 from hfharvest.manifest import write_json
-from hfharvest.options import as_flags
 from hfharvest.report import Report
 from hfharvest.signals import settle
 

@@ -22,13 +22,11 @@ from hfharvest import __version__, loaders
 from hfharvest.boundary import guarded, write_stats_file
 from hfharvest.diff import DEFAULT_IGNORED, diff_snapshots
 from hfharvest.errors import ExitCode, HarvestError, Stopped, redact_tree, stopped_by
+from hfharvest.flags import EXIT_CODES, FETCH_HELP, as_flags
 from hfharvest.manifest import build_stats
 from hfharvest.options import (
-    EXIT_CODES,
-    FETCH_HELP,
     FetchOptions,
     ProcessOptions,
-    as_flags,
     default_of,
     doc_of,
     flag_of,

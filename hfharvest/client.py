@@ -50,8 +50,8 @@ from hfharvest.retry import (
     demanded_wait,
     describe_failure,
 )
-from hfharvest.settings import Transport
 from hfharvest.sizing import PageSize, limit_of, without_limit
+from hfharvest.transport import Transport
 from hfharvest.urls import Origin, UnsafeURL, format_origin, leaves_listing, origin
 from hfharvest.watch import AnswerClock, WatchedAdapter
 

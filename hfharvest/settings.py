@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from hfharvest.auth import Token, offline, refuse_clear_text, resolve_token
+from hfharvest.auth import offline, refuse_clear_text, resolve_token
 from hfharvest.bounds import Bounds, parse_since
 from hfharvest.errors import OfflineError, UsageError
 from hfharvest.hub import (
@@ -39,23 +39,11 @@ from hfharvest.query import Query
 from hfharvest.retry import RetryPolicy
 from hfharvest.sinks.files import check_writable, remove_empty
 from hfharvest.sinks.target import OutputTarget, resolve_target
+from hfharvest.transport import Transport
 from hfharvest.urls import UnsafeURL, origin
 
 log = logging.getLogger("hfharvest")
 DEFAULT_SORTS = ("likes", "downloads")
-
-
-@dataclass(frozen=True)
-class Transport:
-    """How the Hub is asked: where, with which token, how long to wait, how often to retry."""
-
-    endpoint: str
-    timeout: float
-    retry: RetryPolicy
-    max_rps: float | None
-    token: Token | None
-    deadline: float  # an answer's total time, from the first byte sent to the last read
-    max_page_bytes: int  # an answer's body, decoded
 
 
 @dataclass(frozen=True)

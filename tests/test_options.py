@@ -16,7 +16,8 @@ import typer
 import hfharvest
 from hfharvest.cli import app
 from hfharvest.errors import ExitCode
-from hfharvest.options import FetchOptions, ProcessOptions, as_flags, doc_of
+from hfharvest.flags import as_flags
+from hfharvest.options import FetchOptions, ProcessOptions, doc_of
 from hfharvest.testing import HubEmulator, make_catalog
 
 TABLE = {each.name for each in fields(FetchOptions)}
