@@ -28,7 +28,7 @@ from typing import Any, get_type_hints
 from hfharvest.ahead import Cancel, Cancelled
 from hfharvest.errors import OptionTypeError
 from hfharvest.loaders import require_pyarrow
-from hfharvest.options import FetchOptions, default_of, doc_of
+from hfharvest.options import Options, default_of, doc_of
 from hfharvest.outcome import Outcome, SortStats, Written
 from hfharvest.records import Final, Record
 from hfharvest.run import run_fetch
@@ -49,14 +49,14 @@ class HarvestResult(Outcome):
 
 
 # The options a Python caller gives: the table's, less those of a process writing files.
-_PARAMETERS = [each for each in fields(FetchOptions) if not doc_of(each).cli_only]
+_PARAMETERS = [each for each in fields(Options) if not doc_of(each).cli_only]
 
 
-def _options(given: dict[str, Any]) -> FetchOptions:
+def _options(given: dict[str, Any]) -> Options:
     """The table's values from Python's, each checked against its type: a name or a list of
     names, a path as a string or a `Path`, a time as a string, a `date` or a `datetime`."""
-    hints = get_type_hints(FetchOptions)
-    return FetchOptions(**{name: _typed(name, value, hints[name]) for name, value in given.items()})
+    hints = get_type_hints(Options)
+    return Options(**{name: _typed(name, value, hints[name]) for name, value in given.items()})
 
 
 # What each option's type accepts from Python, and the words for it; `bool` is no number here.
@@ -145,7 +145,7 @@ _AS_TAKEN: dict[Any, Any] = {
 
 def _document(function: Callable[..., Any], returns: Any) -> None:
     """Give `function` the options table as its signature, and each option in its `help()`."""
-    hints = get_type_hints(FetchOptions)
+    hints = get_type_hints(Options)
     parameters = [
         inspect.Parameter(
             each.name,

@@ -25,8 +25,7 @@ from hfharvest.errors import ExitCode, HarvestError, Stopped, redact_tree, stopp
 from hfharvest.flags import EXIT_CODES, FETCH_HELP, as_flags
 from hfharvest.manifest import build_stats
 from hfharvest.options import (
-    FetchOptions,
-    ProcessOptions,
+    Options,
     default_of,
     doc_of,
     flag_of,
@@ -107,27 +106,25 @@ def _completing(choices: tuple[str, ...]) -> Callable[[str], list[str]] | None:
     return lambda incomplete: [choice for choice in choices if choice.startswith(incomplete)]
 
 
-_CONSTANTS = {f.name: doc_of(f).constant for f in fields(FetchOptions) if doc_of(f).constant}
-_REPEATED = {name for name, kind in get_type_hints(FetchOptions).items() if kind == tuple[str, ...]}
+_CONSTANTS = {f.name: doc_of(f).constant for f in fields(Options) if doc_of(f).constant}
+_REPEATED = {name for name, kind in get_type_hints(Options).items() if kind == tuple[str, ...]}
 
 
 def _fetch_signature() -> inspect.Signature:
     return inspect.Signature(
         [
             _cli_parameter(each, kind)
-            for table in (FetchOptions, ProcessOptions)
-            for each, kind in zip(fields(table), get_type_hints(table).values(), strict=True)
+            for each, kind in zip(fields(Options), get_type_hints(Options).values(), strict=True)
         ]
     )
 
 
 def fetch(**given: Any) -> None:
-    """`hfharvest fetch`: its options are the options table's, and the process's own."""
-    process = ProcessOptions(**{each.name: given.pop(each.name) for each in fields(ProcessOptions)})
-    quiet, debug, stats_json = process.quiet, process.debug, process.stats_json
+    """`hfharvest fetch`: its options are the options table's, those of the command line too."""
     values: dict[str, Any] = {k: tuple(v or ()) if k in _REPEATED else v for k, v in given.items()}
     values.update({k: constant if values[k] else None for k, constant in _CONSTANTS.items()})
-    options = FetchOptions(**values)
+    options = Options(**values)
+    quiet, debug, stats_json = options.quiet, options.debug, options.stats_json
     report = Report(quiet=quiet, render=as_flags)
     report.secret = options.token if isinstance(options.token, str) else None
     report.capture_logs(debug=debug)
@@ -137,14 +134,13 @@ def fetch(**given: Any) -> None:
     stats_writable: list[bool] = []
 
     def harvest() -> int:
-        process.check()
-        chosen = process.with_no_token(options)
-        if stats_json is not None and not process.dry_run:
+        options.check()
+        if stats_json is not None and not options.dry_run:
             check_writable(stats_json, "stats_json")
             stats_writable.append(True)
-        settings = resolve(chosen, os.environ, now=started, probe=not process.dry_run)
+        settings = resolve(options, os.environ, now=started, probe=not options.dry_run)
         resolved.append(settings)
-        if process.dry_run:
+        if options.dry_run:
             for planned in first_requests(settings):
                 sys.stdout.write(json.dumps(planned) + "\n")
             return ExitCode.COMPLETE
@@ -152,7 +148,7 @@ def fetch(**given: Any) -> None:
         beside_records = settings.output.path is None and sys.stdout.isatty()
         try:
             with report.walking(
-                settings, every=process.progress_every, beside_records=beside_records
+                settings, every=options.progress_every, beside_records=beside_records
             ) as observer:
                 ended.append(
                     run_fetch(settings, sys.stdout.buffer, observer, landed=report.file_landed)

@@ -9,16 +9,12 @@ from __future__ import annotations
 import re
 from dataclasses import fields
 
-from hfharvest.options import FetchOptions, ProcessOptions, flag_of
+from hfharvest.options import Options, flag_of
 
 # How the command line spells what the library names `in_backquotes`: each option's flag, and
 # what only the command line has.
 FLAGS: dict[str, str] = {
-    **{
-        each.name: flag_of(each).split("/")[0]
-        for table in (FetchOptions, ProcessOptions)
-        for each in fields(table)
-    },
+    **{each.name: flag_of(each).split("/")[0] for each in fields(Options)},
     "output": "-o/--output",
     "full=False": "--no-full",
     "token=False": "--no-token",

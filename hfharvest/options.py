@@ -1,6 +1,6 @@
 """Every option of a fetch, written once: its name, type, default, help and check.
 
-`FetchOptions` is the table. The CLI builds `hfharvest fetch`'s options from its fields, and the
+`Options` is the table. The CLI builds `hfharvest fetch`'s options from its fields, and the
 Python API builds the signature and the documentation of `harvest()` and `stream()` from them;
 `settings.resolve` checks them (each field's own check here, the checks between options there).
 Help and error texts name other options as their parameters, in backquotes (`` `expand` ``):
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import MISSING, Field, dataclass, field, fields, replace
+from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +119,7 @@ def _format(name: str, value: str | None) -> None:
 
 
 @dataclass(frozen=True)
-class FetchOptions:
+class Options:
     """The raw values of a fetch's options, as the command line or Python gave them."""
 
     sort: tuple[str, ...] = option(
@@ -517,20 +517,20 @@ class FetchOptions:
         AUTH,
     )
 
-    def check(self) -> None:
-        """Each option's own check; raises `UsageError` naming the first one at fault."""
-        check_each(self)
-
-
-@dataclass(frozen=True)
-class ProcessOptions:
-    """What only the `hfharvest fetch` process has: how much it says, where its stats go."""
-
     quiet: bool = option(
-        False, "No progress, no table, no warnings; errors still show.", "-q", OUTPUT, short="-q"
+        False,
+        "No progress, no table, no warnings; errors still show.",
+        "-q",
+        OUTPUT,
+        short="-q",
+        cli_only=True,
     )
     debug: bool = option(
-        False, "Log every request and show tracebacks (the token is masked).", "--debug", OUTPUT
+        False,
+        "Log every request and show tracebacks (the token is masked).",
+        "--debug",
+        OUTPUT,
+        cli_only=True,
     )
     stats_json: Path | None = option(
         None,
@@ -538,17 +538,18 @@ class ProcessOptions:
         "/var/lib/hf/last-run.json",
         SNAPSHOTS,
         metavar="PATH",
+        cli_only=True,
     )
     no_token: bool = option(
-        False, "Send no token, whatever the environment holds.", "--no-token", AUTH
+        False, "Send no token, whatever the environment holds.", "--no-token", AUTH, cli_only=True
     )
-
     dry_run: bool = option(
         False,
         "Print the first request of each walk and the pages expected, as JSON lines; "
         "send nothing, make no file or folder.",
         "--dry-run",
         OUTPUT,
+        cli_only=True,
     )
     progress_every: float = option(
         30.0,
@@ -557,23 +558,12 @@ class ProcessOptions:
         OUTPUT,
         metavar="SECONDS",
         check=_not_negative,
+        cli_only=True,
     )
 
     def check(self) -> None:
+        """Each option's own check; raises `UsageError` naming the first one at fault."""
         check_each(self)
-
-    def with_no_token(self, options: FetchOptions) -> FetchOptions:
-        """`options` with `no_token` applied: no token at all (refused beside another)."""
-        if not self.no_token:
-            return options
-        for name in ("token", "token_file"):
-            if getattr(options, name) is not None:
-                raise UsageError(
-                    f"`{name}` and `no_token` cannot be combined",
-                    parameter=name,
-                    value=getattr(options, name),
-                )
-        return replace(options, token=False)
 
 
 def check_each(table: Any) -> None:

@@ -1,6 +1,6 @@
 """Settings: every option and environment variable resolved and validated once, before any request.
 
-`resolve()` turns `FetchOptions` (the raw values, as the command line or the Python API gave
+`resolve()` turns `Options` (the raw values, as the command line or the Python API gave
 them) and the environment into a frozen `Settings`, or raises `UsageError` naming the option at
 fault (each option's own check is in the options table; the checks between options are here).
 Settings are made of small records: the `Query` (what is asked of the Hub), the `Transport` (how:
@@ -34,7 +34,7 @@ from hfharvest.hub import (
     filter_params,
     sort_names,
 )
-from hfharvest.options import FetchOptions, default_of, doc_of, seconds_of
+from hfharvest.options import Options, default_of, doc_of, seconds_of
 from hfharvest.query import Query
 from hfharvest.retry import RetryPolicy
 from hfharvest.sinks.files import check_writable, remove_empty
@@ -92,7 +92,7 @@ class Settings:
 
 
 def resolve(
-    options: FetchOptions,
+    options: Options,
     environ: Mapping[str, str],
     now: datetime | None = None,
     *,
@@ -144,7 +144,7 @@ def resolve(
     )
 
 
-def _query(options: FetchOptions, bounds: Bounds) -> Query:
+def _query(options: Options, bounds: Bounds) -> Query:
     repo_type = _repo_type(options)
     full, expand = _fields(options, repo_type)
     sorts = _sorts(options.sort or bounds.default_sorts() or DEFAULT_SORTS)
@@ -176,7 +176,16 @@ def _since(text: str | None, started: datetime) -> str | None:
     return None if text is None else parse_since(text, started)
 
 
-def _transport(options: FetchOptions, environ: Mapping[str, str]) -> Transport:
+def _transport(options: Options, environ: Mapping[str, str]) -> Transport:
+    if options.no_token:  # the command line's `--no-token`: none at all, refused beside another
+        for name in ("token", "token_file"):
+            if getattr(options, name) is not None:
+                raise UsageError(
+                    f"`{name}` and `no_token` cannot be combined",
+                    parameter=name,
+                    value=getattr(options, name),
+                )
+        options = replace(options, token=False)
     if options.token is not None and options.token_file is not None:
         given = "`token=False`" if options.token is False else "`token`"
         raise UsageError(
@@ -201,10 +210,10 @@ def _transport(options: FetchOptions, environ: Mapping[str, str]) -> Transport:
     )
 
 
-def _repo_type(options: FetchOptions) -> RepoType:
+def _repo_type(options: Options) -> RepoType:
     """The listing walked (a plural names it too), and no filter of another type's."""
     repo_type = REPO_TYPE_NAMES[options.repo_type]  # checked in the table
-    for each in fields(FetchOptions):
+    for each in fields(Options):
         types, value = doc_of(each).types, getattr(options, each.name)
         if types and repo_type not in types and value != default_of(each):
             raise UsageError(
@@ -227,7 +236,7 @@ def _sorts(names: tuple[str, ...]) -> tuple[str, ...]:
     return sorts
 
 
-def _fields(options: FetchOptions, repo_type: RepoType) -> tuple[bool, tuple[str, ...]]:
+def _fields(options: Options, repo_type: RepoType) -> tuple[bool, tuple[str, ...]]:
     """(full, expand) to send: the Hub refuses both at once, so one of them is always empty."""
     if options.all_fields:
         if options.expand or options.full:
@@ -293,7 +302,7 @@ def _endpoint(url: str) -> str:
     return url.rstrip("/")
 
 
-def _manifest(options: FetchOptions, output: OutputTarget) -> Path | None:
+def _manifest(options: Options, output: OutputTarget) -> Path | None:
     if options.no_manifest:
         if options.manifest is not None:
             raise UsageError(

@@ -13,7 +13,7 @@ import pytest
 import responses
 from hypothesis import settings as hypothesis_settings
 
-from hfharvest.options import FetchOptions
+from hfharvest.options import Options
 from hfharvest.settings import Settings, resolve
 
 # The emulator's fixtures (`hub`, `hub_catalog`): opt-in, as every project using them does.
@@ -77,7 +77,7 @@ def make_settings() -> SettingsFactory:
         options.setdefault("endpoint", ENDPOINT)
         if "token" not in options and "token_file" not in options:
             options["token"] = False
-        return resolve(FetchOptions(**options), {**NO_WAIT_ENV, **(environ or {})})
+        return resolve(Options(**options), {**NO_WAIT_ENV, **(environ or {})})
 
     return build
 

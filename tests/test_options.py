@@ -17,22 +17,32 @@ import hfharvest
 from hfharvest.cli import app
 from hfharvest.errors import ExitCode
 from hfharvest.flags import as_flags
-from hfharvest.options import FetchOptions, ProcessOptions, doc_of
+from hfharvest.options import Options, doc_of
 from hfharvest.testing import HubEmulator, make_catalog
 
-TABLE = {each.name for each in fields(FetchOptions)}
-CLI_ONLY = {each.name for each in fields(FetchOptions) if doc_of(each).cli_only}
-PROCESS = {each.name for each in fields(ProcessOptions)}
+TABLE = {each.name for each in fields(Options)}
+CLI_ONLY = {each.name for each in fields(Options) if doc_of(each).cli_only}
 
 
 def test_the_cli_the_api_and_the_table_are_one_set_of_options() -> None:
     command = typer.main.get_command(app).commands["fetch"]  # type: ignore[attr-defined]
     cli = {param.name for param in command.params}
-    assert cli == TABLE | PROCESS
+    assert cli == TABLE
     for function in (hfharvest.harvest, hfharvest.stream):
         api = set(inspect.signature(function).parameters)
         assert api == (TABLE - CLI_ONLY) | {"progress"}, function.__name__
-    assert {"output", "format", "manifest", "no_manifest"} == CLI_ONLY
+    assert {
+        "output",
+        "format",
+        "manifest",
+        "no_manifest",
+        "quiet",
+        "debug",
+        "stats_json",
+        "no_token",
+        "dry_run",
+        "progress_every",
+    } == CLI_ONLY
 
 
 def test_help_documents_every_parameter() -> None:

@@ -18,7 +18,7 @@ from urllib3.util import parse_url
 from hfharvest.cli import app
 from hfharvest.client import BearerToken, HubClient
 from hfharvest.errors import CrossOriginError, HarvestError
-from hfharvest.options import FetchOptions
+from hfharvest.options import Options
 from hfharvest.settings import resolve
 from hfharvest.testing import HubEmulator, make_catalog
 from hfharvest.urls import UnsafeURL, leaves_listing, origin
@@ -239,9 +239,7 @@ def test_the_token_never_reaches_an_address_but_the_endpoints(catcher: Scripted)
     went; and every link all parsers read as the endpoint's own listing is followed."""
     tally = {"followed": 0, "refused": 0, "own": 0}
     hub = Scripted(lambda path: (200, {}, PAGE))
-    options = FetchOptions(
-        endpoint=hub.url, token=TOKEN, allow_insecure_token=True, sort=("likes",)
-    )
+    options = Options(endpoint=hub.url, token=TOKEN, allow_insecure_token=True, sort=("likes",))
     transport = resolve(options, {}).transport
     endpoint = origin(hub.url)
     listing = urlencode(parse_qsl(urlsplit(LISTING).query))

@@ -16,7 +16,7 @@ from conftest import SettingsFactory
 from hfharvest.bounds import Bounds
 from hfharvest.cli import app
 from hfharvest.errors import UsageError
-from hfharvest.options import FetchOptions
+from hfharvest.options import Options
 from hfharvest.plan import whole_listing_warning
 from hfharvest.settings import resolve
 from hfharvest.state import StateStore
@@ -46,7 +46,7 @@ class TestDatedPaths:
         moment = datetime(2026, 11, 26, 23, 5, 9, tzinfo=UTC)
         template = str(tmp_path / "snaps" / "{type}s-{date}T{time}.jsonl.gz")
         settings = resolve(
-            FetchOptions(output=template, repo_type="dataset", token=False), {}, now=moment
+            Options(output=template, repo_type="dataset", token=False), {}, now=moment
         )
         assert settings.output.path == tmp_path / "snaps" / "datasets-2026-11-26T230509Z.jsonl.gz"
         assert settings.output.gzip
@@ -257,7 +257,7 @@ class TestResume:
     ) -> None:
         template = str(tmp_path / "m-{date}.jsonl")
         days = [datetime(2026, 11, d, tzinfo=UTC) for d in (26, 27)]
-        jobs = [resolve(FetchOptions(output=template, token=False), {}, now=d).job() for d in days]
+        jobs = [resolve(Options(output=template, token=False), {}, now=d).job() for d in days]
         assert jobs[0] == jobs[1]
 
 
