@@ -33,17 +33,25 @@ if TYPE_CHECKING:
         UsageError,
     )
     from hfharvest.loaders import arrow_schema, features, polars_schema
+    from hfharvest.options import Options, PythonOptions
     from hfharvest.outcome import SortStats
+    from hfharvest.records import DatasetRecord, ModelRecord, Provider, SpaceRecord
 
 __all__ = [
+    "DatasetRecord",
     "HarvestError",
     "HarvestResult",
     "HubError",
     "HubResponseError",
+    "ModelRecord",
     "OptionTypeError",
+    "Options",
     "OutputError",
+    "Provider",
+    "PythonOptions",
     "RecordStream",
     "SortStats",
+    "SpaceRecord",
     "TooFewRecordsError",
     "UsageError",
     "__version__",
@@ -64,6 +72,12 @@ _HOMES = {
     "features": "loaders",
     "polars_schema": "loaders",
     "SortStats": "outcome",
+    "Options": "options",
+    "PythonOptions": "options",
+    "ModelRecord": "records",
+    "DatasetRecord": "records",
+    "SpaceRecord": "records",
+    "Provider": "records",
     "HarvestError": "errors",
     "HubError": "errors",
     "HubResponseError": "errors",

@@ -13,24 +13,23 @@ budget, so calls from several threads at once do not meet.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import io
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, fields
-from datetime import date, datetime
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, fields, replace
+from datetime import date
 from pathlib import Path
 from types import TracebackType
-from typing import Any, get_type_hints
+from typing import Any, Generic, TypeVar, Unpack, cast, get_type_hints
 
 from hfharvest.ahead import Cancel, Cancelled
-from hfharvest.errors import OptionTypeError
+from hfharvest.errors import OptionTypeError, UsageError
 from hfharvest.loaders import require_pyarrow
-from hfharvest.options import Options, default_of, doc_of
+from hfharvest.options import Options, PythonOptions, default_of, doc_of
 from hfharvest.outcome import Outcome, SortStats, Written
-from hfharvest.records import Final, Record
+from hfharvest.records import AnyRecord, Final, Record
 from hfharvest.run import run_fetch
 from hfharvest.settings import Settings, resolve
 from hfharvest.sinks.handover import HandOver, Left
@@ -40,23 +39,44 @@ from hfharvest.sinks.target import OutputTarget
 Progress = Callable[[str, int, int], None]  # (sort, entries returned so far, pages so far)
 
 
+R = TypeVar("R")
+
+
 @dataclass(frozen=True)
-class HarvestResult(Outcome):
-    """What `harvest()` returns: the records; per sort what its walk contributed (`stats`); the
-    sorts that `failed` (only with `allow_partial=True`: otherwise the call raises)."""
+class HarvestResult(Outcome, Generic[R]):
+    """What `harvest()` returns: the records (a `ModelRecord`, `DatasetRecord` or `SpaceRecord`
+    each, by `repo_type`); per sort what its walk contributed (`stats`); the sorts that `failed`
+    (only with `allow_partial=True`: otherwise the call raises)."""
 
-    records: list[Record] = field(default_factory=list)
+    records: list[R] = field(default_factory=list)
 
 
-# The options a Python caller gives: the table's, less those of a process writing files.
+# The options a Python caller gives: the table's, less those of the command line.
 _PARAMETERS = [each for each in fields(Options) if not doc_of(each).cli_only]
+_NAMES = frozenset(each.name for each in _PARAMETERS)
+_CLI_ONLY = frozenset(each.name for each in fields(Options)) - _NAMES
 
 
-def _options(given: dict[str, Any]) -> Options:
-    """The table's values from Python's, each checked against its type: a name or a list of
-    names, a path as a string or a `Path`, a time as a string, a `date` or a `datetime`."""
+def _options(function: str, options: Options | None, given: dict[str, Any]) -> Options:
+    """The table's values from Python's: `options`, if given, with `given` over it, each checked
+    against its type (a name or a list of names, a path as a string or a `Path`, a time as a
+    string, a `date` or a `datetime`); errors name `function`."""
+    for name in sorted(given):
+        if name not in _NAMES:
+            only = " (an option of the command line only)" if name in _CLI_ONLY else ""
+            raise TypeError(f"{function}() got an unexpected keyword argument {name!r}{only}")
+    if options is not None:
+        for name in sorted(_CLI_ONLY):
+            each = next(f for f in fields(Options) if f.name == name)
+            if getattr(options, name) != default_of(each):
+                raise UsageError(
+                    f"{function}(): `{name}` is an option of the command line only",
+                    parameter=name,
+                    value=getattr(options, name),
+                )
     hints = get_type_hints(Options)
-    return Options(**{name: _typed(name, value, hints[name]) for name, value in given.items()})
+    typed = {name: _typed(function, name, value, hints[name]) for name, value in given.items()}
+    return replace(options, **typed) if options is not None else Options(**typed)
 
 
 # What each option's type accepts from Python, and the words for it; `bool` is no number here.
@@ -76,7 +96,7 @@ _ACCEPTS: dict[Any, tuple[Callable[[Any], bool], str]] = {
 }
 
 
-def _typed(name: str, value: Any, kind: Any) -> Any:
+def _typed(function: str, name: str, value: Any, kind: Any) -> Any:
     if name == "since" and isinstance(value, date):  # a datetime is a date too
         return value.isoformat()
     if name == "max_time" and isinstance(value, str | int | float) and type(value) is not bool:
@@ -85,7 +105,7 @@ def _typed(name: str, value: Any, kind: Any) -> Any:
         if value is None or isinstance(value, str | bool):
             return value
         raise OptionTypeError(
-            f"`token` must be a string, True or False, got {type(value).__name__}",
+            f"{function}(): `token` must be a string, True or False, got {type(value).__name__}",
             parameter="token",
             value=type(value).__name__,
         )
@@ -100,67 +120,59 @@ def _typed(name: str, value: Any, kind: Any) -> Any:
     accepts, words = _ACCEPTS[base]
     if not accepts(value):
         raise OptionTypeError(
-            f"`{name}` must be {words}, got {type(value).__name__}", parameter=name, value=value
+            f"{function}(): `{name}` must be {words}, got {type(value).__name__}",
+            parameter=name,
+            value=value,
         )
     if base == tuple[str, ...]:
         return (value,) if isinstance(value, str) else tuple(value)
     return Path(value) if base is Path else value
 
 
-def stream(*, progress: Progress | None = None, **options: Any) -> RecordStream:
-    """The same harvest as `harvest()`, its records handed over as they become final.
+def stream(
+    options: Options | None = None,
+    /,
+    *,
+    progress: Progress | None = None,
+    **kwargs: Unpack[PythonOptions],
+) -> RecordStream[AnyRecord]:
+    """The same harvest as `harvest()`, its records handed over as they become final (each a
+    `ModelRecord`, `DatasetRecord` or `SpaceRecord`, told apart by its `type`).
 
     With one sort they come as their page arrives; with several, once every walk has ended, from
-    the spool on disk. Memory stays bounded either way. Use it as a context manager, so that
-    leaving early stops the walks: `with hfharvest.stream(...) as records: for r in records: ...`
+    the spool on disk. Memory stays bounded either way. Leaving it early (a `break`, an error in
+    the loop, `close()`, the end of a `with` block) stops the walks at once.
     """
-    unknown = sorted(set(options) - {each.name for each in _PARAMETERS})
-    if unknown:
-        raise TypeError(f"stream() got an unexpected keyword argument {unknown[0]!r}")
-    return RecordStream(resolve(_options(options), os.environ), progress)
+    given: dict[str, Any] = dict(kwargs)
+    return RecordStream(resolve(_options("stream", options, given), os.environ), progress)
 
 
-def harvest(**options: Any) -> HarvestResult:
+def harvest(
+    options: Options | None = None,
+    /,
+    *,
+    progress: Progress | None = None,
+    **kwargs: Unpack[PythonOptions],
+) -> HarvestResult[AnyRecord]:
     """Walk the Hub listing once per sort and return every unique record, merged.
 
-    Raises `hfharvest.HarvestError` (a `UsageError`, before any request, for a bad option), each
-    with the `exit_code` the CLI would exit with. With several sorts the records wait in a spool
-    on disk until every walk has ended, then all are read into the list: for the whole Hub,
-    prefer `stream()`, which takes the same options.
+    Options come as keyword arguments (a type checker sees each), as an `hfharvest.Options`, or
+    both (the keywords over it). Raises `hfharvest.HarvestError` (a `UsageError`, before any
+    request, for a bad option), each with the `exit_code` the CLI would exit with. With several
+    sorts the records wait in a spool on disk until every walk has ended, then all are read into
+    the list: for the whole Hub, prefer `stream()`, which takes the same options.
     """
-    with stream(**options) as records:
+    given: dict[str, Any] = dict(kwargs)
+    settings = resolve(_options("harvest", options, given), os.environ)
+    with RecordStream[AnyRecord](settings, progress) as records:
         found = list(records)
     assert records.outcome is not None  # the walks ended: their counts are known
     outcome = records.outcome
     return HarvestResult(outcome.stats, outcome.unique, outcome.written, records=found)
 
 
-# What Python callers may pass, where it is more than the table's type.
-_AS_TAKEN: dict[Any, Any] = {
-    tuple[str, ...]: str | Sequence[str],
-    Path | None: str | Path | None,
-    "since": str | date | datetime | None,
-}
-
-
-def _document(function: Callable[..., Any], returns: Any) -> None:
-    """Give `function` the options table as its signature, and each option in its `help()`."""
-    hints = get_type_hints(Options)
-    parameters = [
-        inspect.Parameter(
-            each.name,
-            inspect.Parameter.KEYWORD_ONLY,
-            default=default_of(each),
-            annotation=_AS_TAKEN.get(each.name, _AS_TAKEN.get(hints[each.name], hints[each.name])),
-        )
-        for each in _PARAMETERS
-    ]
-    progress = inspect.Parameter(
-        "progress", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Progress | None
-    )
-    function.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # what help() shows
-        [*parameters, progress], return_annotation=returns
-    )
+def _document(function: Callable[..., Any]) -> None:
+    """Each option of the table in `help()` of `function`."""
     described = "\n".join(f"    {each.name}: {doc_of(each).help}" for each in _PARAMETERS)
     function.__doc__ = (
         f"{function.__doc__}\n\n    Options (as `hfharvest fetch`'s, by their Python names):\n"
@@ -183,8 +195,8 @@ def write_parquet(
     return sink.written()
 
 
-_document(stream, "RecordStream")
-_document(harvest, HarvestResult)
+_document(stream)
+_document(harvest)
 
 
 class _Progress:  # an Observer calling the caller's function
@@ -203,7 +215,7 @@ class _Ended:
     outcome: Outcome | None = None
 
 
-class RecordStream(Iterator[Record]):
+class RecordStream(Iterator[R]):
     """The records of one harvest, as they become final; then `stats`, `unique` and `failed`.
 
     An iterator: the walks begin with the first `next()`. Leaving it early, by `close()`, a
@@ -244,7 +256,7 @@ class RecordStream(Iterator[Record]):
     def failed(self) -> tuple[SortStats, ...]:
         return self.outcome.failed if self.outcome else ()
 
-    def __enter__(self) -> RecordStream:
+    def __enter__(self) -> RecordStream[R]:
         return self
 
     def __exit__(
@@ -255,12 +267,12 @@ class RecordStream(Iterator[Record]):
     ) -> None:
         self.close()
 
-    def __iter__(self) -> RecordStream:
+    def __iter__(self) -> RecordStream[R]:
         return self
 
-    def __next__(self) -> Record:
+    def __next__(self) -> R:
         for record in self._batch:
-            return record
+            return cast(R, record)
         if self._done:
             raise StopIteration
         if not self._thread.is_alive() and self._thread.ident is None:
@@ -268,7 +280,7 @@ class RecordStream(Iterator[Record]):
         item = self._handover.get()
         if isinstance(item, list):
             self._batch = iter(item)
-            return next(self._batch)
+            return cast(R, next(self._batch))
         self._done = True
         if item is not None:
             raise item

@@ -11,11 +11,13 @@ each field's `flag` (and `short`); the options that only make sense for a proces
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import MISSING, Field, dataclass, field, fields
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 from hfharvest.errors import UsageError
 from hfharvest.hub import MAX_PAGE_SIZE, REPO_TYPE_NAMES, SORT_ALIASES
@@ -586,3 +588,65 @@ def default_of(each: Field[Any]) -> Any:
 def flag_of(each: Field[Any]) -> str:
     """The long flag of an option on the command line (`--full/--no-full` for a pair)."""
     return doc_of(each).flag or f"--{each.name.replace('_', '-')}"
+
+
+# What a Python caller may pass, option by option, as a type checker sees it: the table's rows
+# that are not the command line's own, each in the types Python takes for it (a name or a list of
+# names, a path as a string or a `Path`, `since` as a date). `tests/test_options.py` holds it
+# equal to the table.
+Names = str | Sequence[str]
+PathLike = str | os.PathLike[str]
+RepoTypeName = Literal["model", "models", "dataset", "datasets", "space", "spaces"]
+
+
+class PythonOptions(TypedDict, total=False):
+    """The keyword arguments of `harvest()` and `stream()`: every option but the command line's."""
+
+    sort: Names
+    limit: int | None
+    page_size: int
+    search: str | None
+    author: str | None
+    filter: Names
+    pipeline_tag: str | None
+    inference_provider: Names
+    gated: bool | None
+    apps: Names
+    inference: str | None
+    num_parameters: str | None
+    trained_dataset: Names
+    language: Names
+    task_categories: Names
+    task_ids: Names
+    size_categories: Names
+    multilinguality: Names
+    language_creators: Names
+    benchmark: str | None
+    datasets: Names
+    models: Names
+    linked: bool
+    full: bool | None
+    expand: Names
+    all_fields: bool
+    min_likes: int | None
+    min_downloads: int | None
+    since: str | date | datetime | None
+    raw: bool
+    state: PathLike | None
+    state_max_age: float
+    min_count: int | None
+    allow_partial: bool
+    endpoint: str | None
+    timeout: float
+    max_rps: float | None
+    deadline: float
+    page_deadline: float
+    max_page_mb: float
+    retries: int
+    max_wait: float | None
+    max_pages: int | None
+    max_time: float | str | None
+    token: str | bool | None
+    token_file: PathLike | None
+    allow_insecure_token: bool
+    repo_type: RepoTypeName

@@ -1,4 +1,6 @@
-"""A record on its way from the walk to a sink (`Final`): its value or its JSON, each made once.
+"""Records: their types per repo type (`ModelRecord`, `DatasetRecord`, `SpaceRecord`, held equal
+to the record schema by a test), and a record on its way from the walk to a sink (`Final`): its
+value or its JSON, each made once.
 
 With one sort a record reaches its sink as the dict `normalize` made: a file sink encodes it
 (once), the Python API's hand-over sink passes the dict on as it is. With several sorts a record
@@ -9,11 +11,83 @@ it the same way.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, NotRequired, TypedDict
 
 import orjson
 
-Record = dict[str, Any]
+Record = dict[str, Any]  # a record as the sinks see it; callers see the TypedDicts below
+
+
+class Provider(TypedDict):
+    """One inference provider serving a model (`providers`)."""
+
+    provider: str
+    provider_id: str | None
+    status: str | None
+    task: str | None
+
+
+class _Common(TypedDict):
+    """The keys every record has, whatever its type (docs/record.md)."""
+
+    id: str
+    author: str | None
+    name: str
+    sha: str | None
+    created_at: str | None
+    last_modified: str | None
+    private: bool | None
+    disabled: bool | None
+    gated: Literal["no", "auto", "manual"] | None
+    likes: int | None
+    downloads: int | None
+    downloads_all_time: int | None
+    trending_score: float | None
+    pipeline_tag: str | None
+    library_name: str | None
+    tags: list[str] | None
+    license: str | None
+    arxiv: list[str] | None
+    datasets: list[str] | None
+    base_models: list[str] | None
+    inference_providers: list[str] | None
+    files: list[str] | None
+    found_by: dict[str, int]
+    raw: NotRequired[Any]  # with `raw=True`: the API object, untouched
+
+
+class ModelRecord(_Common):
+    """A model's record, as `harvest()` and `stream()` hand it over."""
+
+    type: Literal["model"]
+    providers: list[Provider] | None
+    parameters: int | None
+    context_length: int | None
+    inference: Literal["warm", "cold"] | None
+
+
+class DatasetRecord(_Common):
+    """A dataset's record."""
+
+    type: Literal["dataset"]
+    task_categories: list[str] | None
+    modalities: list[str] | None
+    formats: list[str] | None
+    size_categories: list[str] | None
+    languages: list[str] | None
+
+
+class SpaceRecord(_Common):
+    """A space's record."""
+
+    type: Literal["space"]
+    sdk: str | None
+    runtime_stage: str | None
+    hardware: str | None
+    models: list[str] | None
+
+
+AnyRecord = ModelRecord | DatasetRecord | SpaceRecord
 
 
 class Final:

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from hfharvest.testing import HubEmulator, make_catalog
 DOCS = Path(__file__).parent.parent / "docs" / "python.md"
 
 
-def serialized(records: list[dict[str, Any]]) -> bytes:
+def serialized(records: Sequence[Mapping[str, Any]]) -> bytes:
     return b"".join(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE) for record in records)
 
 
@@ -51,7 +52,7 @@ def test_the_same_records_byte_for_byte_and_the_same_counts_as_the_cli(
 
 
 def test_two_calls_from_two_threads_at_once(hub: HubEmulator) -> None:
-    results: dict[str, hfharvest.HarvestResult] = {}
+    results: dict[str, hfharvest.HarvestResult[Any]] = {}
     inside = threading.Barrier(2, timeout=10)
 
     def call(name: str, **options: Any) -> None:
@@ -98,7 +99,7 @@ def test_warnings_are_not_printed_without_a_handler(hub: HubEmulator) -> None:
 
 def test_a_bad_option_raises_with_exit_code_2_before_any_request(hub: HubEmulator) -> None:
     with pytest.raises(hfharvest.UsageError, match="must be model, dataset or space") as error:
-        hfharvest.harvest(repo_type="paper", endpoint=hub.url)
+        hfharvest.harvest(repo_type="paper", endpoint=hub.url)  # type: ignore[arg-type]
     assert error.value.exit_code == 2
     with pytest.raises(hfharvest.HarvestError) as failure:
         hfharvest.harvest(page_size=5000, endpoint=hub.url)

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 from urllib.parse import parse_qsl
 
 import pytest
@@ -180,13 +180,13 @@ def test_since_takes_a_date_a_datetime_or_a_string(hub: HubEmulator) -> None:
 
 
 def test_help_documents_every_parameter_with_the_types_python_takes() -> None:
+    typed = get_type_hints(hfharvest.PythonOptions)
     for function in (hfharvest.harvest, hfharvest.stream):
         text = inspect.getdoc(function) or ""
-        signature = inspect.signature(function)
-        for name in signature.parameters:
+        for name in typed:
             assert f"{name}: " in text, name
-        assert "date" in str(signature.parameters["since"].annotation)
-        assert "Sequence" in str(signature.parameters["sort"].annotation)
+        assert "Unpack[PythonOptions]" in str(inspect.signature(function).parameters["kwargs"])
+    assert "date" in str(typed["since"]) and "Sequence" in str(typed["sort"])
 
 
 def test_the_package_is_published_properly() -> None:

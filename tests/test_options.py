@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import socket
+from collections.abc import Sequence
 from dataclasses import fields
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_type_hints
 
 import pytest
 import typer
@@ -17,7 +20,7 @@ import hfharvest
 from hfharvest.cli import app
 from hfharvest.errors import ExitCode
 from hfharvest.flags import as_flags
-from hfharvest.options import Options, doc_of
+from hfharvest.options import Options, PythonOptions, doc_of
 from hfharvest.testing import HubEmulator, make_catalog
 
 TABLE = {each.name for each in fields(Options)}
@@ -29,8 +32,8 @@ def test_the_cli_the_api_and_the_table_are_one_set_of_options() -> None:
     cli = {param.name for param in command.params}
     assert cli == TABLE
     for function in (hfharvest.harvest, hfharvest.stream):
-        api = set(inspect.signature(function).parameters)
-        assert api == (TABLE - CLI_ONLY) | {"progress"}, function.__name__
+        assert list(inspect.signature(function).parameters) == ["options", "progress", "kwargs"]
+    assert set(get_type_hints(PythonOptions)) == TABLE - CLI_ONLY
     assert {
         "output",
         "format",
@@ -48,8 +51,28 @@ def test_the_cli_the_api_and_the_table_are_one_set_of_options() -> None:
 def test_help_documents_every_parameter() -> None:
     for function in (hfharvest.harvest, hfharvest.stream):
         text = inspect.getdoc(function) or ""
-        for name in inspect.signature(function).parameters:
+        for name in [*get_type_hints(PythonOptions), "progress"]:
             assert f"    {name}: " in f"    {text}".replace("\n", "\n    "), name
+
+
+# Each type of the table, and what Python callers may pass for it (the typed keyword arguments).
+AS_TAKEN: dict[Any, Any] = {
+    tuple[str, ...]: str | Sequence[str],
+    Path | None: str | os.PathLike[str] | None,
+    str: Literal["model", "models", "dataset", "datasets", "space", "spaces"],  # repo_type
+}
+
+
+def test_the_typed_keyword_arguments_are_the_tables() -> None:
+    """`PythonOptions`, what a type checker sees, takes each option in the table's type, or in
+    the wider forms Python callers write (a name for a list, a string for a path)."""
+    table, typed = get_type_hints(Options), get_type_hints(PythonOptions)
+    special = {"since": str | date | datetime | None}
+    for name, kind in typed.items():
+        expected = special.get(name) or AS_TAKEN.get(table[name], table[name])
+        if name == "repo_type":
+            expected = AS_TAKEN[str]
+        assert kind == expected, name
 
 
 def test_a_python_text_shows_the_command_lines_flags_in_the_cli() -> None:
