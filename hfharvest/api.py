@@ -187,7 +187,7 @@ def write_parquet(
     PATH.parquet` would write (all or nothing; needs pyarrow). `raw=True` keeps each record's
     `raw`. Returns what was written: path, records, sha256, bytes."""
     require_pyarrow()
-    target = OutputTarget(Path(path), "parquet", False, str(path), repo_type, raw)
+    target = OutputTarget(Path(path), "parquet", False, str(path), repo_type, raw, ())
     with open_sink(target, io.BytesIO()) as sink:
         for record in records:
             fields = {k: v for k, v in record.items() if k not in ("found_by", "raw")}

@@ -20,9 +20,8 @@ from hfharvest.errors import (
     ExitCode,
     HarvestError,
     SideFileError,
-    Stopped,
     UsageError,
-    stopped_by,
+    signal_of,
 )
 from hfharvest.flags import as_flags
 from hfharvest.manifest import write_json
@@ -52,17 +51,18 @@ def guarded(
         failed = exc.exit_code == ExitCode.FAILED
         report.failure(str(exc), exc.hint or (on_stop() if failed else usage_hint))
         return exc.exit_code, as_flags(str(exc))
-    except (KeyboardInterrupt, Stopped) as exc:
-        stopped = stopped_by(exc)
-        assert stopped is not None
-        message = report.stopped(stopped.signal_name)
-        report.failure(message, None if report.landed else on_stop())
-        return stopped.exit_code, message
     except BrokenPipeError:
         # The reader went away (`| head`): nothing more can be said on stdout, so stop quietly.
         _silence_stdout()
         return ExitCode.BROKEN_PIPE, "stdout was closed"
-    except Exception as exc:
+    except BaseException as exc:
+        stopped = signal_of(exc)  # a signal (Python wraps one that came as it made a class)
+        if stopped is not None:
+            message = report.stopped(stopped.signal_name)
+            report.failure(message, None if report.landed else on_stop())
+            return stopped.exit_code, message
+        if not isinstance(exc, Exception):
+            raise
         _show_traceback(report, debug)
         report.failure(
             f"unexpected {type(exc).__name__}: {exc}",

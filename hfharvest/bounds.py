@@ -22,6 +22,7 @@ from typing import Any
 
 from hfharvest.errors import UsageError
 from hfharvest.normalize import timestamp
+from hfharvest.outcome import Stop
 
 Record = Mapping[str, Any]
 
@@ -36,9 +37,9 @@ _SINCE_KEYS = {
 class Bounds:
     """The bounds of a fetch; `since` is an ISO-8601 UTC stamp in the record's own form."""
 
-    min_likes: int | None = None
-    min_downloads: int | None = None
-    since: str | None = None
+    min_likes: int | None
+    min_downloads: int | None
+    since: str | None
 
     def __bool__(self) -> bool:
         return self.min_likes is not None or self.min_downloads is not None or bool(self.since)
@@ -89,10 +90,6 @@ class Bounds:
             return ()
         return tuple(sort for sort in sorts if self.for_walk(sort) is None)
 
-    def option(self, name: str) -> str:
-        """One bound as a walk's `stopped_by` names it: its parameter and value, `min_likes 5`."""
-        return f"{name} {getattr(self, name)}"
-
     def described(self) -> str:
         """Every bound given, for a message (`` `min_likes` 5``); "none" when there is none."""
         given = [f.name for f in fields(self) if getattr(self, f.name) is not None]
@@ -101,11 +98,11 @@ class Bounds:
     def for_walk(self, sort: str) -> WalkBound | None:
         """The bound that can stop the walk sorted by `sort`, if any."""
         if sort == "likes" and self.min_likes is not None:
-            return WalkBound(sort, "likes", self.min_likes, self.option("min_likes"))
+            return WalkBound(sort, "likes", self.min_likes, "min_likes")
         if sort == "downloads" and self.min_downloads is not None:
-            return WalkBound(sort, "downloads", self.min_downloads, self.option("min_downloads"))
+            return WalkBound(sort, "downloads", self.min_downloads, "min_downloads")
         if sort in _SINCE_KEYS and self.since:
-            return WalkBound(sort, _SINCE_KEYS[sort][0], self.since, self.option("since"))
+            return WalkBound(sort, _SINCE_KEYS[sort][0], self.since, "since")
         return None
 
     def passes(self, record: Record, walk: WalkBound | None) -> bool:
@@ -126,7 +123,12 @@ class WalkBound:
     sort: str
     key: str  # the record's key that the sort orders by
     bound: int | str
-    option: str  # the parameter and its value (`min_likes 5`), for the table and the manifest
+    parameter: str  # the option that set it (`min_likes`)
+
+    @property
+    def stop(self) -> Stop:
+        """Where this bound stops a walk, as the walk's counts keep it."""
+        return Stop("bound", self.parameter, self.bound)
 
     def crossed(self, last_first: Iterable[Record]) -> bool:
         """Whether a page reached entries below the bound, given its records from the last on.

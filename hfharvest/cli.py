@@ -21,7 +21,7 @@ import typer
 from hfharvest import __version__, loaders
 from hfharvest.boundary import guarded, write_stats_file
 from hfharvest.diff import DEFAULT_IGNORED, diff_snapshots
-from hfharvest.errors import ExitCode, HarvestError, Stopped, redact_tree, stopped_by
+from hfharvest.errors import ExitCode, HarvestError, redact_tree, signal_of
 from hfharvest.flags import EXIT_CODES, FETCH_HELP, as_flags
 from hfharvest.manifest import build_stats
 from hfharvest.options import (
@@ -288,9 +288,10 @@ def run(argv: list[str]) -> int:
     except typer.Abort:
         Report().failure("interrupted")
         return ExitCode.SIGINT
-    except (KeyboardInterrupt, Stopped) as error:  # before the command's own boundary
-        stopped = stopped_by(error)
-        assert stopped is not None
+    except BaseException as error:  # a signal before the command's own boundary
+        stopped = signal_of(error)
+        if stopped is None:
+            raise
         Report().failure(f"stopped by {stopped.signal_name} at start-up; no file was written")
         return stopped.exit_code
     return code if isinstance(code, int) else 0

@@ -50,7 +50,7 @@ from hfharvest.retry import (
     demanded_wait,
     describe_failure,
 )
-from hfharvest.sizing import PageSize, limit_of, without_limit
+from hfharvest.sizing import PageSize, page_size_of, without_page_size
 from hfharvest.transport import Transport
 from hfharvest.urls import Origin, UnsafeURL, format_origin, leaves_listing, origin
 from hfharvest.watch import AnswerClock, WatchedAdapter
@@ -164,16 +164,16 @@ class HubClient:
         """
         next_url: str | None = url
         fetched: set[str] = set()  # the pages' URLs less their size: a resized page is the same
-        size = PageSize(page_size if page_size is not None else limit_of(url))
+        size = PageSize(page_size if page_size is not None else page_size_of(url))
         while next_url is not None:
-            fetched.add(without_limit(next_url))
+            fetched.add(without_page_size(next_url))
             where = f"{label}, page {len(fetched)}" if label else ""
             page = self.get_page(next_url, on_retry, describe=where, size=size)
             size.succeeded()
             if page.next_url is not None:  # checked before the page counts: a state never keeps it
                 self._check_listing(listing or url, page.next_url)
             yield page
-            if page.next_url is not None and without_limit(page.next_url) in fetched:
+            if page.next_url is not None and without_page_size(page.next_url) in fetched:
                 raise CursorLoopError(
                     f"the Hub's next link repeats a page already fetched ({page.next_url}); "
                     "stopping instead of looping"
@@ -314,7 +314,7 @@ class HubClient:
             if following is not None:
                 self._check_origin(following, "the next-page link")
             policy = response.headers.get("RateLimit-Policy")
-            found = entries(response, body, 2 * (limit_of(url) or MAX_PAGE_SIZE))
+            found = entries(response, body, 2 * (page_size_of(url) or MAX_PAGE_SIZE))
             hidden = withheld(found, body, self._secret_forms)
             return Page(url, found, following, rate_policy=policy, withheld=hidden)
         detail = error_detail(response, body)

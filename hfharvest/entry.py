@@ -16,7 +16,7 @@ import os
 import sys
 from typing import NoReturn
 
-from hfharvest.errors import ExitCode, Stopped, stopped_by
+from hfharvest.errors import ExitCode, signal_of
 from hfharvest.signals import listen
 
 
@@ -24,9 +24,10 @@ def main() -> NoReturn:
     listen()
     try:
         from hfharvest.cli import run
-    except (KeyboardInterrupt, Stopped) as error:  # nothing begun, nothing to clean up
-        stopped = stopped_by(error)
-        assert stopped is not None
+    except BaseException as error:  # a signal: nothing begun, nothing to clean up
+        stopped = signal_of(error)
+        if stopped is None:
+            raise
         told = (
             f"hfharvest: error: stopped by {stopped.signal_name} at start-up; no file was written"
         )

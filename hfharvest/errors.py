@@ -54,12 +54,18 @@ class Terminated(Stopped):
     exit_code = ExitCode.SIGTERM
 
 
-def stopped_by(error: BaseException) -> Stopped | None:
+def signal_of(error: BaseException | None) -> Stopped | None:
     """The signal an exception stands for, if any: the one place a signal becomes an exit code
-    (a `KeyboardInterrupt` is SIGINT, as Python raises it where no handler of ours is set)."""
-    if isinstance(error, Stopped):
-        return error
-    return Interrupted() if isinstance(error, KeyboardInterrupt) else None
+    (a `KeyboardInterrupt` is SIGINT, as Python raises it where no handler of ours is set). A
+    signal that came while a class was being made arrives wrapped in a `RuntimeError` (Python
+    3.11 wraps what `__set_name__` raises): it is found as that error's cause."""
+    while error is not None:
+        if isinstance(error, Stopped):
+            return error
+        if isinstance(error, KeyboardInterrupt):
+            return Interrupted()
+        error = error.__cause__ if isinstance(error, RuntimeError) else None
+    return None
 
 
 class HarvestError(Exception):

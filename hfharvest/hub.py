@@ -36,6 +36,7 @@ SORT_ALIASES: Mapping[str, str] = {
 }
 
 # Sorts the Hub was seen to refuse (400) beside `inference_provider` (October 2025).
+DEFAULT_SORTS = ("likes", "downloads")  # what a fetch walks when no sort and no bound is given
 NOT_WITH_PROVIDER = frozenset({"createdAt", "trendingScore"})
 
 # Repos made before the Hub recorded creation dates carry one of these values (the backfill took
@@ -242,3 +243,8 @@ CATALOG_SIZE: Mapping[RepoType, int] = {
     "dataset": 1_500_000,
     "space": 1_500_000,
 }
+
+
+def repo_type_words() -> str:
+    """The repo types, for a message: "model, dataset or space"."""
+    return f"{', '.join(REPO_TYPES[:-1])} or {REPO_TYPES[-1]}"

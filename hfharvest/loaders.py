@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from hfharvest.errors import UsageError
-from hfharvest.hub import REPO_TYPES, SORTS
+from hfharvest.hub import REPO_TYPES, SORTS, repo_type_words
 from hfharvest.schema import record_schema
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ def typed_schema(kind: str, repo_type: str) -> object:
         raise UsageError(f"`as` must be json, arrow, features or polars, not {kind!r}")
     if repo_type not in REPO_TYPES:
         raise UsageError(
-            f"`repo_type` must be model, dataset or space, not {repo_type!r}",
+            f"`repo_type` must be {repo_type_words()}, not {repo_type!r}",
             parameter="repo_type",
             value=repo_type,
         )

@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Any, Literal, TypedDict
 
 from hfharvest.errors import UsageError
-from hfharvest.hub import MAX_PAGE_SIZE, REPO_TYPE_NAMES, SORT_ALIASES
+from hfharvest.hub import (
+    DEFAULT_SORTS,
+    MAX_PAGE_SIZE,
+    REPO_TYPE_NAMES,
+    REPO_TYPES,
+    SORT_ALIASES,
+    SORTS,
+    repo_type_words,
+)
 
 Check = Callable[[str, Any], None]
 
@@ -109,7 +117,7 @@ def _page_size(name: str, value: int) -> None:
 def _repo_type(name: str, value: str) -> None:
     if value not in REPO_TYPE_NAMES:
         raise UsageError(
-            f"`{name}` must be model, dataset or space, not {value!r}", parameter=name, value=value
+            f"`{name}` must be {repo_type_words()}, not {value!r}", parameter=name, value=value
         )
 
 
@@ -126,9 +134,9 @@ class Options:
 
     sort: tuple[str, ...] = option(
         (),
-        "A sort to walk; repeat for several [default: likes, downloads]. hfharvest knows likes, "
-        "downloads, trendingScore, createdAt, lastModified, likes30d, id (snake_case spellings "
-        "are mapped); another name is sent as given, for the Hub may have added it.",
+        f"A sort to walk; repeat for several [default: {', '.join(DEFAULT_SORTS)}]. hfharvest "
+        f"knows {', '.join(SORTS)} (snake_case spellings are mapped); another name is sent as "
+        "given, for the Hub may have added it.",
         "likes --sort id",
         QUERY,
         metavar="SORT",
@@ -293,7 +301,7 @@ class Options:
         flag="--type",
         short="-t",
         check=_repo_type,
-        choices=("model", "dataset", "space"),
+        choices=REPO_TYPES,
     )
     full: bool | None = option(
         None,
@@ -473,6 +481,24 @@ class Options:
         metavar="N",
         check=_not_negative,
     )
+    backoff_base: float = option(
+        1.0,
+        "The first wait between two attempts at a page, doubled each time, with as much jitter "
+        "(HFHARVEST_BACKOFF_BASE sets it from the environment).",
+        "2",
+        NETWORK,
+        metavar="SECONDS",
+        check=_not_negative,
+    )
+    backoff_max: float = option(
+        30.0,
+        "The longest wait between two attempts (HFHARVEST_BACKOFF_MAX sets it from the "
+        "environment).",
+        "60",
+        NETWORK,
+        metavar="SECONDS",
+        check=_not_negative,
+    )
     max_wait: float | None = option(
         None,
         "Longest wait a Retry-After or RateLimit header may ask for, on any answer; a longer one "
@@ -643,6 +669,8 @@ class PythonOptions(TypedDict, total=False):
     page_deadline: float
     max_page_mb: float
     retries: int
+    backoff_base: float
+    backoff_max: float
     max_wait: float | None
     max_pages: int | None
     max_time: float | str | None

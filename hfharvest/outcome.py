@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 # What a `--state` keeps of each walk to resume it (the rest is known only once walks end).
 RESUME_FIELDS = (
@@ -23,9 +23,26 @@ RESUME_FIELDS = (
     "done",
     "reached_end",
     "below_bound",
-    "stopped_by",
+    "stop",
     "resized",
 )
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Why a walk stopped before the listing's end, as data: a `limit` reached (`limit`,
+    `max_pages`) or a `bound` crossed (`min_likes`, `min_downloads`, `since`), with the value.
+    `str()` is the documented `stopped_by` form: `limit 1000`, `min_likes 5`."""
+
+    reason: Literal["limit", "bound"]
+    parameter: str
+    value: int | str
+
+    def __str__(self) -> str:
+        return f"{self.parameter} {self.value}"
+
+    def saved(self) -> list[Any]:
+        return [self.reason, self.parameter, self.value]
 
 
 @dataclass(frozen=True)
@@ -49,25 +66,36 @@ class SortStats:
     reached_end: bool = False
     error: str | None = None
     below_bound: int = 0
-    stopped_by: str | None = None
+    stop: Stop | None = None
     resized: int = 0  # pages asked again at half the size after a deep timeout (retries too)
     next_url: str | None = None
     done: bool = False
 
+    @property
+    def stopped_by(self) -> str | None:
+        """Why the walk stopped early, as the manifest and the stats say it (`limit 1000`)."""
+        return None if self.stop is None else str(self.stop)
+
     def summary(self) -> dict[str, Any]:
         """The counts as the manifest and the stats file hold them (no cursor)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _CURSOR}
+        kept = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _UNSAID}
+        kept["stopped_by"] = self.stopped_by
+        return kept
 
     def progress(self) -> dict[str, Any]:
         """What a `--state` keeps to resume this walk."""
-        return {name: getattr(self, name) for name in RESUME_FIELDS}
+        kept = {name: getattr(self, name) for name in RESUME_FIELDS}
+        kept["stop"] = self.stop.saved() if self.stop else None
+        return kept
 
     @classmethod
     def resumed(cls, sort: str, progress: dict[str, Any]) -> SortStats:
-        return cls(sort, **{name: progress[name] for name in RESUME_FIELDS})
+        kept = {name: progress[name] for name in RESUME_FIELDS}
+        kept["stop"] = Stop(*kept["stop"]) if kept["stop"] else None
+        return cls(sort, **kept)
 
 
-_CURSOR = frozenset({"next_url", "done"})
+_UNSAID = frozenset({"next_url", "done", "stop"})  # the cursor, and `stop` said as `stopped_by`
 
 
 @dataclass(frozen=True)

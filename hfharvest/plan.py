@@ -16,7 +16,7 @@ def first_requests(settings: Settings) -> list[dict[str, object]]:
     for sort in query.sorts:
         pages: int | None = None
         if query.limit is not None:
-            pages = -(-query.limit // query.page_limit)
+            pages = -(-query.limit // query.page_size_sent)
             if settings.max_pages is not None:
                 pages = min(pages, settings.max_pages)
         elif settings.max_pages is not None:

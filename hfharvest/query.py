@@ -25,7 +25,7 @@ class Query:
     inference_providers: tuple[str, ...]
     full: bool
     expand: tuple[str, ...]  # when given, exactly the fields asked for (and `full` is False)
-    hub_filters: tuple[tuple[str, str], ...] = ()  # the other filters, in their wire form
+    hub_filters: tuple[tuple[str, str], ...]  # the other filters, in their wire form
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -44,7 +44,7 @@ class Query:
         )
 
     @property
-    def page_limit(self) -> int:
+    def page_size_sent(self) -> int:
         """The page size sent: a page larger than the limit would fetch entries thrown away."""
         return min(self.page_size, self.limit or self.page_size)
 
@@ -66,7 +66,7 @@ class Query:
             params.append(("inference_provider", ",".join(self.inference_providers)))
         params.extend(self.hub_filters)
         params.append(("sort", sort))
-        params.append(("limit", str(self.page_limit)))
+        params.append(("limit", str(self.page_size_sent)))
         if self.full:
             params.append(("full", "true"))
         params.extend(("expand", name) for name in self.expand)

@@ -162,7 +162,7 @@ class Report:
 
     @contextmanager
     def walking(
-        self, settings: Settings, *, every: float = 30.0, beside_records: bool = False
+        self, settings: Settings, *, every: float, beside_records: bool
     ) -> Iterator[Observer]:
         """Progress while walking, unless `--quiet`: live lines on a terminal, else a line every
         `every` seconds (0: none). `beside_records`: the records go to this same terminal, where
@@ -278,11 +278,10 @@ class Report:
         table.add_row("unique", "", f"{result.unique:,}", *[""] * (len(columns) - 2))
         self.console.print(table)
         for stats in result.stats:
-            if stats.stopped_by:
-                name, _, value = stats.stopped_by.partition(" ")
-                limits = ("limit", "max_pages")
-                why = "the Hub had more" if name in limits else "what follows is lower"
-                self.line(f"{stats.sort}: stopped at `{name}` {value} ({why})")
+            if stats.stop is not None:
+                stop = stats.stop
+                why = "the Hub had more" if stop.reason == "limit" else "what follows is lower"
+                self.line(f"{stats.sort}: stopped at `{stop.parameter}` {stop.value} ({why})")
         for stats in result.failed:
             self.warning(f"sort {stats.sort} failed: {stats.error}")
         if result.resumed:

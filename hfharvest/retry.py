@@ -29,7 +29,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from hfharvest.errors import TransientResponseError, UsageError
+from hfharvest.errors import TransientResponseError
 from hfharvest.pacing import LONGEST, ratelimit_reset
 
 log = logging.getLogger("hfharvest")
@@ -58,26 +58,11 @@ class RetryPolicy:
     `max_wait` None: as long as one rate-limit window's reset (see `pacing.Pacer.allowed_wait`).
     """
 
-    retries: int = 5
-    backoff_base: float = 1.0
-    backoff_max: float = 30.0
-    max_wait: float | None = None
-    page_deadline: float = 600.0
-
-    @classmethod
-    def from_environment(
-        cls, retries: int, max_wait: float | None, page_deadline: float, environ: Mapping[str, str]
-    ) -> RetryPolicy:
-        """The backoff base and cap are reachable from the environment, so that tests of the
-        installed command run without waiting (`HFHARVEST_BACKOFF_BASE`,
-        `HFHARVEST_BACKOFF_MAX`)."""
-        return cls(
-            retries=retries,
-            backoff_base=_env_seconds(environ, "HFHARVEST_BACKOFF_BASE", cls.backoff_base),
-            backoff_max=_env_seconds(environ, "HFHARVEST_BACKOFF_MAX", cls.backoff_max),
-            max_wait=max_wait,
-            page_deadline=page_deadline,
-        )
+    retries: int
+    backoff_base: float
+    backoff_max: float
+    max_wait: float | None
+    page_deadline: float
 
 
 class PageTimeUp(Exception):
@@ -87,19 +72,6 @@ class PageTimeUp(Exception):
         super().__init__(f"no page after {attempts} attempts")
         self.attempts = attempts
         self.last = last
-
-
-def _env_seconds(environ: Mapping[str, str], name: str, default: float) -> float:
-    text = environ.get(name)
-    if text is None or not text.strip():
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if value < 0:
-        raise UsageError(f"{name} must be a number of seconds, not {text!r}")
-    return value
 
 
 def retry_after_seconds(value: str, now: datetime | None = None) -> float | None:

@@ -220,7 +220,7 @@ class _Runs:
                 query.repo_type,
                 query.limit,
                 settings.bounds,
-                query.page_limit,
+                query.page_size_sent,
                 settings.max_pages,
             )
             for sort in query.sorts

@@ -24,6 +24,7 @@ from hfharvest.errors import OfflineError, UsageError
 from hfharvest.hub import (
     ALL_FIELDS,
     DEFAULT_ENDPOINT,
+    DEFAULT_SORTS,
     HUB_FILTERS,
     PROVIDER_MAPPING,
     REPO_TYPE_NAMES,
@@ -43,7 +44,6 @@ from hfharvest.transport import Transport
 from hfharvest.urls import UnsafeURL, origin
 
 log = logging.getLogger("hfharvest")
-DEFAULT_SORTS = ("likes", "downloads")
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,9 @@ class Settings:
     allow_partial: bool
     started: datetime
     bounds: Bounds  # not part of the job: a resumed walk keeps the ones it began with
-    made: tuple[Path, ...] = ()  # folders made for the output, manifest and state
-    max_pages: int | None = None  # pages per sort
-    max_time: float | None = None  # seconds the whole run may take
+    made: tuple[Path, ...]  # folders made for the output, manifest and state
+    max_pages: int | None  # pages per sort
+    max_time: float | None  # seconds the whole run may take
 
     @property
     def sent(self) -> Query:
@@ -200,14 +200,43 @@ def _transport(options: Options, environ: Mapping[str, str]) -> Transport:
     return Transport(
         endpoint=endpoint,
         timeout=options.timeout,
-        retry=RetryPolicy.from_environment(
-            options.retries, options.max_wait, options.page_deadline, environ
+        retry=RetryPolicy(
+            retries=options.retries,
+            backoff_base=_from_environment(options, "backoff_base", environ),
+            backoff_max=_from_environment(options, "backoff_max", environ),
+            max_wait=options.max_wait,
+            page_deadline=options.page_deadline,
         ),
         max_rps=options.max_rps,
         token=token,
         deadline=options.deadline,
         max_page_bytes=int(options.max_page_mb * 1_000_000),
     )
+
+
+# The options the environment sets when they are at their default: the installed command's tests
+# run without waiting.
+ENVIRONMENT = {"backoff_base": "HFHARVEST_BACKOFF_BASE", "backoff_max": "HFHARVEST_BACKOFF_MAX"}
+
+
+def _from_environment(options: Options, name: str, environ: Mapping[str, str]) -> float:
+    """An option's value, or, while it is at its default, its environment variable's."""
+    value: float = getattr(options, name)
+    default = next(default_of(each) for each in fields(Options) if each.name == name)
+    return value if value != default else _env_seconds(environ, ENVIRONMENT[name], value)
+
+
+def _env_seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    text = environ.get(name)
+    if text is None or not text.strip():
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise UsageError(f"{name} must be a number of seconds, not {text!r}")
+    return value
 
 
 def _repo_type(options: Options) -> RepoType:

@@ -16,19 +16,19 @@ from dataclasses import dataclass
 
 FLOOR = 100  # the smallest page a resize asks for
 GOOD_PAGES = 10  # pages that succeed at a reduced size before it doubles back
-_LIMIT = re.compile(r"(?<=[?&])limit=[^&#]*")
+_PAGE_SIZE = re.compile(r"(?<=[?&])limit=[^&#]*")
 
 
-def limit_of(url: str) -> int | None:
+def page_size_of(url: str) -> int | None:
     """The page size a URL asks for, if it says."""
-    match = _LIMIT.search(url)
+    match = _PAGE_SIZE.search(url)
     value = match.group(0).removeprefix("limit=") if match else ""
     return int(value) if value.isdigit() else None
 
 
-def without_limit(url: str) -> str:
+def without_page_size(url: str) -> str:
     """The URL less its page size: what names a page whatever its size (loop detection)."""
-    return _LIMIT.sub("", url)
+    return _PAGE_SIZE.sub("", url)
 
 
 @dataclass
@@ -44,9 +44,9 @@ class PageSize:
 
     def url(self, url: str) -> str:
         """`url` asking for the current size: only its `limit` changes."""
-        if self.now is None or self.now == limit_of(url):
+        if self.now is None or self.now == page_size_of(url):
             return url
-        return _LIMIT.sub(f"limit={self.now}", url, count=1)
+        return _PAGE_SIZE.sub(f"limit={self.now}", url, count=1)
 
     def halve(self) -> bool:
         """After a deep timeout: ask for half as many; False when already as small as allowed."""

@@ -32,7 +32,7 @@ from hfharvest.merge import Spool
 from hfharvest.outcome import SortStats
 from hfharvest.sinks.files import atomic_file, remove_leftovers
 
-STATE_VERSION = 4  # 4: when the state was begun, and by which hfharvest
+STATE_VERSION = 5  # 5: why a walk stopped, as data (`stop`); 4: when it was begun, by whom
 CLOCK_SKEW = timedelta(minutes=5)  # a state begun later than now by more than this is not trusted
 
 

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple, Protocol
 from hfharvest.bounds import Bounds, WalkBound
 from hfharvest.client import Page
 from hfharvest.normalize import normalize, oversized
-from hfharvest.outcome import SortStats
+from hfharvest.outcome import SortStats, Stop
 
 log = logging.getLogger("hfharvest")
 OVERSIZED = "an entry of sort %s (%s) has %s past 64 bits: skipped, as no record holds it exactly"
@@ -71,7 +71,7 @@ class WalkPlan:
     limit: int | None
     bounds: Bounds
     page_size: int
-    max_pages: int | None = None
+    max_pages: int | None
 
     @property
     def bound(self) -> WalkBound | None:
@@ -87,7 +87,7 @@ class Fetched:
     entries: list[Any]
     made: dict[int, dict[str, Any] | None]  # entry index -> its record, for those already made
     crossed: bool  # the walk's bound is crossed on this page
-    limited: str | None  # the walk's `limit` or `max_pages`, reached with this page
+    limited: Stop | None  # the walk's `limit` or `max_pages`, reached with this page
     last: bool
 
 
@@ -141,13 +141,13 @@ class Walk:
         finally:
             self._source.close()
 
-    def _limited(self, returned: int, pages: int) -> str | None:
+    def _limited(self, returned: int, pages: int) -> Stop | None:
         """Which of `limit` and `max_pages` this many entries and pages reach, if one does."""
         plan = self.plan
         if plan.limit is not None and (returned >= plan.limit or pages >= plan.limit):
-            return f"limit {plan.limit}"
+            return Stop("limit", "limit", plan.limit)
         if plan.max_pages is not None and pages >= plan.max_pages:
-            return f"max_pages {plan.max_pages}"
+            return Stop("limit", "max_pages", plan.max_pages)
         return None
 
     def _crossed(self, entries: list[Any], made: dict[int, dict[str, Any] | None]) -> bool:
@@ -191,12 +191,12 @@ class Walk:
             plural = "ies" if page.withheld > 1 else "y"
             log.warning(WITHHELD, plan.sort, stats.pages + 1, page.withheld, plural)
         reached_end = page.next_url is None and len(entries) == len(page.entries)
-        stopped_by = (
-            bound.option
+        stop = (
+            bound.stop
             if fetched.crossed and bound is not None
             else fetched.limited
             if fetched.limited and not reached_end
-            else stats.stopped_by
+            else stats.stop
         )
         self.stats = replace(
             stats,
@@ -209,7 +209,7 @@ class Walk:
             seconds=self.start.seconds + time.monotonic() - self._began,  # a resumed walk adds
             next_url=page.next_url,
             reached_end=reached_end,
-            stopped_by=stopped_by,
+            stop=stop,
             done=fetched.last,
         )
         return WalkPage(passed, self.stats, page.rate_policy, below)

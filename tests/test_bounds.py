@@ -16,6 +16,7 @@ from conftest import ENDPOINT, SettingsFactory, link
 from hfharvest.bounds import Bounds, parse_since
 from hfharvest.cli import app
 from hfharvest.errors import UsageError
+from hfharvest.outcome import Stop
 from hfharvest.run import run_fetch
 from hfharvest.testing import HubEmulator, make_catalog
 from hfharvest.testing.catalog import Catalog
@@ -247,9 +248,12 @@ class _Silent:
 
 
 def test_bounds_are_described_by_their_parameters() -> None:
-    assert Bounds().described() == "none"
-    assert Bounds(min_likes=0, since="2026-11-30T00:00:00.000Z").described() == (
+    assert Bounds(None, None, None).described() == "none"
+    assert Bounds(
+        min_likes=0, min_downloads=None, since="2026-11-30T00:00:00.000Z"
+    ).described() == (
         "`min_likes` 0 `since` 2026-11-30T00:00:00.000Z"  # a bound of 0 is a bound
     )
-    walk = Bounds(min_downloads=100).for_walk("downloads")
-    assert walk is not None and walk.option == "min_downloads 100"
+    walk = Bounds(min_likes=None, min_downloads=100, since=None).for_walk("downloads")
+    assert walk is not None and str(walk.stop) == "min_downloads 100"
+    assert walk.stop == Stop("bound", "min_downloads", 100)

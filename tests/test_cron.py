@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from hfharvest import manifest
 from hfharvest.cli import app
-from hfharvest.sizing import PageSize, limit_of, without_limit
+from hfharvest.sizing import PageSize, page_size_of, without_page_size
 from hfharvest.testing import HubEmulator, make_catalog
 
 runner = CliRunner()
@@ -211,7 +211,9 @@ class TestDeepPagesGetSmaller:
         for _ in range(40):
             size.succeeded()
         assert size.now == 1000  # back up to the size asked for, no further
-        assert limit_of(url) == 1000 and without_limit(url) == without_limit(size.url(url))
+        assert page_size_of(url) == 1000 and without_page_size(url) == without_page_size(
+            size.url(url)
+        )
         assert not PageSize(50).halve()  # a page already small is never made smaller
 
     def test_a_walk_through_deep_timeouts_completes(self, tmp_path: Path) -> None:
@@ -219,7 +221,7 @@ class TestDeepPagesGetSmaller:
         catalog = make_catalog(models=10_000, datasets=0, spaces=0, hf_inference=100)
         with HubEmulator(catalog, deep_timeout=(3000, 250)) as hub:
             result = fetch(hub, "--sort", "likes", "-o", str(out))
-            limits = [limit_of(f"?{r.query}") for r in hub.requests_log]
+            limits = [page_size_of(f"?{r.query}") for r in hub.requests_log]
         assert result.exit_code == 0, result.stderr
         assert len({record["id"] for record in lines(out)}) == 10_000
         document = json.loads(Path(f"{out}.manifest.json").read_text())

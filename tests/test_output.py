@@ -13,10 +13,16 @@ import pytest
 from hfharvest.errors import OutputError
 from hfharvest.records import Final
 from hfharvest.sinks.pick import open_sink
-from hfharvest.sinks.target import OutputTarget
+from hfharvest.sinks.target import OutputFormat, OutputTarget
 
 RECORDS: list[dict[str, object]] = [{"id": "a/b", "likes": 1}, {"id": "c/ü", "likes": None}]
-FOUND_BY = {"likes": 1}  # what the writer adds to each record
+FOUND_BY = {"likes": 1}
+
+
+def target(path: Path | None, fmt: OutputFormat, gzip: bool) -> OutputTarget:
+    return OutputTarget(
+        path, fmt, gzip, str(path or "-"), "model", False, ()
+    )  # what the writer adds to each record
 
 
 def write(target: OutputTarget, records: list[dict[str, object]] = RECORDS) -> bytes:
@@ -28,7 +34,7 @@ def write(target: OutputTarget, records: list[dict[str, object]] = RECORDS) -> b
 
 
 def test_jsonl_to_stdout_one_record_a_line_utf8() -> None:
-    data = write(OutputTarget(None, "jsonl", False))
+    data = write(target(None, "jsonl", False))
     assert (
         data
         == (
@@ -39,9 +45,9 @@ def test_jsonl_to_stdout_one_record_a_line_utf8() -> None:
 
 
 def test_json_is_one_array() -> None:
-    data = write(OutputTarget(None, "json", False))
+    data = write(target(None, "json", False))
     assert json.loads(data) == [{**record, "found_by": FOUND_BY} for record in RECORDS]
-    assert write(OutputTarget(None, "json", False), []) == b"[]\n"
+    assert write(target(None, "json", False), []) == b"[]\n"
 
 
 def test_file_appears_only_when_complete(tmp_path: Path) -> None:
@@ -49,7 +55,7 @@ def test_file_appears_only_when_complete(tmp_path: Path) -> None:
     path.write_text("yesterday\n")
     with (
         pytest.raises(RuntimeError),
-        open_sink(OutputTarget(path, "jsonl", False), io.BytesIO()) as writer,
+        open_sink(target(path, "jsonl", False), io.BytesIO()) as writer,
     ):
         writer.write(Final(RECORDS[0]), FOUND_BY)
         raise RuntimeError("the harvest failed")
@@ -62,7 +68,7 @@ def test_interrupt_leaves_the_earlier_file_and_no_temp(tmp_path: Path) -> None:
     path.write_text("yesterday\n")
     with (
         pytest.raises(KeyboardInterrupt),
-        open_sink(OutputTarget(path, "jsonl", False), io.BytesIO()),
+        open_sink(target(path, "jsonl", False), io.BytesIO()),
     ):
         raise KeyboardInterrupt
     assert path.read_text() == "yesterday\n"
@@ -71,9 +77,9 @@ def test_interrupt_leaves_the_earlier_file_and_no_temp(tmp_path: Path) -> None:
 
 def test_gzip_is_deterministic(tmp_path: Path) -> None:
     first, second = tmp_path / "a.jsonl.gz", tmp_path / "b.jsonl.gz"
-    write(OutputTarget(first, "jsonl", True))
+    write(target(first, "jsonl", True))
     os.utime(tmp_path, (0, 0))
-    write(OutputTarget(second, "jsonl", True))
+    write(target(second, "jsonl", True))
     assert first.read_bytes() == second.read_bytes()
     assert gzip.decompress(first.read_bytes()).count(b"\n") == 2
     header = first.read_bytes()[:10]
@@ -85,7 +91,7 @@ def test_permissions_follow_the_umask(tmp_path: Path) -> None:
     old = os.umask(0o027)
     try:
         path = tmp_path / "out.jsonl"
-        write(OutputTarget(path, "jsonl", False))
+        write(target(path, "jsonl", False))
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o640
@@ -96,7 +102,7 @@ def test_write_failure_becomes_an_output_error(tmp_path: Path) -> None:
     path = tmp_path / "out.jsonl"
     path.write_text("yesterday\n")
     with pytest.raises(OutputError, match="No space left on device") as err:
-        write(OutputTarget(path, "jsonl", False))
+        write(target(path, "jsonl", False))
     assert err.value.exit_code == 1
     assert path.read_text() == "yesterday\n"
     assert list(tmp_path.iterdir()) == [path]

@@ -18,7 +18,14 @@ from hfharvest.retry import (
     retry_after_seconds,
 )
 
-NO_WAIT = RetryPolicy(retries=3, backoff_base=0, backoff_max=0)
+
+def make_policy(
+    retries: int, backoff_base: float = 0, backoff_max: float = 0, page_deadline: float = 600
+) -> RetryPolicy:
+    return RetryPolicy(retries, backoff_base, backoff_max, None, page_deadline)
+
+
+NO_WAIT = make_policy(retries=3)
 
 
 def test_retry_after_seconds_and_http_date() -> None:
@@ -69,7 +76,7 @@ def test_absurd_waits_are_a_named_cause_not_a_crash() -> None:
 
 def test_a_page_has_a_bound_across_all_its_attempts() -> None:
     clock = [0.0]
-    policy = RetryPolicy(retries=50, backoff_base=10, backoff_max=10, page_deadline=35)
+    policy = make_policy(retries=50, backoff_base=10, backoff_max=10, page_deadline=35)
 
     def sleep(seconds: float) -> None:
         clock[0] += seconds
@@ -129,7 +136,7 @@ def test_attempts_run_out_and_the_real_exception_is_reraised() -> None:
 def test_zero_retries_means_one_attempt() -> None:
     fetch = Flaky([requests.ConnectionError("refused")])
     with pytest.raises(requests.ConnectionError):
-        call_with_retries(fetch, RetryPolicy(retries=0), describe="p", sleep=lambda s: None)
+        call_with_retries(fetch, make_policy(retries=0), describe="p", sleep=lambda s: None)
     assert fetch.calls == 1
 
 
@@ -138,7 +145,7 @@ def test_demanded_wait_replaces_backoff_and_each_retry_is_logged(
 ) -> None:
     fetch = Flaky([TransientResponseError(429, "u", "slow down", demanded_wait=7)])
     waits: list[float] = []
-    policy = RetryPolicy(retries=2, backoff_base=100, backoff_max=100)
+    policy = make_policy(retries=2, backoff_base=100, backoff_max=100)
     with caplog.at_level(logging.WARNING, logger="hfharvest"):
         call_with_retries(fetch, policy, describe="sort likes, page 2", sleep=waits.append)
     assert waits == [7]
@@ -148,7 +155,7 @@ def test_demanded_wait_replaces_backoff_and_each_retry_is_logged(
 def test_backoff_grows_and_is_capped() -> None:
     fetch = Flaky([requests.ConnectionError("x")] * 5)
     waits: list[float] = []
-    policy = RetryPolicy(retries=5, backoff_base=1, backoff_max=4)
+    policy = make_policy(retries=5, backoff_base=1, backoff_max=4)
     call_with_retries(fetch, policy, describe="p", sleep=waits.append)
     assert 1 <= waits[0] <= 2
     assert 2 <= waits[1] <= 3

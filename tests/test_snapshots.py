@@ -238,7 +238,7 @@ class TestResume:
         hub.add_fault("503@/cursor=/x1")
         assert fetch(hub, *self.args(tmp_path)).exit_code == 1
         state = tmp_path / "job.state"
-        state.write_text(state.read_text().replace('"version": 4', '"version": 3'))
+        state.write_text(state.read_text().replace('"version": 5', '"version": 4'))
         result = fetch(hub, *self.args(tmp_path))
         assert result.exit_code == 0
         assert "not resumed: it was written by" in result.stderr
@@ -246,7 +246,7 @@ class TestResume:
 
     def test_a_state_that_is_no_state_is_refused(self, hub: HubEmulator, tmp_path: Path) -> None:
         state = tmp_path / "job.state"
-        state.write_text('{"version": 4}')
+        state.write_text('{"version": 5}')
         result = fetch(hub, *self.args(tmp_path))
         assert result.exit_code == 2
         assert "cannot be read (no bounds, created, job, sorts, spool_length)" in result.stderr
@@ -284,5 +284,7 @@ def test_a_state_commit_cut_short_by_kill_9_leaves_nothing_behind(tmp_path: Path
     other = tmp_path / ".other.state.2b7d93ae.part"  # another file's: not ours to remove
     other.write_bytes(b"")
     now = datetime.now(UTC)
-    StateStore.open(state, {"endpoint": "x"}, ("likes",), Bounds(), now=now, max_age=DAY).commit()
+    StateStore.open(
+        state, {"endpoint": "x"}, ("likes",), Bounds(None, None, None), now=now, max_age=DAY
+    ).commit()
     assert not leftover.exists() and other.exists()

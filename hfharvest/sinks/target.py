@@ -38,10 +38,10 @@ class OutputTarget:
     path: Path | None
     format: OutputFormat
     gzip: bool
-    template: str = "-"
-    repo_type: str = "model"
-    raw: bool = False
-    made: tuple[Path, ...] = ()  # the folders made for it, outermost first
+    template: str
+    repo_type: str
+    raw: bool
+    made: tuple[Path, ...]  # the folders made for it, outermost first
 
 
 def resolve_target(
@@ -66,7 +66,7 @@ def resolve_target(
                 value=fmt,
                 hint="name one with `output`, e.g. models.parquet",
             )
-        return OutputTarget(None, chosen or "jsonl", False, template, repo_type, raw)
+        return OutputTarget(None, chosen or "jsonl", False, template, repo_type, raw, ())
     path = Path(_fill_in(template, moment, repo_type)).expanduser()
     gzip = path.suffix == ".gz"
     suffix = Path(path.stem).suffix if gzip else path.suffix

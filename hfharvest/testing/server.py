@@ -30,11 +30,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import orjson
 
+from hfharvest.hub import REPO_TYPES
 from hfharvest.testing.catalog import Catalog, Repo, make_catalog
 from hfharvest.testing.faults import Fault, parse_fault
 from hfharvest.testing.listing import ListingError, parse_query, run_query
 
-LISTINGS = {"/api/models": "model", "/api/datasets": "dataset", "/api/spaces": "space"}
+LISTINGS = {f"/api/{repo_type}s": repo_type for repo_type in REPO_TYPES}
 AWAY = "http://elsewhere.invalid:8080"  # an origin no test can reach: where hostile links point
 UNLIMITED_QUOTA = 1_000_000
 
