@@ -7,8 +7,10 @@ before the trace starts; the emulator's own modules (`hfharvest.testing`) are no
 
 Prints: the package's modules entered (of how many), the distinct calls between modules (hops:
 caller function -> callee function across a module boundary), the distinct pairs of modules
-calling each other, each pair listed, and the pairs that call each other both ways (back and
-forth: against a one-way flow). A generator resumed counts as a call.
+calling each other, each pair listed, the pairs that call each other both ways (back and
+forth: against a one-way flow), and the import rings of the package (from its source, imports
+inside functions and for types included: `tests/test_layers.py` builds that graph). A generator
+resumed counts as a call.
 Usage: `.venv/bin/python scripts/trace_fetch.py`.
 """
 
@@ -44,7 +46,8 @@ def _module(frame: FrameType) -> str | None:
 
 def _package_modules() -> list[str]:
     path = Path(hfharvest.__file__).parent
-    return sorted(m.name for m in pkgutil.iter_modules([str(path)]) if m.name != "testing")
+    found = pkgutil.walk_packages([str(path)])
+    return sorted(m.name for m in found if not m.ispkg and not m.name.startswith("testing"))
 
 
 def _run_fetch(endpoint: str, out: Path) -> None:
@@ -90,7 +93,7 @@ def main() -> None:
             threading.setprofile(None)
     pairs = sorted({(a, c) for a, _, c, _ in hops})
     modules = _package_modules()
-    print(f"modules entered: {len(entered)} of {len(modules)}")
+    print(f"modules entered: {len(entered & set(modules))} of {len(modules)}")
     print(f"hops (distinct calls across modules): {len(hops)}")
     print(f"pairs of modules: {len(pairs)}")
     both_ways = sorted({tuple(sorted(pair)) for pair in pairs if pair[::-1] in pairs})
@@ -98,6 +101,11 @@ def main() -> None:
     for caller, callee in pairs:
         print(f"  {caller} -> {callee}")
     print(f"not entered: {', '.join(m for m in modules if m not in entered)}")
+    sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
+    from test_layers import imports, rings  # the graph from the source, as the test builds it
+
+    found = rings(imports())
+    print(f"import rings: {len(found)} {[sorted(ring) for ring in found] or ''}")
 
 
 if __name__ == "__main__":
