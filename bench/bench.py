@@ -70,6 +70,33 @@ for sort in ("likes", "downloads"):
 print(len(seen))
 """
 
+# harvest() against the same fetch writing JSONL to a file, alternating in one process: CPU seconds
+# of each (time.process_time: every thread of the process), imports and a warm-up excluded.
+IN_PROCESS = """
+import gc, json, sys, tempfile, time
+from pathlib import Path
+import hfharvest
+from hfharvest.cli import run
+url, repeats, tuned = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "tuned"
+if tuned:  # the garbage collector as `entry` tunes the hfharvest process
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+folder = Path(tempfile.mkdtemp())
+def to_file():
+    out = str(folder / "m.jsonl")
+    run(["fetch", "--endpoint", url, "--sort", "likes", "-q", "--no-token", "-o", out])
+def to_python():
+    assert hfharvest.harvest(sort="likes", endpoint=url, token=False).unique
+times = {"harvest": [], "jsonl": []}
+to_file(); to_python()  # warm-up: every import done
+for _ in range(repeats):
+    for name, call in (("harvest", to_python), ("jsonl", to_file)):
+        began = time.process_time()
+        call()
+        times[name].append(time.process_time() - began)
+print(json.dumps(times))
+"""
+
 BOUNDS = """
 from hfharvest.testing import make_catalog
 models = make_catalog(30_000, 0, 0).repos["model"]
@@ -364,6 +391,27 @@ def diff_parquet(repeats: int) -> list[Scenario]:
     return [scenario]
 
 
+def python_api(repeats: int) -> list[Scenario]:
+    """harvest() of 100k models against the same fetch writing JSONL to a file, in one process:
+    with Python's default garbage collector (a user's process), and tuned as `entry` tunes it."""
+    scenarios = []
+    with emulator("--models", "100000", "--datasets", "0", "--spaces", "0") as url:
+        for gc_setting in ("default", "tuned"):
+            done = subprocess.run(
+                [str(BIN / "python"), "-c", IN_PROCESS, url, str(repeats), gc_setting],
+                capture_output=True, text=True, check=True, env=CLEAN_ENV,
+            )  # fmt: skip
+            times = json.loads(done.stdout)
+            scenario = Scenario(
+                f"harvest() of 100k models, 1 sort, in one process, {gc_setting} GC",
+                baseline_name="the same fetch to a JSONL file",
+            )
+            scenario.ours = [Run(cpu, 0.0, cpu) for cpu in times["harvest"]]
+            scenario.baseline = [Run(cpu, 0.0, cpu) for cpu in times["jsonl"]]
+            scenarios.append(scenario)
+    return scenarios
+
+
 def startup(repeats: int) -> list[Scenario]:
     """What a run costs before its first request: `fetch --dry-run` against the interpreter's own
     start (typer 0.29 validates every option through pydantic: about 0.1 s more than 0.28)."""
@@ -388,6 +436,7 @@ SCENARIOS: dict[str, Callable[[int], list[Scenario]]] = {
     "parquet": parquet,
     "diff-parquet": diff_parquet,
     "startup": startup,
+    "python-api": python_api,
 }
 
 
