@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import requests
-from urllib3.util import parse_url
 
 from hfharvest import __version__
 from hfharvest.answer import (
@@ -86,14 +85,14 @@ class BearerToken(requests.auth.AuthBase):
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         if self._token:
-            connects = parse_url(request.url or "")
-            scheme = (connects.scheme or "").lower()
-            port = connects.port or {"http": 80, "https": 443}.get(scheme, 0)
-            if (scheme, (connects.host or "").strip("[]").lower(), port) != self._origin:
+            try:
+                goes = origin(request.url or "")
+            except UnsafeURL as exc:
+                raise CrossOriginError(f"a request to {request.url!r} was stopped: {exc}") from None
+            if goes != self._origin:
                 raise CrossOriginError(
-                    f"a request would go to {connects.scheme}://{connects.netloc}, not the "
-                    f"endpoint {format_origin(self._origin)}; stopped (the token is never sent "
-                    "elsewhere)"
+                    f"a request would go to {format_origin(goes)}, not the endpoint "
+                    f"{format_origin(self._origin)}; stopped (the token is never sent elsewhere)"
                 )
             request.headers["Authorization"] = f"Bearer {self._token}"
         return request
