@@ -151,9 +151,13 @@ def _open_state(settings: Settings) -> StateStore | None:
         max_age=settings.state_max_age,
         secret=_secret(settings),
     )
-    for sort, progress in store.progress.items():
-        if progress.next_url is not None:
-            _check_resumed(settings, sort, progress.next_url)
+    try:
+        for sort, progress in store.progress.items():
+            if progress.next_url is not None:
+                _check_resumed(settings, sort, progress.next_url)
+    except UsageError:
+        store.close()  # refused: the lock is not kept
+        raise
     if store.discarded is not None:
         log.warning(
             "`state` %s not resumed: %s; the walks start over",
