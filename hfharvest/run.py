@@ -44,7 +44,7 @@ from hfharvest.sinks.files import remove_empty
 from hfharvest.sinks.pick import open_sink
 from hfharvest.state import StateStore
 from hfharvest.urls import UnsafeURL, leaves_listing, origin
-from hfharvest.walk import PageSource, Walk, WalkPage, WalkPlan
+from hfharvest.walk import PageSource, Walk, WalkPage
 
 log = logging.getLogger("hfharvest")
 STALLED = 3  # pages in a row that bring no id new to their walk: a listing that never ends
@@ -217,18 +217,7 @@ class _Runs:
         pacer = Pacer(transport.max_rps, transport.retry.max_wait)
         self._make_source = make_source or (lambda sleep: self._client(pacer, sleep))
         query = settings.query
-        self.plans = [
-            WalkPlan(
-                sort,
-                settings.first_url(sort),
-                query.repo_type,
-                query.limit,
-                settings.bounds,
-                query.page_size_sent,
-                settings.max_pages,
-            )
-            for sort in query.sorts
-        ]
+        self.plans = settings.plans()
         self._stalled = [0] * len(query.sorts)  # pages in a row with no id new to each walk
         self._store = store
         self.resumed = store is not None and store.resumed

@@ -42,6 +42,7 @@ from hfharvest.sinks.files import check_writable, remove_empty
 from hfharvest.sinks.target import OutputTarget, resolve_target
 from hfharvest.transport import Transport
 from hfharvest.urls import UnsafeURL, origin
+from hfharvest.walk import WalkPlan
 
 log = logging.getLogger("hfharvest")
 
@@ -75,6 +76,22 @@ class Settings:
     def first_url(self, sort: str) -> str:
         """The URL of a sort's first page, as sent (later pages' come from the `Link` header)."""
         return self.sent.url(self.transport.endpoint, sort)
+
+    def plans(self) -> list[WalkPlan]:
+        """What each walk needs to know, sort by sort: where it starts, when it has enough."""
+        query = self.query
+        return [
+            WalkPlan(
+                sort,
+                self.first_url(sort),
+                query.repo_type,
+                query.limit,
+                self.bounds,
+                query.page_size_sent,
+                self.max_pages,
+            )
+            for sort in query.sorts
+        ]
 
     def job(self) -> dict[str, Any]:
         """What makes two runs the same job (a `--state` file is only taken up by its own job).
