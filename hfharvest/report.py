@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -232,17 +232,8 @@ class Report:
     def summary(self, result: Outcome, settings: Settings) -> None:
         if self.quiet:
             return
-        from rich import box
-        from rich.table import Table
-
-        table = Table(
-            title=f"{settings.query.repo_type}s per sort",
-            title_justify="left",
-            box=box.SIMPLE_HEAD,
-            show_edge=False,
-            pad_edge=False,
-            padding=0,  # the box's own divider leaves a space between columns: nine fit in 80
-        )
+        # The box's own divider leaves a space between columns: with no padding, nine fit in 80.
+        table = _table(f"{settings.query.repo_type}s per sort", padding=0)
         bounded = bool(settings.bounds)  # the column only where it can count something
         resized = any(stats.resized for stats in result.stats)
         columns = [
@@ -314,17 +305,23 @@ def _clock(seconds: float) -> str:
     return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
-def _movers_table(counter: str, movers: list[tuple[int, str, int, int]]) -> Table:
+def _table(title: str, **style: Any) -> Table:
+    """A table as every table on stderr looks: its title on the left, one rule under the head."""
     from rich import box
     from rich.table import Table
 
-    table = Table(
-        title=f"biggest moves in {counter}",
+    return Table(
+        title=title,
         title_justify="left",
         box=box.SIMPLE_HEAD,
         show_edge=False,
         pad_edge=False,
+        **style,
     )
+
+
+def _movers_table(counter: str, movers: list[tuple[int, str, int, int]]) -> Table:
+    table = _table(f"biggest moves in {counter}")
     table.add_column("id", overflow="fold")
     for name in ("before", "after", "change"):
         table.add_column(name, justify="right")
