@@ -19,7 +19,7 @@ import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from hfharvest.version import __version__
 
 if TYPE_CHECKING:
     from hfharvest.api import HarvestResult, RecordStream, harvest, stream, write_parquet

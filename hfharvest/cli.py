@@ -18,11 +18,11 @@ from typing import Annotated, Any, NoReturn, get_type_hints
 
 import typer
 
-from hfharvest import __version__, loaders
 from hfharvest.boundary import guarded, write_stats_file
 from hfharvest.diff import DEFAULT_IGNORED, diff_snapshots
 from hfharvest.errors import ExitCode, HarvestError, redact_tree, signal_of
 from hfharvest.flags import EXIT_CODES, FETCH_HELP, as_flags
+from hfharvest.loaders import typed_schema
 from hfharvest.manifest import build_stats
 from hfharvest.options import (
     Options,
@@ -37,6 +37,7 @@ from hfharvest.run import run_fetch
 from hfharvest.schema import record_schema
 from hfharvest.settings import Settings, resolve
 from hfharvest.sinks.files import check_writable
+from hfharvest.version import __version__
 
 app = typer.Typer(
     name="hfharvest",
@@ -251,7 +252,7 @@ def schema(
         if kind == "json":
             sys.stdout.buffer.write(record_schema())
         else:
-            sys.stdout.write(f"{loaders.typed_schema(kind, repo_type)}\n")
+            sys.stdout.write(f"{typed_schema(kind, repo_type)}\n")
         sys.stdout.flush()
         return ExitCode.COMPLETE
 

@@ -20,7 +20,6 @@ from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import requests
 
-from hfharvest import __version__
 from hfharvest.answer import (
     AnswerTooSlow,
     entries,
@@ -52,6 +51,7 @@ from hfharvest.retry import (
 from hfharvest.sizing import PageSize, page_size_of, without_page_size
 from hfharvest.transport import Transport
 from hfharvest.urls import Origin, UnsafeURL, format_origin, leaves_listing, origin
+from hfharvest.version import __version__
 from hfharvest.watch import AnswerClock, WatchedAdapter
 
 MAX_REDIRECTS = 5

@@ -16,12 +16,12 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from hfharvest import __version__
 from hfharvest.errors import ExitCode, SideFileError
 from hfharvest.outcome import Outcome
 from hfharvest.schema import RECORD_SCHEMA_VERSION
 from hfharvest.settings import Settings
 from hfharvest.sinks.files import atomic_file
+from hfharvest.version import __version__
 
 
 def _stamp(moment: datetime | None) -> str | None:

@@ -24,13 +24,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 
-from hfharvest import __version__
 from hfharvest.bounds import Bounds
 from hfharvest.errors import OutputError, UsageError, redact_tree
 from hfharvest.locks import Locked, NotRegular, held, open_private, read_private
 from hfharvest.merge import Spool
 from hfharvest.outcome import SortStats
 from hfharvest.sinks.files import atomic_file, remove_leftovers
+from hfharvest.version import __version__
 
 STATE_VERSION = 5  # 5: why a walk stopped, as data (`stop`); 4: when it was begun, by whom
 CLOCK_SKEW = timedelta(minutes=5)  # a state begun later than now by more than this is not trusted

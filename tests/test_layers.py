@@ -37,7 +37,7 @@ def imports() -> dict[str, set[str]]:
             for target in found:
                 while target and target not in modules:
                     target = target.rpartition(".")[0]
-                if target and target != name and target != "hfharvest":
+                if target and target != name:
                     graph[name].add(target)
     return graph
 

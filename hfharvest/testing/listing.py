@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hfharvest import hub
+import hfharvest.hub as hub
 from hfharvest.hub import MAX_PAGE_SIZE, SORTS
 from hfharvest.testing.catalog import Catalog, Repo, key_from_cursor
 
