@@ -87,53 +87,50 @@ class StateStore:
     ) -> StateStore:
         """Start a new state, or take up the one at `path` if it belongs to the same job; the
         state is locked until `close` (`UsageError` when a live run holds it)."""
-        lock = contextlib.ExitStack()
-        try:
-            lock.enter_context(held(path))
-        except Locked:
-            raise UsageError(
-                f"`state` {path} is in use: a live run holds it ({path}.lock)",
-                parameter="state",
-                value=path,
-                hint="wait for that run to end, or give this one another `state`",
-            ) from None
-        try:
-            store = cls._open(path, job, sorts, bounds, now, max_age, secret)
-        except BaseException:
-            lock.close()
-            raise
-        store.lock = lock
-        return store
+        with contextlib.ExitStack() as lock:
+            try:
+                lock.enter_context(held(path))
+            except Locked:
+                raise UsageError(
+                    f"`state` {path} is in use: a live run holds it ({path}.lock)",
+                    parameter="state",
+                    value=path,
+                    hint="wait for that run to end, or give this one another `state`",
+                ) from None
+            remove_leftovers(path)  # a commit cut short by kill -9
+            if not path.exists() and not path.is_symlink():
+                store = cls._fresh(path, job, sorts, bounds, now, secret)
+            else:
+                saved = _load(path)
+                differing = _differing(job, saved["job"])
+                if differing:
+                    raise UsageError(
+                        f"`state` {path} belongs to another job (it differs in: "
+                        f"{', '.join(differing)})",
+                        parameter="state",
+                        value=path,
+                        hint="use another `state` file, or delete this one to start over",
+                    )
+                stale = _stale(saved, now, max_age)
+                if stale is None:
+                    store = cls._resumed(path, job, sorts, saved, secret)
+                else:
+                    store = cls._fresh(path, job, sorts, bounds, now, secret)
+                    store.discarded = stale
+            store.lock = lock.pop_all()  # held from here until `close`
+            return store
 
     @classmethod
-    def _open(
+    def _resumed(
         cls,
         path: Path,
         job: Mapping[str, Any],
         sorts: tuple[str, ...],
-        bounds: Bounds,
-        now: datetime,
-        max_age: timedelta,
+        saved: dict[str, Any],
         secret: str | None,
     ) -> StateStore:
-        remove_leftovers(path)  # a commit cut short by kill -9
+        """The state its job left at `path`, read and checked, its spool with it."""
         spool_path = spool_path_for(path)
-        if not path.exists() and not path.is_symlink():
-            return cls._fresh(path, job, sorts, bounds, now, secret)
-        saved = _load(path)
-        differing = _differing(job, saved["job"])
-        if differing:
-            raise UsageError(
-                f"`state` {path} belongs to another job (it differs in: {', '.join(differing)})",
-                parameter="state",
-                value=path,
-                hint="use another `state` file, or delete this one to start over",
-            )
-        stale = _stale(saved, now, max_age)
-        if stale is not None:
-            store = cls._fresh(path, job, sorts, bounds, now, secret)
-            store.discarded = stale
-            return store
         try:
             progress = {sort: SortStats.resumed(sort, saved["sorts"][sort]) for sort in sorts}
             created = _created(saved)
