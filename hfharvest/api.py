@@ -55,6 +55,7 @@ class HarvestResult(Outcome, Generic[R]):
 _PARAMETERS = [each for each in fields(Options) if not doc_of(each).cli_only]
 _NAMES = frozenset(each.name for each in _PARAMETERS)
 _CLI_ONLY = frozenset(each.name for each in fields(Options)) - _NAMES
+_DURATIONS = frozenset(each.name for each in _PARAMETERS if doc_of(each).unit is not None)
 
 
 def _options(function: str, options: Options | None, given: dict[str, Any]) -> Options:
@@ -99,8 +100,15 @@ _ACCEPTS: dict[Any, tuple[Callable[[Any], bool], str]] = {
 def _typed(function: str, name: str, value: Any, kind: Any) -> Any:
     if name == "since" and isinstance(value, date):  # a datetime is a date too
         return value.isoformat()
-    if name == "max_time" and isinstance(value, str | int | float) and type(value) is not bool:
-        return value  # seconds, or a duration as the command line writes it ("2h")
+    if name in _DURATIONS and value is not None:
+        if isinstance(value, str | int | float) and type(value) is not bool:
+            return value  # a number in the option's unit, or a duration as text ("2h")
+        raise OptionTypeError(
+            f"{function}(): `{name}` must be a number or a duration such as '90s', "
+            f"got {type(value).__name__}",
+            parameter=name,
+            value=value,
+        )
     if name == "token":
         if value is None or isinstance(value, str | bool):
             return value

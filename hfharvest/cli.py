@@ -23,7 +23,7 @@ from hfharvest.diff import DEFAULT_IGNORED, diff_snapshots
 from hfharvest.errors import ExitCode, HarvestError, redact_tree, signal_of
 from hfharvest.flags import EXIT_CODES, FETCH_HELP, as_flags
 from hfharvest.loaders import typed_schema
-from hfharvest.manifest import build_stats
+from hfharvest.manifest import Snapshot, build_stats
 from hfharvest.options import (
     Options,
     default_of,
@@ -37,6 +37,7 @@ from hfharvest.run import run_fetch
 from hfharvest.schema import record_schema
 from hfharvest.settings import Settings, resolve
 from hfharvest.sinks.files import check_writable
+from hfharvest.snapshots import fresh
 from hfharvest.version import __version__
 
 app = typer.Typer(
@@ -79,8 +80,8 @@ def _cli_parameter(each: Field[Any], annotation: Any) -> inspect.Parameter:
         annotation, default = bool, False  # a flag that sets the value (--warm: "warm")
     elif each.name == "token":
         annotation = str | None  # --no-token says False
-    elif each.name == "max_time":
-        annotation = str | None  # "2h" or seconds: the options table reads both
+    elif doc.unit is not None:
+        annotation = str | None  # "2h", or a number in the option's unit: the table reads both
     example = doc.example if doc.example.startswith("-") else f"{flag} {doc.example}"
     help_text = as_flags(doc.help).replace("[", "\\[")  # rich markup: "[" is written "\\["
     option = typer.Option(
@@ -133,6 +134,7 @@ def fetch(**given: Any) -> None:
     resolved: list[Settings] = []
     ended: list[Outcome] = []
     stats_writable: list[bool] = []
+    fresh_one: list[Snapshot] = []
 
     def harvest() -> int:
         options.check()
@@ -141,6 +143,11 @@ def fetch(**given: Any) -> None:
             stats_writable.append(True)
         settings = resolve(options, os.environ, now=started, probe=not options.dry_run)
         resolved.append(settings)
+        kept = fresh(settings, datetime.now(UTC))
+        if kept is not None:  # `fresh_for`: the snapshot on disk is the answer, no request made
+            fresh_one.append(kept)
+            report.fresh(kept, kept.age(datetime.now(UTC)), settings.fresh_for or 0.0)
+            return ExitCode.COMPLETE
         if options.dry_run:
             for planned in first_requests(settings):
                 sys.stdout.write(json.dumps(planned) + "\n")
@@ -149,7 +156,7 @@ def fetch(**given: Any) -> None:
         beside_records = settings.output.path is None and sys.stdout.isatty()
         try:
             with report.walking(
-                settings, every=options.progress_every, beside_records=beside_records
+                settings, every=options.seconds("progress_every"), beside_records=beside_records
             ) as observer:
                 ended.append(
                     run_fetch(settings, sys.stdout.buffer, observer, landed=report.file_landed)
@@ -173,7 +180,10 @@ def fetch(**given: Any) -> None:
         settings = resolved[0] if resolved else None
         landed = list(report.landed.values())  # a run stopped once its data was in place
         outcome = ended[0] if ended else landed[-1] if landed else None
-        document = redact_tree(build_stats(settings, outcome, code, error, started), report.secret)
+        made = build_stats(
+            settings, outcome, code, error, started, fresh=fresh_one[0] if fresh_one else None
+        )
+        document = redact_tree(made, report.secret)
         code = write_stats_file(report, stats_json, document, code, debug=debug)
     raise typer.Exit(code)
 

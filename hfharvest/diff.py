@@ -12,7 +12,6 @@ import contextlib
 import gzip
 import heapq
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import orjson
 
 from hfharvest.errors import SnapshotError, UsageError
 from hfharvest.schema import record_fields
+from hfharvest.snapshots import STDIN, lines_of, offsets, open_snapshot, record_of, strip, upgraded
 
 # Counters move every day; found_by moves with them; raw holds all of them.
 DEFAULT_IGNORED = frozenset(
@@ -79,13 +79,14 @@ def _diff(old: Path, new: Path, out: IO[bytes], compared: list[str] | None) -> D
     summary = DiffSummary()
     with contextlib.ExitStack() as stack:
         source = stack.enter_context(_seekable_lines(old))
-        incoming = stack.enter_context(_open(new))  # a Parquet NEW converted before the index
+        # a Parquet NEW is converted before the index
+        incoming = stack.enter_context(open_snapshot(new))
         index = {
-            _record(line, old, number)["id"]: offset
-            for offset, number, line in _offsets(source, old)
+            record_of(line, old, number)["id"]: offset
+            for offset, number, line in offsets(source, old)
         }
-        for number, line in _lines(incoming, new):
-            record = _upgraded(_record(line, new, number))
+        for number, line in lines_of(incoming, new):
+            record = upgraded(record_of(line, new, number))
             offset = index.pop(record["id"], None)
             if offset is None:
                 summary.added += 1
@@ -94,7 +95,7 @@ def _diff(old: Path, new: Path, out: IO[bytes], compared: list[str] | None) -> D
                 continue
             before = _record_at(source, offset)
             _track_movers(summary, before, record)
-            changes = _changes(before, record, compared)
+            changes = changed_fields(before, record, compared)
             if changes:
                 summary.changed += 1
                 line_out = {"change": "changed", "id": record["id"], "fields": changes}
@@ -109,9 +110,10 @@ def _diff(old: Path, new: Path, out: IO[bytes], compared: list[str] | None) -> D
     return summary
 
 
-def _changes(
+def changed_fields(
     before: dict[str, Any], after: dict[str, Any], compared: list[str] | None
 ) -> dict[str, list[Any]]:
+    """Each compared field (None: every field) that differs, with its [old, new] values."""
     names = compared if compared is not None else list(dict.fromkeys([*before, *after]))
     return {
         name: [before.get(name), after.get(name)]
@@ -133,96 +135,13 @@ def _track_movers(summary: DiffSummary, before: dict[str, Any], after: dict[str,
 
 def _record_at(source: IO[bytes], offset: int) -> dict[str, Any]:
     source.seek(offset)
-    return _upgraded(orjson.loads(_strip(source.readline())))
-
-
-def _upgraded(record: dict[str, Any]) -> dict[str, Any]:
-    """A record of an older schema in today's terms: `gated` was `false` before it was "no"."""
-    if record.get("gated") is False:
-        record["gated"] = "no"
-    return record
-
-
-def _strip(line: bytes) -> bytes:
-    """A record line as JSONL or as hfharvest writes a JSON array (`{...},`)."""
-    return line.strip().rstrip(b",")
-
-
-def _record_line(raw: bytes, path: Path, number: int) -> bytes | None:
-    """The record on a line, None for the brackets of a JSON array; anything else is trouble."""
-    line = _strip(raw)
-    if line.startswith(b"{"):
-        return line
-    if line in (b"", b"[", b"]", b"[]"):
-        return None
-    raise SnapshotError(f"{path}, line {number}: not a snapshot hfharvest can read ({line[:40]!r})")
-
-
-def _open(path: Path) -> IO[bytes]:
-    """A snapshot's lines: a plain file as it is, a gzip through gzip, Parquet (and stdin) copied
-    into a temporary file first."""
-    try:
-        handle = _stdin_copy() if path == STDIN else path.open("rb")
-        head = handle.read(4)
-        handle.seek(0)
-        if head[:2] == b"\x1f\x8b":
-            return gzip.GzipFile(fileobj=handle, mode="rb")  # type: ignore[return-value]
-        if head == b"PAR1":
-            with handle:
-                return _parquet_as_lines(handle, path)
-        return handle
-    except OSError as exc:
-        raise SnapshotError(f"cannot read {path}: {exc.strerror or exc}") from exc
-
-
-def _stdin_copy() -> IO[bytes]:
-    copy = tempfile.TemporaryFile(prefix="hfharvest-diff-")  # noqa: SIM115 (the caller closes it)
-    shutil.copyfileobj(sys.stdin.buffer, copy, 1 << 20)
-    copy.seek(0)
-    return copy
-
-
-def _parquet_as_lines(handle: IO[bytes], path: Path) -> IO[bytes]:
-    """A Parquet snapshot as the JSONL of the same run: one record a line, in a temporary file."""
-    try:
-        from hfharvest.sinks.parquet import parquet_records
-    except ImportError:
-        raise SnapshotError(
-            f"{path} is Parquet, which needs pyarrow: pip install 'hfharvest[parquet]'"
-        ) from None
-    lines = tempfile.TemporaryFile(prefix="hfharvest-diff-")  # noqa: SIM115 (the caller closes it)
-    for record in parquet_records(handle):
-        lines.write(orjson.dumps(record) + b"\n")
-    lines.seek(0)
-    return lines
-
-
-def _record(line: bytes, path: Path, number: int) -> dict[str, Any]:
-    """The record on line `number` of `path`; one that is none is trouble, said where."""
-    try:
-        record = orjson.loads(line)
-        record["id"]
-    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-        raise SnapshotError(f"{path}, line {number}: not a record ({exc})") from exc
-    return record  # type: ignore[no-any-return]
-
-
-def _lines(handle: IO[bytes], path: Path) -> Iterator[tuple[int, bytes]]:
-    """One JSON object per record, with its line number, read as a stream (JSONL, or JSON as
-    hfharvest writes it)."""
-    try:
-        yield from ((number, line) for _, number, line in _offsets(handle, path))
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise SnapshotError(f"cannot read {path}: {exc}") from exc
-
-
-STDIN = Path("-")
+    return upgraded(orjson.loads(strip(source.readline())))
 
 
 @contextlib.contextmanager
 def _seekable_lines(path: Path) -> Iterator[IO[bytes]]:
     """OLD as a file that can be read at any offset: itself, or a plain copy of a gzip."""
-    with _open(path) as handle:
+    with open_snapshot(path) as handle:
         if not isinstance(handle, gzip.GzipFile):
             yield handle
             return
@@ -232,13 +151,3 @@ def _seekable_lines(path: Path) -> Iterator[IO[bytes]]:
             except (OSError, EOFError) as exc:
                 raise SnapshotError(f"cannot read {path}: {exc}") from exc
             yield copy
-
-
-def _offsets(source: IO[bytes], path: Path) -> Iterator[tuple[int, int, bytes]]:
-    source.seek(0)
-    offset = 0
-    for number, raw in enumerate(iter(source.readline, b""), 1):
-        line = _record_line(raw, path, number)
-        if line is not None:
-            yield offset, number, line
-        offset += len(raw)

@@ -52,6 +52,7 @@ class Doc:
     types: tuple[str, ...] = ()  # the repo types it applies to (empty: every type)
     choices: tuple[str, ...] = ()  # what the shell completes it with
     constant: str | None = None  # on the command line, a flag that sets this value
+    unit: float | None = None  # a duration: the seconds a bare number counts (text: 90s, 2h, 1d)
 
 
 def option(default: Any, help: str, example: str, panel: str, **doc: Any) -> Any:
@@ -81,28 +82,39 @@ def _bounded(fits: Callable[[Any], bool], wording: str) -> Check:
 
 
 _DURATION = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[smhd]?)")
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+SECOND, HOUR = 1.0, 3600.0
 
 
-def seconds_of(value: float | str) -> float:
-    """A duration in seconds: a number of seconds, or text such as 90s, 30m, 2h, 1d."""
+def seconds_of(value: float | str, unit: float = SECOND) -> float:
+    """A duration in seconds, from text such as 90s, 30m, 2h or 1d, or a bare number counted in
+    `unit` seconds (each option keeps its documented unit: `state_max_age` 12 is 12 hours)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        return float(value) * unit
     match = _DURATION.fullmatch(str(value).strip().lower())
     if match is None:
-        raise ValueError(f"{value!r} is no duration (90s, 30m, 2h, 1d or a number of seconds)")
-    return float(match.group("number")) * _UNIT_SECONDS[match.group("unit")]
+        raise ValueError(f"{value!r} is no duration (90s, 30m, 2h, 1d or a bare number)")
+    scale = _UNIT_SECONDS[match.group("unit")] if match.group("unit") else unit
+    return float(match.group("number")) * scale
 
 
-def _duration(name: str, value: float | str | None) -> None:
-    if value is None:
-        return
-    try:
-        seconds = seconds_of(value)
-    except ValueError as exc:
-        raise UsageError(f"`{name}`: {exc}", parameter=name, value=value) from None
-    if seconds <= 0:
-        raise UsageError(f"`{name}` must be more than 0, not {value}", parameter=name, value=value)
+def _duration(*, zero: bool = False) -> Check:
+    """The check of a duration option: text or a number, more than 0 (or 0 too, with `zero`)."""
+
+    def check(name: str, value: float | str | None) -> None:
+        if value is None:
+            return
+        try:
+            seconds = seconds_of(value)
+        except ValueError as exc:
+            raise UsageError(f"`{name}`: {exc}", parameter=name, value=value) from None
+        if seconds < 0 or (seconds == 0 and not zero):
+            wording = "0 or more" if zero else "more than 0"
+            raise UsageError(
+                f"`{name}` must be {wording}, not {value}", parameter=name, value=value
+            )
+
+    return check
 
 
 def _page_size(name: str, value: int) -> None:
@@ -397,14 +409,26 @@ class Options:
         SNAPSHOTS,
         metavar="PATH",
     )
-    state_max_age: float = option(
+    state_max_age: float | str = option(
         12.0,
         "A `state` begun longer ago than this is not resumed: the walks start over (with a "
         "warning), so a half walk of yesterday never becomes today's snapshot.",
         "6",
         SNAPSHOTS,
         metavar="HOURS",
-        check=_positive,
+        check=_duration(),
+        unit=HOUR,
+    )
+    fresh_for: float | str | None = option(
+        None,
+        "Make no request when `output`'s manifest says the same request made it less than "
+        "this long ago (of a dated `output`, the newest); exit 0 with one line saying so.",
+        "1h",
+        SNAPSHOTS,
+        metavar="DURATION",
+        check=_duration(),
+        unit=SECOND,
+        cli_only=True,
     )
     min_count: int | None = option(
         None,
@@ -428,13 +452,14 @@ class Options:
         NETWORK,
         metavar="URL",
     )
-    timeout: float = option(
+    timeout: float | str = option(
         30.0,
         "Give up on a request after this long without an answer.",
         "60",
         NETWORK,
         metavar="SECONDS",
-        check=_positive,
+        check=_duration(),
+        unit=SECOND,
     )
     max_rps: float | None = option(
         None,
@@ -445,7 +470,7 @@ class Options:
         metavar="N",
         check=_positive,
     )
-    deadline: float = option(
+    deadline: float | str = option(
         120.0,
         "Give up on an answer that takes longer than this in all, from the first byte sent to "
         "the last byte read, headers included (`timeout` bounds each read, not an answer that "
@@ -453,16 +478,18 @@ class Options:
         "300",
         NETWORK,
         metavar="SECONDS",
-        check=_positive,
+        check=_duration(),
+        unit=SECOND,
     )
-    page_deadline: float = option(
+    page_deadline: float | str = option(
         600.0,
         "Give up on a page that has not come after this long, across all its attempts and "
         "waits (the sort fails).",
         "1200",
         NETWORK,
         metavar="SECONDS",
-        check=_positive,
+        check=_duration(),
+        unit=SECOND,
     )
     max_page_mb: float = option(
         64.0,
@@ -481,25 +508,27 @@ class Options:
         metavar="N",
         check=_not_negative,
     )
-    backoff_base: float = option(
+    backoff_base: float | str = option(
         1.0,
         "The first wait between two attempts at a page, doubled each time, with as much jitter "
         "(HFHARVEST_BACKOFF_BASE sets it from the environment).",
         "2",
         NETWORK,
         metavar="SECONDS",
-        check=_not_negative,
+        check=_duration(zero=True),
+        unit=SECOND,
     )
-    backoff_max: float = option(
+    backoff_max: float | str = option(
         30.0,
         "The longest wait between two attempts (HFHARVEST_BACKOFF_MAX sets it from the "
         "environment).",
         "60",
         NETWORK,
         metavar="SECONDS",
-        check=_not_negative,
+        check=_duration(zero=True),
+        unit=SECOND,
     )
-    max_wait: float | None = option(
+    max_wait: float | str | None = option(
         None,
         "Longest wait a Retry-After or RateLimit header may ask for, on any answer; a longer one "
         "fails the sort [default: one rate-limit window and a second: 301 s on the Hub, or the "
@@ -507,7 +536,8 @@ class Options:
         "60",
         NETWORK,
         metavar="SECONDS",
-        check=_not_negative,
+        check=_duration(zero=True),
+        unit=SECOND,
     )
     max_pages: int | None = option(
         None,
@@ -524,7 +554,8 @@ class Options:
         "2h",
         NETWORK,
         metavar="DURATION",
-        check=_duration,
+        check=_duration(),
+        unit=SECOND,
     )
     token: str | bool | None = option(
         None,
@@ -579,19 +610,27 @@ class Options:
         OUTPUT,
         cli_only=True,
     )
-    progress_every: float = option(
+    progress_every: float | str = option(
         30.0,
         "When stderr is no terminal (cron), a progress line this often; 0: none.",
-        "300",
+        "5m",
         OUTPUT,
         metavar="SECONDS",
-        check=_not_negative,
+        check=_duration(zero=True),
+        unit=SECOND,
         cli_only=True,
     )
 
     def check(self) -> None:
         """Each option's own check; raises `UsageError` naming the first one at fault."""
         check_each(self)
+
+    def seconds(self, name: str) -> float:
+        """A duration option's value in seconds (a bare number counted in the option's unit)."""
+        value = getattr(self, name)
+        unit = next(doc_of(each).unit for each in fields(self) if each.name == name)
+        assert unit is not None, f"{name} is no duration"
+        return seconds_of(value, unit)
 
 
 def check_each(table: Any) -> None:
@@ -659,19 +698,19 @@ class PythonOptions(TypedDict, total=False):
     since: str | date | datetime | None
     raw: bool
     state: PathLike | None
-    state_max_age: float
+    state_max_age: float | str
     min_count: int | None
     allow_partial: bool
     endpoint: str | None
-    timeout: float
+    timeout: float | str
     max_rps: float | None
-    deadline: float
-    page_deadline: float
+    deadline: float | str
+    page_deadline: float | str
     max_page_mb: float
     retries: int
-    backoff_base: float
-    backoff_max: float
-    max_wait: float | None
+    backoff_base: float | str
+    backoff_max: float | str
+    max_wait: float | str | None
     max_pages: int | None
     max_time: float | str | None
     token: str | bool | None

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 from hfharvest.diff import DiffSummary
 from hfharvest.errors import printable, redact
+from hfharvest.manifest import Snapshot
 from hfharvest.outcome import Observer, Outcome
 from hfharvest.settings import Settings
 
@@ -192,6 +193,14 @@ class Report:
         with progress:
             self._tracker = _ProgressObserver(progress, sorts, limit)
             yield self._tracker
+
+    def fresh(self, snapshot: Snapshot, age: float, fresh_for: float) -> None:
+        """The run was not needed: one line, unless `--quiet`."""
+        if not self.quiet:
+            self.line(
+                f"hfharvest: {snapshot.data} is fresh: the same request made it {_clock(age)} "
+                f"ago (`fresh_for` {_clock(fresh_for)}); no request made"
+            )
 
     def file_landed(self, path: Path, outcome: Outcome) -> None:
         """A file of the run is in place (the data, then the manifest)."""

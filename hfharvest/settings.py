@@ -35,7 +35,7 @@ from hfharvest.hub import (
     filter_params,
     sort_names,
 )
-from hfharvest.options import Options, default_of, doc_of, seconds_of
+from hfharvest.options import Options, default_of, doc_of
 from hfharvest.query import Query
 from hfharvest.retry import RetryPolicy
 from hfharvest.sinks.files import check_writable, remove_empty
@@ -65,6 +65,7 @@ class Settings:
     made: tuple[Path, ...]  # folders made for the output, manifest and state
     max_pages: int | None  # pages per sort
     max_time: float | None  # seconds the whole run may take
+    fresh_for: float | None  # seconds a snapshot the same request made stays fresh
 
     @property
     def sent(self) -> Query:
@@ -136,6 +137,7 @@ def resolve(
     made = list(output.made)
     try:
         manifest = _manifest(options, output)
+        _check_fresh_for(options, output, manifest)
         for parameter, path in (("manifest", manifest), ("state", options.state)):
             if path is not None and probe:
                 made += check_writable(path, parameter)
@@ -150,14 +152,15 @@ def resolve(
         raw=options.raw,
         manifest=manifest,
         state=options.state,
-        state_max_age=timedelta(hours=options.state_max_age),
+        state_max_age=timedelta(seconds=options.seconds("state_max_age")),
         min_count=options.min_count,
         allow_partial=options.allow_partial,
         started=started,
         bounds=bounds,
         made=tuple(made),
         max_pages=options.max_pages,
-        max_time=None if options.max_time is None else seconds_of(options.max_time),
+        max_time=None if options.max_time is None else options.seconds("max_time"),
+        fresh_for=None if options.fresh_for is None else options.seconds("fresh_for"),
     )
 
 
@@ -216,17 +219,17 @@ def _transport(options: Options, environ: Mapping[str, str]) -> Transport:
         refuse_clear_text(endpoint)
     return Transport(
         endpoint=endpoint,
-        timeout=options.timeout,
+        timeout=options.seconds("timeout"),
         retry=RetryPolicy(
             retries=options.retries,
             backoff_base=_from_environment(options, "backoff_base", environ),
             backoff_max=_from_environment(options, "backoff_max", environ),
-            max_wait=options.max_wait,
-            page_deadline=options.page_deadline,
+            max_wait=None if options.max_wait is None else options.seconds("max_wait"),
+            page_deadline=options.seconds("page_deadline"),
         ),
         max_rps=options.max_rps,
         token=token,
-        deadline=options.deadline,
+        deadline=options.seconds("deadline"),
         max_page_bytes=int(options.max_page_mb * 1_000_000),
     )
 
@@ -238,7 +241,7 @@ ENVIRONMENT = {"backoff_base": "HFHARVEST_BACKOFF_BASE", "backoff_max": "HFHARVE
 
 def _from_environment(options: Options, name: str, environ: Mapping[str, str]) -> float:
     """An option's value, or, while it is at its default, its environment variable's."""
-    value: float = getattr(options, name)
+    value = options.seconds(name)
     default = next(default_of(each) for each in fields(Options) if each.name == name)
     return value if value != default else _env_seconds(environ, ENVIRONMENT[name], value)
 
@@ -346,6 +349,26 @@ def _endpoint(url: str) -> str:
             hint="write it as scheme://host[:port][/path], without user@ or escapes",
         ) from None
     return url.rstrip("/")
+
+
+def _check_fresh_for(options: Options, output: OutputTarget, manifest: Path | None) -> None:
+    """`fresh_for` reads the output's manifest: a file's, never stdout's, and only if written."""
+    if options.fresh_for is None:
+        return
+    if output.path is None:
+        raise UsageError(
+            "`fresh_for` asks whether the output file is fresh: stdout is never kept",
+            parameter="fresh_for",
+            value=options.fresh_for,
+            hint="name a file with `output`, e.g. models.jsonl",
+        )
+    if manifest is None:
+        raise UsageError(
+            "`fresh_for` reads the output's manifest, and `no_manifest` writes none",
+            parameter="fresh_for",
+            value=options.fresh_for,
+            hint="drop `no_manifest`",
+        )
 
 
 def _manifest(options: Options, output: OutputTarget) -> Path | None:

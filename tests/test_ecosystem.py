@@ -160,7 +160,8 @@ def test_a_dry_run_sends_nothing_and_makes_nothing(hub: HubEmulator, tmp_path: P
      ({"limit": 5.5}, "`limit` must be an int, got float"),
      ({"token": 123}, "`token` must be a string, True or False, got int"),
      ({"sort": 3}, "`sort` must be a string or a list of strings, got int"),
-     ({"timeout": "3"}, "`timeout` must be a number, got str")],
+     ({"timeout": [3]}, "`timeout` must be a number or a duration such as '90s', got list"),
+     ({"max_page_mb": "3"}, "`max_page_mb` must be a number, got str")],
 )  # fmt: skip
 def test_python_types_are_checked_by_name_before_any_request(
     hub: HubEmulator, options: dict[str, Any], words: str

@@ -45,6 +45,7 @@ def test_the_cli_the_api_and_the_table_are_one_set_of_options() -> None:
         "no_token",
         "dry_run",
         "progress_every",
+        "fresh_for",
     } == CLI_ONLY
 
 
