@@ -8,9 +8,9 @@ From Python::
     for record in result.records:
         ...
 
-`harvest()` and `stream()` live in `hfharvest.api`; the errors they raise in `hfharvest.errors`.
-They are loaded when first asked for, so that `hfharvest schema` and `hfharvest diff` do not pay
-for the HTTP stack.
+`harvest()` and `stream()` live in `hfharvest.api`, `Mirror` in `hfharvest.mirror`; the errors
+they raise in `hfharvest.errors`. They are loaded when first asked for, so that `hfharvest
+schema` and `hfharvest diff` do not pay for the HTTP stack.
 """
 
 from __future__ import annotations
@@ -29,20 +29,24 @@ if TYPE_CHECKING:
         HubResponseError,
         OptionTypeError,
         OutputError,
+        SmallerSetError,
         TooFewRecordsError,
         UsageError,
     )
     from hfharvest.loaders import arrow_schema, features, polars_schema
+    from hfharvest.mirror import Changes, Mirror
     from hfharvest.options import Options, PythonOptions
     from hfharvest.outcome import SortStats
     from hfharvest.records import DatasetRecord, ModelRecord, Provider, SpaceRecord
 
 __all__ = [
+    "Changes",
     "DatasetRecord",
     "HarvestError",
     "HarvestResult",
     "HubError",
     "HubResponseError",
+    "Mirror",
     "ModelRecord",
     "OptionTypeError",
     "Options",
@@ -50,6 +54,7 @@ __all__ = [
     "Provider",
     "PythonOptions",
     "RecordStream",
+    "SmallerSetError",
     "SortStats",
     "SpaceRecord",
     "TooFewRecordsError",
@@ -68,6 +73,8 @@ _HOMES = {
     "HarvestResult": "api",
     "RecordStream": "api",
     "write_parquet": "api",
+    "Mirror": "mirror",
+    "Changes": "mirror",
     "arrow_schema": "loaders",
     "features": "loaders",
     "polars_schema": "loaders",
@@ -84,6 +91,7 @@ _HOMES = {
     "OptionTypeError": "errors",
     "OutputError": "errors",
     "TooFewRecordsError": "errors",
+    "SmallerSetError": "errors",
     "UsageError": "errors",
 }
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, TypeVar, Unpack, cast, get_type_hints
+from typing import Any, Generic, Self, TypeVar, Unpack, cast, get_type_hints
 
 from hfharvest.ahead import Cancel, Cancelled
 from hfharvest.errors import OptionTypeError, UsageError
@@ -58,7 +58,7 @@ _CLI_ONLY = frozenset(each.name for each in fields(Options)) - _NAMES
 _DURATIONS = frozenset(each.name for each in _PARAMETERS if doc_of(each).unit is not None)
 
 
-def _options(function: str, options: Options | None, given: dict[str, Any]) -> Options:
+def python_options(function: str, options: Options | None, given: dict[str, Any]) -> Options:
     """The table's values from Python's: `options`, if given, with `given` over it, each checked
     against its type (a name or a list of names, a path as a string or a `Path`, a time as a
     string, a `date` or a `datetime`); errors name `function`."""
@@ -152,7 +152,7 @@ def stream(
     the loop, `close()`, the end of a `with` block) stops the walks at once.
     """
     given: dict[str, Any] = dict(kwargs)
-    return RecordStream(resolve(_options("stream", options, given), os.environ), progress)
+    return RecordStream(resolve(python_options("stream", options, given), os.environ), progress)
 
 
 def harvest(
@@ -171,7 +171,7 @@ def harvest(
     the list: for the whole Hub, prefer `stream()`, which takes the same options.
     """
     given: dict[str, Any] = dict(kwargs)
-    settings = resolve(_options("harvest", options, given), os.environ)
+    settings = resolve(python_options("harvest", options, given), os.environ)
     with RecordStream[AnyRecord](settings, progress) as records:
         found = list(records)
     assert records.outcome is not None  # the walks ended: their counts are known
@@ -207,7 +207,9 @@ _document(stream)
 _document(harvest)
 
 
-class _Progress:  # an Observer calling the caller's function
+class CallingBack:
+    """An `Observer` that calls the caller's `progress` function, if any."""
+
     def __init__(self, callback: Progress | None) -> None:
         self._callback = callback
 
@@ -223,7 +225,25 @@ class _Ended:
     outcome: Outcome | None = None
 
 
-class RecordStream(Iterator[R]):
+class Closing:
+    """What a `with` block closes at its end: a stream, a mirror."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class RecordStream(Closing, Iterator[R]):
     """The records of one harvest, as they become final; then `stats`, `unique` and `failed`.
 
     An iterator: the walks begin with the first `next()`. Leaving it early, by `close()`, a
@@ -238,7 +258,7 @@ class RecordStream(Iterator[R]):
         self._stop = Cancel()
         self._thread = threading.Thread(
             target=_run,
-            args=(settings, _Progress(progress), self._handover, self._stop, self._ended),
+            args=(settings, CallingBack(progress), self._handover, self._stop, self._ended),
             name="hfharvest",
             daemon=True,
         )
@@ -263,17 +283,6 @@ class RecordStream(Iterator[R]):
     @property
     def failed(self) -> tuple[SortStats, ...]:
         return self.outcome.failed if self.outcome else ()
-
-    def __enter__(self) -> RecordStream[R]:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __iter__(self) -> RecordStream[R]:
         return self
@@ -310,7 +319,7 @@ def _stop(handover: HandOver, stop: Cancel) -> None:
 
 
 def _run(
-    settings: Settings, progress: _Progress, handover: HandOver, stop: Cancel, ended: _Ended
+    settings: Settings, progress: CallingBack, handover: HandOver, stop: Cancel, ended: _Ended
 ) -> None:
     @contextlib.contextmanager
     def handing_over(landed: Callable[[Written], None]) -> Iterator[HandOver]:

@@ -129,7 +129,6 @@ def fetch(**given: Any) -> None:
     quiet, debug, stats_json = options.quiet, options.debug, options.stats_json
     report = Report(quiet=quiet, render=as_flags)
     report.secret = options.token if isinstance(options.token, str) else None
-    report.capture_logs(debug=debug)
     started = datetime.now(UTC)
     resolved: list[Settings] = []
     ended: list[Outcome] = []
@@ -175,7 +174,8 @@ def fetch(**given: Any) -> None:
             return f"run the same command again to resume from `state` {resolved[0].state}"
         return None
 
-    code, error = guarded(report, harvest, debug=debug, command="fetch", on_stop=resume_hint)
+    with report.capturing_logs(debug=debug):
+        code, error = guarded(report, harvest, debug=debug, command="fetch", on_stop=resume_hint)
     if stats_json is not None and stats_writable:  # else that is what was refused
         settings = resolved[0] if resolved else None
         landed = list(report.landed.values())  # a run stopped once its data was in place

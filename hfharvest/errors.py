@@ -171,6 +171,21 @@ class TooFewRecordsError(HarvestError):
     exit_code = ExitCode.TOO_FEW
 
 
+class SmallerSetError(TooFewRecordsError):
+    """A `Mirror`'s refresh came back with far fewer records than its last good set: not taken.
+    `got` records came, `previous` were served, `min_ratio` is the share a refresh must keep."""
+
+    def __init__(self, got: int, previous: int, min_ratio: float) -> None:
+        super().__init__(
+            f"the refresh brought {got:,} records, fewer than `min_ratio` {min_ratio:g} of the "
+            f"{previous:,} served; the last good set is kept",
+            hint="if the set really shrank, take it with refresh(accept_smaller=True)",
+        )
+        self.got = got
+        self.previous = previous
+        self.min_ratio = min_ratio
+
+
 class OutputError(HarvestError):
     """Writing the output failed after the harvest (disk full, I/O error)."""
 

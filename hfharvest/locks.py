@@ -5,6 +5,9 @@
 that no process holds, which the next run takes. The lock file is removed by its holder, and a run
 that locked a file just removed (another inode than the path's now) locks the new one instead.
 
+`taken(path, sleep)` waits for such a lock instead, for the `Mirror`'s processes, which refresh
+one at a time.
+
 `open_private(path)` opens a file of the run's own (read and write, made 0600 if missing) without
 following a symbolic link, and refuses anything but a regular file: a state or spool linked to
 another file must never be read, cut or written through the link.
@@ -17,7 +20,7 @@ import errno
 import fcntl
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -58,6 +61,22 @@ def held(path: Path) -> Iterator[None]:
         with contextlib.suppress(OSError):
             lock.unlink()  # while held: a run waiting on this inode sees it gone and starts over
         os.close(fd)
+
+
+POLL = 0.05  # seconds between two tries at a lock another process holds
+
+
+def taken(path: Path, sleep: Callable[[float], None]) -> contextlib.ExitStack:
+    """`held(path)`, once the process holding it lets go: tried every `POLL` seconds, with
+    `sleep` (a cancel's sleep ends the wait by raising). The caller closes what it returns."""
+    while True:
+        stack = contextlib.ExitStack()
+        try:
+            stack.enter_context(held(path))
+        except Locked:
+            sleep(POLL)
+            continue
+        return stack
 
 
 def open_private(path: Path, *, create: bool) -> IO[bytes]:

@@ -148,18 +148,27 @@ class Report:
         if always or not self.quiet:
             self.line(f"hfharvest: warning: {message}")
 
-    def capture_logs(self, *, debug: bool) -> None:
-        """Route the `hfharvest` logger (retries, and with --debug every request) here."""
+    @contextmanager
+    def capturing_logs(self, *, debug: bool) -> Iterator[None]:
+        """Route the `hfharvest` logger (retries, and with --debug every request) here for the
+        block; then the loggers are as they were (a command run in-process leaves no handler)."""
         handler = _ReportHandler(self)
+        saved = []
         for name in ("hfharvest", "urllib3"):
-            # Both set every time: a run in the same process (tests) must not inherit --debug.
             logger = logging.getLogger(name)
+            saved.append((logger, logger.handlers, logger.level, logger.propagate))
             routed = debug or name == "hfharvest"
             logger.handlers = [handler] if routed else []
             logger.setLevel(
                 logging.DEBUG if debug else logging.WARNING if routed else logging.NOTSET
             )
             logger.propagate = not routed
+        try:
+            yield
+        finally:
+            for logger, handlers, level, propagate in saved:
+                logger.handlers, logger.propagate = handlers, propagate
+                logger.setLevel(level)
 
     @contextmanager
     def walking(

@@ -1,8 +1,9 @@
 """One fetch from settings to a finished snapshot: walk, guard, write, record.
 
 This is the order of decisions a cron job relies on: the walks run, one thread each, their pages
-merged as they come; they end (or fail); `min_count` is checked first (nothing written); a failed
-sort fails the run unless `allow_partial` (nothing written; every sort failed fails it too); then
+merged as they come; they end (or fail); a failed sort fails the run unless `allow_partial`
+(nothing written; every sort failed fails it too), as itself; `min_count` is checked next, on
+what is left (nothing written); then
 the records are written all or nothing, the manifest after them, and a `--state` is removed once
 the run is complete. The run returns one `Outcome`; an error raised once the walks began carries
 the outcome so far.
@@ -351,6 +352,10 @@ class _Runs:
         fatal = [error for index, error in self.failures if self._fatal(error, index)]
         if fatal:
             raise fatal[0]
+        # A failure is told as itself: "only 0 came back" would hide that the Hub was down.
+        all_failed = len(outcome.failed) == len(outcome.stats)
+        if self.failures and (not settings.allow_partial or all_failed):
+            raise self.failures[0][1]
         if outcome.unique == 0 and not self.failures:
             log.warning("%s", _nothing_found(settings), extra=RESULT)
         if settings.min_count is not None and outcome.unique < settings.min_count:
@@ -359,9 +364,6 @@ class _Runs:
                 f"than `min_count` {settings.min_count:,}; nothing was written",
                 hint="an earlier file is untouched; check the filters, or lower `min_count`",
             )
-        all_failed = len(outcome.failed) == len(outcome.stats)
-        if self.failures and (not settings.allow_partial or all_failed):
-            raise self.failures[0][1]
 
 
 def _nothing_found(settings: Settings) -> str:

@@ -165,30 +165,46 @@ def test_streaming_100000_records_holds_memory_to_the_clis_bound(tmp_path: Path)
     assert peak_kb < 100 * 1024, f"peak RSS {peak_kb / 1024:.0f} MB"  # the CLI's bound
 
 
-def test_the_documented_backend_example_runs(hub_catalog: Any) -> None:
-    blocks = re.findall(r"```python\n(.*?)```", DOCS.read_text(), flags=re.S)
-    example = next(block for block in blocks if "class ServedModels" in block)
-    served_id = next(
-        m["id"] for m in hub_catalog.repos["model"]
-        if any(p["provider"] == "hf-inference" for p in m["inferenceProviderMapping"])
-        and m["downloads"] >= 100
-    )  # fmt: skip
+def test_the_documented_gateway_runs_as_written(
+    hub_catalog: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    section = DOCS.read_text().split("## A gateway's mirror of the Hub", 1)[1]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(blocks) == 2
+    bounded = [m for m in hub_catalog.repos["model"] if m["downloads"] > 100 and m["likes"] > 5]
+    live, provider_id = next((m, _live_id(m)) for m in bounded if _live_id(m))
+    monkeypatch.chdir(tmp_path)
     with HubEmulator(hub_catalog) as hub:
         namespace: dict[str, Any] = {"EMULATOR": hub.url}
-        exec(compile(example, str(DOCS), "exec"), namespace)
-        served = namespace["served"]
-        assert served.route(served_id) == f"hf-inference/{served_id.split('/')[-1]}"
-        assert served.route("no/such-model") is None
+        exec(compile(blocks[0], str(DOCS), "exec"), namespace)
+        route = namespace["route"]
+        assert route(live["id"]) == provider_id
+        assert route("no/such-model") is None
         requests_made = len(hub.requests_log)
-        served.route(served_id)  # within the hour: from the cache
-        assert len(hub.requests_log) == requests_made
+        assert requests_made > 0
+        exec(compile(blocks[1], str(DOCS), "exec"), namespace)  # asyncio, then closed
+        assert len(hub.requests_log) == requests_made  # within the hour: from memory
+    assert (tmp_path / "cache" / "served.parquet.manifest.json").exists()
 
 
-def test_the_readme_example_runs(hub: HubEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+def _live_id(model: dict[str, Any]) -> str | None:
+    """The model's id at hf-inference, if hf-inference serves it live."""
+    mappings = model["inferenceProviderMapping"]
+    live = [p for p in mappings if p["provider"] == "hf-inference" and p["status"] == "live"]
+    return str(live[0]["providerId"]) if live else None
+
+
+def test_the_readme_examples_run(
+    hub: HubEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """Against the emulator through HF_ENDPOINT, as a user would point it at a mirror."""
     readme = (DOCS.parent.parent / "README.md").read_text()
-    example = re.findall(r"```python\n(.*?)```", readme, flags=re.S)[0]
+    harvested, mirrored = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.chdir(tmp_path)
     namespace: dict[str, Any] = {}
-    exec(compile(example, "README.md", "exec"), namespace)
+    exec(compile(harvested, "README.md", "exec"), namespace)
     assert namespace["result"].unique == len(namespace["served"]) == 1377
+    exec(compile(mirrored, "README.md", "exec"), namespace)
+    assert len(namespace["served"].records()) == 1377
+    namespace["served"].close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -263,6 +264,10 @@ def process_state() -> dict[str, object]:
         "gc": (gc.get_threshold(), gc.get_freeze_count(), gc.isenabled()),
         "switch interval": sys.getswitchinterval(),
         "environment": dict(os.environ),
+        "loggers": [
+            (list(logger.handlers), logger.level, logger.propagate)
+            for logger in map(logging.getLogger, ("hfharvest", "urllib3"))
+        ],
     }
 
 

@@ -159,6 +159,15 @@ class TestGuards:
                        "-o", str(tmp_path / "m.jsonl"))  # fmt: skip
         assert result.exit_code == 4
 
+    def test_a_failed_sort_is_told_as_itself_before_min_count(
+        self, hub: HubEmulator, tmp_path: Path
+    ) -> None:
+        hub.add_fault("status:400@/sort=downloads/")
+        result = fetch(hub, "--inference-provider", "hf-inference", "--min-count", "1000",
+                       "-o", str(tmp_path / "m.jsonl"))  # fmt: skip
+        assert result.exit_code == 1
+        assert "HTTP 400" in result.stderr and "min-count" not in result.stderr
+
     def test_a_failed_sort_fails_the_run_without_allow_partial(
         self, hub: HubEmulator, tmp_path: Path
     ) -> None:

@@ -29,7 +29,18 @@ with hfharvest.stream(repo_type="dataset", limit=5, since="2026-01-01") as recor
         print(each["id"], each["found_by"])
 options = hfharvest.Options(sort=("likes",), limit=5)
 print(hfharvest.harvest(options, endpoint="http://127.0.0.1:1").unique)
+
+
+def told(changes: hfharvest.Changes) -> None:
+    print(changes.added, dict(changes.changed))
+
+
+mirror = hfharvest.Mirror("served.parquet", max_age="1h", on_refresh=told, min_downloads=101)
+served = mirror.get("meta-llama/Llama-3.1-8B-Instruct")
+if served is not None and served["type"] == "model":
+    print(served["providers"], mirror.age, mirror.last_error, mirror.refresh().removed)
 """,
+    "mirror_typo.py": 'import hfharvest\nhfharvest.Mirror("m.jsonl", max_age=[1])\n',
     "limit_as_text.py": 'import hfharvest\nhfharvest.harvest(limit="10")\n',
     "misspelt.py": 'import hfharvest\nhfharvest.harvest(sortt=["likes"])\n',
     "command_line_only.py": "import hfharvest\nhfharvest.stream(quiet=True)\n",
@@ -88,6 +99,7 @@ def test_a_users_script_type_checks_against_the_installed_wheel(
     assert 'limit_as_text.py:2: error: Argument "limit" to "harvest"' in said
     assert 'misspelt.py:2: error: Unexpected keyword argument "sortt" for "harvest"' in said
     assert 'command_line_only.py:2: error: Unexpected keyword argument "quiet"' in said
+    assert 'mirror_typo.py:2: error: Argument "max_age" to "Mirror"' in said
 
 
 def python_type(spec: dict[str, Any]) -> Any:
