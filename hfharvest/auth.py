@@ -93,6 +93,9 @@ def _is_true(value: str | None) -> bool:
     return (value or "").upper() in {"1", "ON", "YES", "TRUE"}
 
 
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
 def offline(environ: Mapping[str, str]) -> str | None:
     """The variable that puts hfharvest offline, if one does: `HF_HUB_OFFLINE`, or else
     `TRANSFORMERS_OFFLINE` (the first one set wins, as in huggingface_hub's constants)."""

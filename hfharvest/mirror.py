@@ -31,6 +31,7 @@ from tenacity import RetryCallState, wait_exponential_jitter
 
 from hfharvest.ahead import Cancel, Cancelled
 from hfharvest.api import CallingBack, Closing, python_options
+from hfharvest.auth import OFFLINE_VARIABLES, offline
 from hfharvest.diff import changed_fields, chosen_fields
 from hfharvest.errors import (
     HarvestError,
@@ -115,9 +116,12 @@ class Mirror(Closing):
     ) -> None:
         given: dict[str, Any] = dict(kwargs)
         chosen = replace(python_options("Mirror", options, given), output=_path_of(path))
+        # Every option checked now, before any request; offline (HF_HUB_OFFLINE), a mirror still
+        # serves its file, and refreshes no more.
+        online = {k: v for k, v in os.environ.items() if k not in OFFLINE_VARIABLES}
         self._core = _Core(
             chosen,
-            resolve(chosen, os.environ),  # every option checked now, before any request
+            resolve(chosen, online),
             max_age=_max_age(max_age),
             min_ratio=_ratio(min_ratio),
             on_refresh=on_refresh,
@@ -281,8 +285,11 @@ class _Core:
             if stamp is None or stamp == self.examined:
                 return self.current
             self.loading = True
+        loaded = None
         try:
             loaded = self._load()
+        except (HarvestError, OSError) as exc:  # a set is served: never raise, say it once
+            log.warning("mirror %s: cannot read the new file (%s); keeping the set", self.path, exc)
         finally:
             with self.state:
                 self.loading = False
@@ -324,7 +331,7 @@ class _Core:
 
     def _refresh_if_stale(self, current: _Set) -> None:
         now = self.clock()
-        if now - current.made_at < self.max_age:
+        if now - current.made_at < self.max_age or offline(os.environ):
             return
         with self.state:
             busy = self.thread is not None and self.thread.is_alive()

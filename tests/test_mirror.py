@@ -385,3 +385,28 @@ def test_the_set_is_what_harvest_returns_whatever_the_format(
         mirrored = mirror.records()
     assert isinstance(mirrored, tuple) and list(mirrored) == harvested
     assert all(isinstance(record["found_by"], dict) for record in mirrored)
+
+
+def test_a_file_made_with_other_options_is_walked_again(served: Path, hub_catalog: Catalog) -> None:
+    with HubEmulator(hub_catalog) as hub:  # on another port: the endpoint is another request
+        with hfharvest.Mirror(served, **{**OPTIONS, "endpoint": hub.url}) as mirror:
+            assert len(mirror.records()) == SERVED
+        assert listing_requests(hub) == 4
+        with hfharvest.Mirror(served, **{**OPTIONS, "endpoint": hub.url}) as again:
+            assert len(again.records()) == SERVED
+        assert listing_requests(hub) == 4  # the same options now: no request
+        bounded = {**OPTIONS, "endpoint": hub.url, "min_likes": 6}
+        with hfharvest.Mirror(served, **bounded) as other:
+            assert 0 < len(other.records()) < SERVED
+        assert listing_requests(hub) > 4
+
+
+def test_offline_a_mirror_serves_its_file_and_never_refreshes(
+    served: Path, port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with mirror_of(served, port, max_age=0.001) as mirror:
+        assert len(mirror.records()) == SERVED
+        assert not mirror.refreshing and not mirror.fresh
+    with pytest.raises(hfharvest.UsageError, match="HF_HUB_OFFLINE is set"):
+        mirror_of(tmp_path / "none.jsonl", port).records()
