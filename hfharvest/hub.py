@@ -36,7 +36,13 @@ SORT_ALIASES: Mapping[str, str] = {
 }
 
 # Sorts the Hub was seen to refuse (400) beside `inference_provider` (October 2025).
-DEFAULT_SORTS = ("likes", "downloads")  # what a fetch walks when no sort and no bound is given
+# What a fetch walks when no sort and no bound is given: two orders, among those the listing has
+# (spaces have no downloads: `trendingScore` is their second).
+DEFAULT_SORTS: Mapping[RepoType, tuple[str, ...]] = {
+    "model": ("likes", "downloads"),
+    "dataset": ("likes", "downloads"),
+    "space": ("likes", "trendingScore"),
+}
 NOT_WITH_PROVIDER = frozenset({"createdAt", "trendingScore"})
 
 # Repos made before the Hub recorded creation dates carry one of these values (the backfill took
@@ -228,7 +234,8 @@ def filter_params(values: Mapping[str, object]) -> tuple[tuple[str, str], ...]:
             continue
         items = value if isinstance(value, tuple) else (value,)
         for item in items:
-            text = str(item)  # True -> "True", as requests writes a boolean
+            # A boolean as huggingface_hub's client (httpx) writes it: true, false.
+            text = str(item).lower() if isinstance(item, bool) else str(item)
             if name in TAG_FILTERS:
                 prefix = f"{TAG_FILTERS[name]}:"
                 params.append(("filter", text if text.startswith(prefix) else prefix + text))

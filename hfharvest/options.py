@@ -146,9 +146,10 @@ class Options:
 
     sort: tuple[str, ...] = option(
         (),
-        f"A sort to walk; repeat for several [default: {', '.join(DEFAULT_SORTS)}]. hfharvest "
-        f"knows {', '.join(SORTS)} (snake_case spellings are mapped); another name is sent as "
-        "given, for the Hub may have added it.",
+        "A sort to walk; repeat for several [default: "
+        f"{', '.join(DEFAULT_SORTS['model'])}; for spaces {', '.join(DEFAULT_SORTS['space'])}]. "
+        f"hfharvest knows {', '.join(SORTS)} (snake_case spellings are mapped); another name is "
+        "sent as given, for the Hub may have added it.",
         "likes --sort id",
         QUERY,
         metavar="SORT",

@@ -167,7 +167,7 @@ def resolve(
 def _query(options: Options, bounds: Bounds) -> Query:
     repo_type = _repo_type(options)
     full, expand = _fields(options, repo_type)
-    sorts = _sorts(options.sort or bounds.default_sorts() or DEFAULT_SORTS)
+    sorts = _sorts(options.sort or bounds.default_sorts() or DEFAULT_SORTS[repo_type])
     bounds.check_sorts(sorts)
     for name, field in bounds.fields_read():
         if field not in ALL_FIELDS[repo_type]:

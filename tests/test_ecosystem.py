@@ -37,8 +37,8 @@ def sent(hub: HubEmulator) -> list[tuple[str, str]]:
 @pytest.mark.parametrize(
     ("args", "wire"),
     [
-        (["--gated"], [("gated", "True")]),
-        (["--no-gated"], [("gated", "False")]),
+        (["--gated"], [("gated", "true")]),
+        (["--no-gated"], [("gated", "false")]),
         (["--apps", "ollama", "--apps", "vllm"], [("apps", "ollama"), ("apps", "vllm")]),
         (["--warm"], [("inference", "warm")]),
         (["--num-parameters", "min:6B,max:128B"], [("num_parameters", "min:6B,max:128B")]),
@@ -52,7 +52,7 @@ def sent(hub: HubEmulator) -> list[tuple[str, str]]:
           ("filter", "size_categories:1M<n<10M"), ("filter", "task_ids:extractive-qa"),
           ("filter", "benchmark:official")]),
         (["--type", "spaces", "--datasets", "a/b", "--models", "c/d", "--linked"],
-         [("datasets", "a/b"), ("models", "c/d"), ("linked", "True")]),
+         [("datasets", "a/b"), ("models", "c/d"), ("linked", "true")]),
     ],
 )  # fmt: skip
 def test_each_filter_goes_in_huggingface_hubs_wire_form(
@@ -234,3 +234,46 @@ def test_small_doors(hub: HubEmulator, capsys: pytest.CaptureFixture[str]) -> No
 
     complete = _completing(("likes", "likes30d", "downloads"))
     assert complete is not None and complete("lik") == ["likes", "likes30d"]
+
+
+# Each listing filter as huggingface_hub 2.4's list_* takes it, and as hfharvest does.
+HUB_FILTER_CASES = [
+    ("model", {"gated": True}),
+    ("model", {"gated": False}),
+    ("model", {"apps": "ollama"}),
+    ("model", {"inference": "warm"}),
+    ("model", {"num_parameters": "min:6B,max:9B"}),
+    ("dataset", {"gated": True}),
+    ("space", {"linked": True}),
+]
+
+
+@pytest.mark.parametrize(("repo_type", "given"), HUB_FILTER_CASES)
+def test_huggingface_hub_and_hfharvest_get_the_same_set_from_the_emulator(
+    hub: HubEmulator, repo_type: str, given: dict[str, Any]
+) -> None:
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=hub.url, token=False)
+    listing = {"model": api.list_models, "dataset": api.list_datasets, "space": api.list_spaces}
+    theirs = {repo.id for repo in listing[repo_type](sort="likes", **given)}
+    ours = hfharvest.harvest(
+        sort="likes", repo_type=repo_type, endpoint=hub.url, token=False, **given
+    )
+    assert theirs and theirs == {record["id"] for record in ours.records}
+    if given == {"gated": True}:
+        assert all(record["gated"] != "no" for record in ours.records)
+
+
+def test_a_dry_run_shows_the_wire_form_and_each_listings_own_sorts(hub: HubEmulator) -> None:
+    gated = fetch(hub, "--dry-run", "--gated", "--sort", "likes")
+    assert "gated=true" in json.loads(gated.stdout)["url"]
+    spaces = [
+        json.loads(line) for line in fetch(hub, "--dry-run", "-t", "space").stdout.splitlines()
+    ]
+    assert [plan["sort"] for plan in spaces] == ["likes", "trendingScore"]
+    datasets = [
+        json.loads(line) for line in fetch(hub, "--dry-run", "-t", "dataset").stdout.splitlines()
+    ]
+    assert [plan["sort"] for plan in datasets] == ["likes", "downloads"]
+    assert hub.requests_log == []

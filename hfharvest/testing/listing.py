@@ -103,13 +103,14 @@ def _size_between(repo: Repo, text: str) -> bool:
 
 
 _OWN_FILTERS: dict[str, Any] = {
-    "gated": lambda repo, v: (repo.get("gated") not in (False, None)) == (v == "True"),
+    # Both spellings of a boolean: huggingface_hub sends true/false, requests True/False.
+    "gated": lambda repo, v: (repo.get("gated") not in (False, None)) == (v in _TRUE),
     "apps": lambda repo, v: repo.get("library_name") == _APP_LIBRARIES.get(v, v),
     "inference": lambda repo, v: repo.get("inference") == v,
     "num_parameters": _size_between,
     "datasets": lambda repo, v: v in (repo.get("datasets") or ()),
     "models": lambda repo, v: v in (repo.get("models") or ()),
-    "linked": lambda repo, v: bool(repo.get("models") or repo.get("datasets")),
+    "linked": lambda repo, v: v not in _TRUE or bool(repo.get("models") or repo.get("datasets")),
 }
 
 
