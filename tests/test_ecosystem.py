@@ -10,8 +10,9 @@ import json
 import subprocess
 import sys
 import tomllib
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, Literal, get_type_hints
 from urllib.parse import parse_qsl
 
 import pytest
@@ -250,12 +251,16 @@ HUB_FILTER_CASES = [
 
 @pytest.mark.parametrize(("repo_type", "given"), HUB_FILTER_CASES)
 def test_huggingface_hub_and_hfharvest_get_the_same_set_from_the_emulator(
-    hub: HubEmulator, repo_type: str, given: dict[str, Any]
+    hub: HubEmulator, repo_type: Literal["model", "dataset", "space"], given: dict[str, Any]
 ) -> None:
     from huggingface_hub import HfApi
 
     api = HfApi(endpoint=hub.url, token=False)
-    listing = {"model": api.list_models, "dataset": api.list_datasets, "space": api.list_spaces}
+    listing: dict[str, Callable[..., Iterable[Any]]] = {
+        "model": api.list_models,
+        "dataset": api.list_datasets,
+        "space": api.list_spaces,
+    }
     theirs = {repo.id for repo in listing[repo_type](sort="likes", **given)}
     ours = hfharvest.harvest(
         sort="likes", repo_type=repo_type, endpoint=hub.url, token=False, **given
