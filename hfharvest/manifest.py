@@ -1,6 +1,6 @@
 """Manifests and stats files: what a run did, for the cron job that keeps the snapshot.
 
-The manifest (`<output>.manifest.json`, or `--manifest PATH`) is written after the data file is in
+The manifest (`<output>.manifest`, or `--manifest PATH`) is written after the data file is in
 place: tool version, endpoint, every request parameter (never the token), start and end times,
 per-sort stats, the status and the sha256 of the bytes on disk. `--stats-json` is written on every
 exit, failures included, with the exit code: it is for monitoring.
@@ -8,6 +8,7 @@ exit, failures included, with the exit code: it is for monitoring.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from hfharvest.outcome import Outcome
 from hfharvest.schema import RECORD_SCHEMA_VERSION
 from hfharvest.settings import Settings
 from hfharvest.sinks.files import atomic_file
+from hfharvest.sinks.target import MANIFEST_SUFFIX, OLD_MANIFEST_SUFFIX, beside
 from hfharvest.version import __version__
 
 
@@ -170,6 +172,16 @@ def build_stats(
         "max_time": settings.max_time if settings else None,
         "fresh": skipped,
     }
+
+
+def drop_old_manifest(settings: Settings) -> None:
+    """The manifest under its name of before 0.2 (`<output>.manifest.json`), beside the file
+    just written, describes a file that is gone: removed, so no reader trusts it."""
+    path = settings.output.path
+    if path is None or settings.manifest != beside(path, MANIFEST_SUFFIX):
+        return
+    with contextlib.suppress(FileNotFoundError):
+        beside(path, OLD_MANIFEST_SUFFIX).unlink()
 
 
 def write_json(path: Path, document: dict[str, Any]) -> None:

@@ -392,9 +392,8 @@ class Options:
     )
     manifest: Path | None = option(
         None,
-        "Where to write the manifest [default: <output>.manifest.json for a file; none "
-        "for stdout].",
-        "run.manifest.json",
+        "Where to write the manifest [default: <output>.manifest for a file; none for stdout].",
+        "run.manifest",
         SNAPSHOTS,
         metavar="PATH",
         cli_only=True,

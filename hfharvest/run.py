@@ -34,7 +34,7 @@ from hfharvest.errors import (
     redact_tree,
 )
 from hfharvest.hub import SORTS
-from hfharvest.manifest import build_manifest, write_json
+from hfharvest.manifest import build_manifest, drop_old_manifest, write_json
 from hfharvest.merge import Merge, Spool
 from hfharvest.outcome import Observer, Outcome, SortStats, Written
 from hfharvest.pacing import Pacer
@@ -91,6 +91,7 @@ def run_fetch(
         outcome = _walk_and_write(settings, runs, opened, store)
         if settings.manifest is not None:
             write_json(settings.manifest, redact_tree(build_manifest(settings, outcome), secret))
+            drop_old_manifest(settings)
             if landed is not None:
                 landed(settings.manifest, outcome)
     except BaseException as exc:

@@ -39,7 +39,7 @@ from hfharvest.options import Options, default_of, doc_of
 from hfharvest.query import Query
 from hfharvest.retry import RetryPolicy
 from hfharvest.sinks.files import check_writable, remove_empty
-from hfharvest.sinks.target import OutputTarget, resolve_target
+from hfharvest.sinks.target import MANIFEST_SUFFIX, OutputTarget, beside, resolve_target
 from hfharvest.transport import Transport
 from hfharvest.urls import UnsafeURL, origin
 from hfharvest.walk import WalkPlan
@@ -382,4 +382,4 @@ def _manifest(options: Options, output: OutputTarget) -> Path | None:
         return None
     if options.manifest is not None or output.path is None:
         return options.manifest  # on stdout there is a manifest only when one is asked for
-    return output.path.with_name(output.path.name + ".manifest.json")
+    return beside(output.path, MANIFEST_SUFFIX)

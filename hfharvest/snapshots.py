@@ -26,9 +26,9 @@ import orjson
 from hfharvest.errors import SnapshotError
 from hfharvest.manifest import Snapshot, made_by
 from hfharvest.settings import Settings
+from hfharvest.sinks.target import MANIFEST_SUFFIX, OLD_MANIFEST_SUFFIX, beside
 
 STDIN = Path("-")
-MANIFEST_SUFFIX = ".manifest.json"
 
 
 def newest_made_by(settings: Settings) -> Snapshot | None:
@@ -53,11 +53,15 @@ def _manifests(settings: Settings) -> list[Path]:
     output = settings.output
     if output.path is None or settings.manifest is None:
         return []
-    if settings.manifest != output.path.with_name(output.path.name + MANIFEST_SUFFIX):
+    if settings.manifest != beside(output.path, MANIFEST_SUFFIX):
         return [settings.manifest]  # a manifest path of its own: one place to look
-    pattern = Path(_glob_of(output.template, output.repo_type) + MANIFEST_SUFFIX).expanduser()
+    data = _glob_of(output.template, output.repo_type)
     # glob.glob: Path.glob takes no absolute pattern, and a template's folders may be dated too
-    return [Path(each) for each in glob.glob(str(pattern))]  # noqa: PTH207
+    return [
+        Path(each)
+        for suffix in (MANIFEST_SUFFIX, OLD_MANIFEST_SUFFIX)
+        for each in glob.glob(str(Path(data + suffix).expanduser()))  # noqa: PTH207
+    ]
 
 
 def _glob_of(template: str, repo_type: str) -> str:

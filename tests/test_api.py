@@ -184,7 +184,7 @@ def test_the_documented_gateway_runs_as_written(
         assert requests_made > 0
         exec(compile(blocks[1], str(DOCS), "exec"), namespace)  # asyncio, then closed
         assert len(hub.requests_log) == requests_made  # within the hour: from memory
-    assert (tmp_path / "cache" / "served.parquet.manifest.json").exists()
+    assert (tmp_path / "cache" / "served.parquet.manifest").exists()
 
 
 def _live_id(model: dict[str, Any]) -> str | None:

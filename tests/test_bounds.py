@@ -85,7 +85,7 @@ def test_since_alone_walks_last_modified_and_the_table_says_where_it_stopped(
     assert result.exit_code == 0, result.stderr
     assert "below" in result.stderr.splitlines()[1]  # the table's column
     assert f"lastModified: stopped at --since {since}" in result.stderr
-    manifest = json.loads(output.with_name("changed.jsonl.manifest.json").read_text())
+    manifest = json.loads(output.with_name("changed.jsonl.manifest").read_text())
     (walk,) = manifest["sorts"]
     assert (walk["reached_end"], walk["stopped_by"]) == (False, f"since {since}")
     assert walk["returned"] == 200 and walk["below_bound"] == 80

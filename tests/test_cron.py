@@ -71,7 +71,7 @@ class TestStateNeverOutlivesItsWalks:
         assert f"resuming --state {state}: pages done before this run: likes 3, downloads 0" in (
             result.stderr
         )
-        document = json.loads((tmp_path / "m.jsonl.manifest.json").read_text())
+        document = json.loads((tmp_path / "m.jsonl.manifest").read_text())
         assert (document["resumed"], document["pages_before"]) == (True, 3)
         assert not state.exists()
         state, args = self.interrupted(hub, tmp_path / "loud")
@@ -132,7 +132,7 @@ class TestPathsCheckedFirst:
         with HubEmulator(make_catalog()) as hub:
             result = fetch(hub, "-o", str(out), "-q")
         assert result.exit_code == 5
-        assert f"the data was written, {out}.manifest.json not: No space left on device" in (
+        assert f"the data was written, {out}.manifest not: No space left on device" in (
             result.stderr
         )
         assert len(lines(out)) == 3000
@@ -162,7 +162,7 @@ class TestSayWhatAUserNeedsToHear:
             "hfharvest: warning: no models came back (--author nobody-here; --filter gguf): "
             "check the names; --min-count makes an empty result a failure"
         ) in result.stderr
-        document = json.loads(Path(f"{out}.manifest.json").read_text())
+        document = json.loads(Path(f"{out}.manifest").read_text())
         assert document["empty"] is True and document["unique"] == 0
 
     def test_the_summary_says_what_was_written_and_how_long_it_took(
@@ -224,7 +224,7 @@ class TestDeepPagesGetSmaller:
             limits = [page_size_of(f"?{r.query}") for r in hub.requests_log]
         assert result.exit_code == 0, result.stderr
         assert len({record["id"] for record in lines(out)}) == 10_000
-        document = json.loads(Path(f"{out}.manifest.json").read_text())
+        document = json.loads(Path(f"{out}.manifest").read_text())
         (walk,) = document["sorts"]
         # 1000 -> 500 -> 250, then back to 500 after 10 good pages, which times out again: each
         # halving is a retry of the same cursor

@@ -232,4 +232,4 @@ def test_resume_after_kill_9_ends_with_the_clean_set(
     assert result.returncode == 0, result.stderr
     assert len(slow_hub.requests_log) - before == 28 - committed  # 14 pages a sort, none again
     assert ids(Path(tmp_path / "m.jsonl").read_text()) == clean_ids
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.jsonl", "m.jsonl.manifest.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.jsonl", "m.jsonl.manifest"]

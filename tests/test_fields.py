@@ -108,5 +108,5 @@ def test_the_manifest_records_the_fields_asked(hub: HubEmulator, tmp_path: Path)
     output = tmp_path / "spaces.jsonl"
     result = fetch(hub, "--type", "space", "--all-fields", "--limit", "3", "-o", str(output))
     assert result.exit_code == 0, result.stderr
-    manifest = json.loads(output.with_name("spaces.jsonl.manifest.json").read_text())
+    manifest = json.loads(output.with_name("spaces.jsonl.manifest").read_text())
     assert manifest["request"]["fields"] == documented_all_fields()["space"]

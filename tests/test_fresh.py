@@ -68,7 +68,7 @@ def test_other_options_an_older_file_or_a_changed_file_walk(catalog: Any, tmp_pa
         assert fetch(hub, "-o", str(out), "--fresh-for", "1h").exit_code == 0
         walked = requests_made(hub)
         # The same request, its manifest made 2 hours ago: older than `fresh_for`.
-        _age(Path(f"{out}.manifest.json"), hours=2)
+        _age(Path(f"{out}.manifest"), hours=2)
         assert fetch(hub, "-o", str(out), "--fresh-for", "1h").exit_code == 0
         assert requests_made(hub) > walked
         walked = requests_made(hub)
@@ -96,7 +96,7 @@ def test_a_dated_template_reads_the_newest_manifest_it_can_name(
     template = str(tmp_path / "snap" / "{date}" / "models-{time}.jsonl.gz")
     with HubEmulator(catalog) as hub:
         assert fetch(hub, "-o", template, "--fresh-for", "30m").exit_code == 0
-        made = sorted((tmp_path / "snap").rglob("*.manifest.json"))
+        made = sorted((tmp_path / "snap").rglob("*.manifest"))
         assert len(made) == 1
         walked = requests_made(hub)
         assert fetch(hub, "-o", template, "--fresh-for", "30m").exit_code == 0
@@ -117,6 +117,17 @@ def test_fresh_for_is_refused_with_stdout_or_no_manifest(catalog: Any, tmp_path:
         assert unmanifested.exit_code == 2
         assert "drop --no-manifest" in unmanifested.stderr
         assert requests_made(hub) == 0
+
+
+def _At(hour: int) -> type[datetime]:
+    """`datetime` whose now() is that hour of 2026-12-01: a run's start, as the CLI reads it."""
+
+    class At(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> At:
+            return cls(2026, 12, 1, hour, tzinfo=tz)
+
+    return At
 
 
 def _age(manifest: Path, *, hours: float) -> None:
@@ -161,3 +172,40 @@ def test_a_bad_duration_names_its_option(tmp_path: Path) -> None:
     result = runner.invoke(app, ["fetch", "--state-max-age", "soon", "--dry-run"])
     assert result.exit_code == 2
     assert "--state-max-age: 'soon' is no duration" in result.stderr
+
+
+def test_a_manifest_under_its_old_name_is_still_read_then_retired(
+    catalog: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "x.jsonl"
+    with HubEmulator(catalog) as hub:
+        assert fetch(hub, "-o", str(out)).exit_code == 0
+        old = Path(f"{out}.manifest.json")  # as hfharvest 0.1 named it
+        Path(f"{out}.manifest").rename(old)
+        walked = requests_made(hub)
+        assert fetch(hub, "-o", str(out), "--fresh-for", "1h").exit_code == 0
+        assert requests_made(hub) == walked  # read under the old name: fresh
+        _age(old, hours=2)
+        assert fetch(hub, "-o", str(out), "--fresh-for", "1h").exit_code == 0
+        assert requests_made(hub) > walked
+    assert Path(f"{out}.manifest").exists() and not old.exists()
+
+
+def test_three_dated_runs_load_by_a_glob_as_exactly_their_records(
+    catalog: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import duckdb
+
+    template = str(tmp_path / "models-{date}T{time}.json")
+    written = 0
+    with HubEmulator(catalog) as hub:
+        for hour, limit in ((1, 10), (2, 20), (3, 30)):
+            monkeypatch.setattr("hfharvest.cli.datetime", _At(hour))  # each run its own {time}
+            result = fetch(hub, "-o", template, "--limit", str(limit))
+            assert result.exit_code == 0, result.stderr
+            written += limit
+    files = sorted(tmp_path.glob("models*.json"))
+    assert len(files) == 3
+    glob = str(tmp_path / "models*.json")
+    counted = duckdb.sql(f"select count(*) from read_json('{glob}')")
+    assert counted is not None and counted.fetchall() == [(written,)]

@@ -40,7 +40,7 @@ def test_a_link_read_as_rfc_8288_says_loses_nothing(tmp_path: Path, fault: str) 
         result = fetch(hub, "--sort", "likes", "-o", str(tmp_path / "m.jsonl"))
     assert result.exit_code == 0, result.stderr
     assert len((tmp_path / "m.jsonl").read_text().splitlines()) == 2500
-    document = json.loads((tmp_path / "m.jsonl.manifest.json").read_text())
+    document = json.loads((tmp_path / "m.jsonl.manifest").read_text())
     assert document["sorts"][0]["pages"] == 3 and document["sorts"][0]["reached_end"]
 
 
@@ -192,7 +192,7 @@ def signal_runs(count: int, tmp_path: Path) -> tuple[list[str], int]:
     rng = random.Random(20)
     problems: list[str] = []
     output, stats = tmp_path / "m.jsonl", tmp_path / "stats.json"
-    manifest, marker = tmp_path / "m.jsonl.manifest.json", tmp_path / "renamed"
+    manifest, marker = tmp_path / "m.jsonl.manifest", tmp_path / "renamed"
     after_rename = 0
     burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:

@@ -130,7 +130,7 @@ def test_pages_that_bring_nothing_new_end_the_walk(fault: str, tmp_path: Path) -
             str(tmp_path / "m.jsonl"),
         )
     assert partial.exit_code == 3, partial.stderr
-    manifest = json.loads((tmp_path / "m.jsonl.manifest.json").read_text())
+    manifest = json.loads((tmp_path / "m.jsonl.manifest").read_text())
     assert manifest["status"] == "partial"
     assert "no id new to the walk" in manifest["sorts"][0]["error"]
 
@@ -155,7 +155,7 @@ def test_max_pages_ends_a_walk_like_limit(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert "likes: stopped at --max-pages 2 (the Hub had more)" in result.stderr
     assert len(out.read_text().splitlines()) == 200
-    manifest = json.loads((tmp_path / "m.jsonl.manifest.json").read_text())
+    manifest = json.loads((tmp_path / "m.jsonl.manifest").read_text())
     assert manifest["sorts"][0]["stopped_by"] == "max_pages 2"
     assert manifest["request"]["max_pages"] == 2
     assert json.loads(stats.read_text())["sorts"][0]["stopped_by"] == "max_pages 2"
@@ -177,7 +177,7 @@ def test_max_time_fails_the_run_and_keeps_what_had_ended(tmp_path: Path) -> None
     assert len(out.read_text().splitlines()) == 2500
     document = json.loads(stats.read_text())
     assert document["status"] == "partial" and "`max_time` 1 s" in document["sorts"][1]["error"]
-    manifest = json.loads((tmp_path / "m.jsonl.manifest.json").read_text())
+    manifest = json.loads((tmp_path / "m.jsonl.manifest").read_text())
     assert manifest["request"]["max_time"] == 1
 
 
@@ -268,7 +268,7 @@ def test_a_signal_once_the_data_is_in_place_says_it_was_written(
     143 and says the new file was written, and that its manifest was not."""
     out, stats = tmp_path / "m.jsonl", tmp_path / "s.json"
     out.write_text("yesterday\n")
-    (tmp_path / "m.jsonl.manifest.json").write_text("{}\n")
+    (tmp_path / "m.jsonl.manifest").write_text("{}\n")
     slow = files._fsync_folder
 
     def fsync_then_signal(folder: Path) -> None:
@@ -285,7 +285,7 @@ def test_a_signal_once_the_data_is_in_place_says_it_was_written(
     assert time.monotonic() - started < 5
     assert result.exit_code == 143, result.stderr
     assert f"stopped by SIGTERM once {out} was written (2,500 records)" in result.stderr
-    assert f"not written: {out}.manifest.json" in result.stderr
+    assert f"not written: {out}.manifest" in result.stderr
     assert "no file was written" not in result.stderr
     assert len(out.read_text().splitlines()) == 2500
     document = json.loads(stats.read_text())
@@ -409,7 +409,7 @@ def test_an_entry_carrying_the_token_is_skipped_and_said(tmp_path: Path) -> None
     assert result.exit_code == 0, result.stderr
     assert "1 entry carried the token (the server echoes it): skipped" in result.stderr
     assert TOKEN not in out.read_text() and TOKEN[3:] not in out.read_text()
-    manifest = json.loads((tmp_path / "m.jsonl.manifest.json").read_text())
+    manifest = json.loads((tmp_path / "m.jsonl.manifest").read_text())
     assert manifest["sorts"][0]["skipped"] == 1 and manifest["unique"] == 2499
 
 

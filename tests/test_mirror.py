@@ -314,7 +314,7 @@ mirror.close()
 
 
 def test_two_processes_make_one_refresh_and_both_serve_it(served: Path, port: int) -> None:
-    manifest = Path(f"{served}.manifest.json")
+    manifest = Path(f"{served}.manifest")
     document = json.loads(manifest.read_text())
     document["ended"] = "2026-01-01T00:00:00Z"  # an expired set
     manifest.write_text(json.dumps(document))

@@ -52,9 +52,7 @@ class TestDatedPaths:
         assert settings.output.gzip
         assert settings.output.template == template
         assert (tmp_path / "snaps").is_dir()
-        assert settings.manifest == tmp_path / "snaps" / (
-            settings.output.path.name + ".manifest.json"
-        )
+        assert settings.manifest == tmp_path / "snaps" / (settings.output.path.name + ".manifest")
 
     def test_unknown_placeholder_is_refused(
         self, make_settings: SettingsFactory, tmp_path: Path
@@ -72,7 +70,7 @@ class TestManifest:
                        str(output), env={"HF_TOKEN": CANARY})  # fmt: skip
         assert result.exit_code == 0, result.stderr
         [data] = tmp_path.glob("models-*.jsonl.gz")
-        manifest_path = data.with_name(data.name + ".manifest.json")
+        manifest_path = data.with_name(data.name + ".manifest")
         text = manifest_path.read_text()
         assert CANARY not in text
         manifest = json.loads(text)
@@ -185,7 +183,7 @@ class TestGuards:
                        "hf-inference", "--allow-partial", "-o", str(output))  # fmt: skip
         assert result.exit_code == 3
         assert len(ids_in(output)) == 1377
-        manifest = json.loads((tmp_path / "m.jsonl.manifest.json").read_text())
+        manifest = json.loads((tmp_path / "m.jsonl.manifest").read_text())
         assert manifest["status"] == "partial"
         assert "Invalid sort parameter: trendingScore" in manifest["failed"]["trendingScore"]
         assert "warning: sort trendingScore failed" in result.stderr
@@ -232,7 +230,7 @@ class TestResume:
         assert not done & set(again)  # no page that was done is fetched again
         [output] = tmp_path.glob("out-*.jsonl")
         assert ids_in(output) == [json.loads(line)["id"] for line in clean.stdout.splitlines()]
-        assert json.loads(Path(f"{output}.manifest.json").read_text())["resumed"] is True
+        assert json.loads(Path(f"{output}.manifest").read_text())["resumed"] is True
         assert not (tmp_path / "job.state").exists()
         assert not (tmp_path / "job.state.spool").exists()
 

@@ -65,7 +65,7 @@ def check_folder(snap: Path, days: list[str], *, state: bool = False) -> None:
     assert (snap / ".models.state").exists() == (snap / ".models.state.spool").exists() == state
     for name in snapshots:
         data = (snap / name).read_bytes()
-        document = json.loads((snap / f"{name}.manifest.json").read_text())
+        document = json.loads((snap / f"{name}.manifest").read_text())
         assert document["status"] == "complete"
         assert document["output"]["sha256"] == hashlib.sha256(data).hexdigest()
         assert document["output"]["records"] == len(gzip.decompress(data).splitlines())
@@ -148,7 +148,7 @@ def test_a_week_of_cron_with_one_trouble_a_day(
         days.append(day(5))
         assert run(hub, snap).exit_code == 0
     check_folder(snap, days)
-    saturday = json.loads((snap / f"models-{days[-1]}.jsonl.gz.manifest.json").read_text())
+    saturday = json.loads((snap / f"models-{days[-1]}.jsonl.gz.manifest").read_text())
     assert all(walk["resized"] for walk in saturday["sorts"])
     # Sunday: a second run while the first holds the lock: flock turns it away, nothing touched.
     with (snap / ".harvest.lock").open("w") as lock:

@@ -27,6 +27,18 @@ SUFFIXES: dict[str, OutputFormat] = {
 }
 
 
+# The manifest beside a data file: `<output>.manifest`, a name no data glob matches
+# (`models*.json` matched `models.json.manifest.json`, and loaders read it as data). Manifests
+# under the name of before 0.2 are still read.
+MANIFEST_SUFFIX = ".manifest"
+OLD_MANIFEST_SUFFIX = ".manifest.json"
+
+
+def beside(path: Path, suffix: str) -> Path:
+    """A side file's path: `path`'s name with `suffix` after it."""
+    return path.with_name(path.name + suffix)
+
+
 @dataclass(frozen=True)
 class OutputTarget:
     """Where records go: a file path (None for stdout), its format, and whether to gzip it.
