@@ -422,7 +422,18 @@ def startup(repeats: int) -> list[Scenario]:
         [str(BIN / "python"), "-c", "import typer; print(typer.__version__)"],
         capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
-    return [scenario]
+    # With a token file, huggingface_hub's own resolution is asked (an OAuth token may need a
+    # refresh): what importing it costs, against the same dry run without one.
+    with tempfile.TemporaryDirectory() as home:
+        (Path(home) / ".cache" / "huggingface").mkdir(parents=True)
+        (Path(home) / ".cache" / "huggingface" / "token").write_text("hf_bench\n")
+        with_file = {**CLEAN_ENV, "HOME": home}
+        hub = alternate(Scenario("start-up: fetch --dry-run, a token file (huggingface_hub asked)",
+                                 baseline_name="fetch --dry-run, HF_TOKEN"),
+                        lambda: timed(dry, env=with_file),
+                        lambda: timed(dry, env={**CLEAN_ENV, "HF_TOKEN": "hf_bench"}),
+                        repeats * 3)  # fmt: skip
+    return [scenario, hub]
 
 
 SCENARIOS: dict[str, Callable[[int], list[Scenario]]] = {

@@ -1,17 +1,23 @@
 """The environment as huggingface_hub reads it: the token it would send, offline mode; and
 where a token may be sent.
 
-Order: an explicit token (or `False`: none at all), a token file given by name, `HF_TOKEN` (the
-older `HUGGING_FACE_HUB_TOKEN`), then the file `$HF_TOKEN_PATH`, by default `$HF_HOME/token`
-(`$XDG_CACHE_HOME/huggingface/token`, `~/.cache/huggingface/token`), unless
-`HF_HUB_DISABLE_IMPLICIT_TOKEN` is set. A test compares this, environment by environment, with
-the header huggingface_hub would send. A token is refused for a plain-http endpoint on another
-machine.
+Order: an explicit token (or `False`: none at all), a token file given by name; then, unless
+`HF_HUB_DISABLE_IMPLICIT_TOKEN` is set, the token huggingface_hub's own `get_token()` gives when
+it is installed (`pip install 'hfharvest[hub]'`): the OIDC exchange of `HF_OIDC_RESOURCE`,
+`HF_TOKEN`, the token file with an expired OAuth token refreshed (huggingface_hub writes its own
+files when it does), a Colab secret. Without it, or for an environment given as a mapping (a
+test's), hfharvest's own reading: `HF_TOKEN` (the older `HUGGING_FACE_HUB_TOKEN`), then the file
+`$HF_TOKEN_PATH`, by default `$HF_HOME/token` (`$XDG_CACHE_HOME/huggingface/token`,
+`~/.cache/huggingface/token`); `HF_OIDC_RESOURCE` then needs the extra (exit 2). A test compares
+the header sent, environment by environment, with huggingface_hub's. A token is refused for a
+plain-http endpoint on another machine.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,14 +36,19 @@ class Token:
 
 
 def resolve_token(
-    token: str | bool | None, token_file: Path | None, environ: Mapping[str, str]
+    token: str | bool | None,
+    token_file: Path | None,
+    environ: Mapping[str, str],
+    *,
+    exchange: bool = True,
 ) -> Token | None:
     """The token to send, or None, as `huggingface_hub.utils.build_hf_headers` would choose it.
 
     `token=False` sends none, a string is sent as it is, `token=True` requires one (from the
     environment or the token file). Otherwise the environment's token (`HF_TOKEN`, then
     `HUGGING_FACE_HUB_TOKEN`) or the token file's is sent, unless `HF_HUB_DISABLE_IMPLICIT_TOKEN`
-    is set. `token_file` (hfharvest's own) names the file to read instead.
+    is set. `token_file` (hfharvest's own) names the file to read instead. `exchange=False` (a
+    dry run) makes no request: an OIDC exchange is left out.
     """
     if token is False:
         return None
@@ -45,7 +56,7 @@ def resolve_token(
         return _token(token, "`token`")
     if token_file is not None:
         return _token(_read(token_file, "`token_file`"), "`token_file`")
-    found = _implicit(environ)
+    found = _implicit(environ, exchange=exchange)
     if token is True:
         if found is None:
             raise UsageError(
@@ -60,9 +71,69 @@ def resolve_token(
     return found
 
 
-def _implicit(environ: Mapping[str, str]) -> Token | None:
-    """The environment's token, else the token file's (huggingface_hub's `get_token`)."""
-    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+HUB_EXTRA = "pip install 'hfharvest[hub]'"
+_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+
+
+def _implicit(environ: Mapping[str, str], *, exchange: bool) -> Token | None:
+    """The token huggingface_hub's `get_token` gives, by itself when it is installed and the
+    environment is the process's; else read here the same way, but for what only it can do."""
+    oidc = environ.get("HF_OIDC_RESOURCE")
+    own = _own(environ)
+    if environ is os.environ and hub_installed():
+        if oidc and not exchange:
+            return None  # a dry run: the exchange is a request
+        # Asked only where it can answer otherwise than this module (and worth its import):
+        # an OIDC exchange, a token file that may hold an OAuth token to refresh, Colab.
+        if oidc or (own is not None and own.source not in _VARIABLES) or _in_colab():
+            return _from_huggingface_hub(environ, own)
+        return own
+    if oidc:
+        raise UsageError(
+            f"HF_OIDC_RESOURCE is set ({oidc}): the OIDC token exchange needs huggingface_hub",
+            hint=f"{HUB_EXTRA}, or unset HF_OIDC_RESOURCE",
+        )
+    return own
+
+
+def hub_installed() -> bool:
+    return importlib.util.find_spec("huggingface_hub") is not None
+
+
+def _in_colab() -> bool:
+    return importlib.util.find_spec("google") is not None and (
+        importlib.util.find_spec("google.colab") is not None
+    )
+
+
+def _from_huggingface_hub(environ: Mapping[str, str], own: Token | None) -> Token | None:
+    """huggingface_hub's own resolution, and where its token came from (never the token)."""
+    import huggingface_hub  # only now: it costs a few hundred milliseconds to import
+
+    try:
+        value = huggingface_hub.get_token()
+    except Exception as exc:  # its OIDC exchange failed: its own error, whatever its type
+        raise UsageError(
+            f"huggingface_hub could not get the token: {type(exc).__name__}: {exc}",
+            hint="check HF_OIDC_RESOURCE and the CI's id token, or unset HF_OIDC_RESOURCE",
+        ) from None
+    if not value:
+        return None
+    source = (
+        f"HF_OIDC_RESOURCE {environ['HF_OIDC_RESOURCE']} (exchanged by huggingface_hub)"
+        if environ.get("HF_OIDC_RESOURCE")
+        else own.source
+        if own is not None and own.value == value
+        else f"{token_path(environ)} (refreshed by huggingface_hub)"
+        if own is not None
+        else "huggingface_hub (a Colab secret)"
+    )
+    return _token(value, source)
+
+
+def _own(environ: Mapping[str, str]) -> Token | None:
+    """The environment's token, else the token file's, read here."""
+    for name in _VARIABLES:
         if environ.get(name):
             return _token(environ[name], name)
     path = token_path(environ)

@@ -140,13 +140,17 @@ def fetch(**given: Any) -> None:
         if stats_json is not None and not options.dry_run:
             check_writable(stats_json, "stats_json")
             stats_writable.append(True)
-        settings = resolve(options, os.environ, now=started, probe=not options.dry_run)
+        probe = not options.dry_run
+        if options.fresh_for is not None:  # asked with no request at all, not even for a token
+            settings = resolve(options, os.environ, now=started, probe=probe, exchange=False)
+            kept = fresh(settings, datetime.now(UTC))
+            if kept is not None:  # the snapshot on disk is the answer
+                resolved.append(settings)
+                fresh_one.append(kept)
+                report.fresh(kept, kept.age(datetime.now(UTC)), settings.fresh_for or 0.0)
+                return ExitCode.COMPLETE
+        settings = resolve(options, os.environ, now=started, probe=probe)
         resolved.append(settings)
-        kept = fresh(settings, datetime.now(UTC))
-        if kept is not None:  # `fresh_for`: the snapshot on disk is the answer, no request made
-            fresh_one.append(kept)
-            report.fresh(kept, kept.age(datetime.now(UTC)), settings.fresh_for or 0.0)
-            return ExitCode.COMPLETE
         if options.dry_run:
             for planned in first_requests(settings):
                 sys.stdout.write(json.dumps(planned) + "\n")

@@ -115,11 +115,13 @@ def resolve(
     now: datetime | None = None,
     *,
     probe: bool = True,
+    exchange: bool | None = None,
 ) -> Settings:
     """Validate `options` against each other and the environment; raise `UsageError` if unfit.
 
     `now` (UTC) is when the run starts: what `{date}` and `{time}` in `output` expand to.
-    `probe=False` (a dry run) makes no folder and tries no file.
+    `probe=False` (a dry run) makes no folder and tries no file. `exchange=False` (by default
+    with `probe=False`) makes no request for the token: an OIDC exchange is left out.
     """
     started = now or datetime.now(UTC)
     variable = offline(environ)
@@ -141,7 +143,7 @@ def resolve(
         for parameter, path in (("manifest", manifest), ("state", options.state)):
             if path is not None and probe:
                 made += check_writable(path, parameter)
-        transport = _transport(options, environ)
+        transport = _transport(options, environ, exchange=probe if exchange is None else exchange)
     except UsageError:
         remove_empty(tuple(made))  # refused: no folder left behind
         raise
@@ -196,7 +198,7 @@ def _since(text: str | None, started: datetime) -> str | None:
     return None if text is None else parse_since(text, started)
 
 
-def _transport(options: Options, environ: Mapping[str, str]) -> Transport:
+def _transport(options: Options, environ: Mapping[str, str], *, exchange: bool) -> Transport:
     if options.no_token:  # the command line's `--no-token`: none at all, refused beside another
         for name in ("token", "token_file"):
             if getattr(options, name) is not None:
@@ -214,7 +216,8 @@ def _transport(options: Options, environ: Mapping[str, str]) -> Transport:
             value=options.token_file,
         )
     endpoint = _endpoint(options.endpoint or environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT)
-    token = resolve_token(options.token, options.token_file, environ)
+    token = resolve_token(options.token, options.token_file, environ, exchange=exchange)
+    log.debug("the token: %s", f"from {token.source}" if token else "none")
     if token is not None and not options.allow_insecure_token:
         refuse_clear_text(endpoint)
     return Transport(
