@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
+import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import urljoin
 
@@ -25,7 +27,9 @@ from requests.utils import parse_header_links
 from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError
 
 from hfharvest.errors import HubError, HubResponseError, TransientResponseError
+from hfharvest.hub import RECORD_NUMBERS
 
+log = logging.getLogger("hfharvest")
 PIECE = 1 << 16  # bytes read at a time
 # A body this small becomes at most ~260 MB of objects whatever its shape (`{},` is 3 bytes and
 # about 90 of objects): parsed as it is. A larger one is estimated first, from its structure.
@@ -127,7 +131,7 @@ def entries(response: requests.Response, body: bytearray, most: int) -> list[Any
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
-        parsed = None
+        parsed = _exactly(body)
         detail = f"the body is not JSON ({_peek(body)})"
     else:
         detail = f"the body is not a JSON array ({_peek(body)})"
@@ -139,6 +143,45 @@ def entries(response: requests.Response, body: bytearray, most: int) -> list[Any
         text = error_text(parsed) or "an error with no text"
         raise HubResponseError(response.status_code, response.url, text)
     raise TransientResponseError(response.status_code, response.url, detail)
+
+
+def _exactly(body: bytearray) -> Any:
+    """A body orjson refuses, read by the standard library, which refuses less: a number past the
+    float range (`1e400`) is infinite, an integer past 64 bits is one too. Such numbers are no
+    record's (`normalize` skips or nulls them, and says so) and JSON has none: written as null
+    in `raw`, said here. None when the body is no JSON at all."""
+    try:
+        parsed = json.loads(body, parse_int=_int64)
+    except (ValueError, RecursionError):
+        return None
+    for entry in parsed if isinstance(parsed, list) else ():
+        paths = [path for path in _infinite(entry, "") if path not in RECORD_NUMBERS]
+        if paths:  # a record's own numbers are said by the walk, with what became of them
+            name = entry.get("id") if isinstance(entry, dict) else None
+            log.warning(
+                "an entry (%s) holds %s past what JSON readers hold (64 bits, a finite "
+                "number): read as no number (null in `raw`)",
+                name,
+                ", ".join(paths),
+            )
+    return parsed
+
+
+def _int64(text: str) -> int | float:
+    number = int(text)
+    return number if -(2**63) <= number < 2**63 else math.copysign(math.inf, number)
+
+
+def _infinite(value: Any, path: str) -> Iterator[str]:
+    """The paths of the numbers that are not finite, within a parsed JSON value."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield path or "the entry"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _infinite(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _infinite(item, f"{path}[{index}]")
 
 
 def _too_many(response: requests.Response, held: str, most: int) -> PageTooLargeError:

@@ -244,6 +244,20 @@ def filter_params(values: Mapping[str, object]) -> tuple[tuple[str, str], ...]:
     return tuple(params)
 
 
+# The numbers of a listing entry a record is made from (a dotted path within the entry): the
+# walk says itself which of them no record can hold; the other numbers only `raw` keeps.
+RECORD_NUMBERS = frozenset(
+    {
+        "likes",
+        "downloads",
+        "downloadsAllTime",
+        "trendingScore",
+        "safetensors.total",
+        "gguf.total",
+        "gguf.context_length",
+    }
+)
+
 # Orders of magnitude of each listing (2026), for the cost warning only: the Hub gives no count.
 CATALOG_SIZE: Mapping[RepoType, int] = {
     "model": 2_000_000,

@@ -26,9 +26,14 @@ DATASET_TAGS = (
 _HUB_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z").fullmatch
 
 
-# The record's integer counts: orjson reads one past 64 bits as a float, which is no longer it.
+# One rule for every number: a record holds integers of 64 bits (signed: what JSON readers,
+# Arrow, polars and Parquet hold) and finite floats. A number past them (orjson reads an integer
+# past 64 bits as a float that is no longer it; `1e400` is infinite) is never written as another
+# number: a count (what sorts and bounds read) skips its entry, any other field is null, and
+# either is said (`OUT_OF_RANGE` lists the fields, for the walk to warn).
 COUNTS = ("likes", "downloads", "downloadsAllTime")
-_LARGEST = 2**63 - 1  # what a record (and JSON readers, and Parquet) hold as an integer
+_LARGEST = 2**63 - 1
+OUT_OF_RANGE = "_out_of_range"  # the fields written as null, for the walk: popped, never written
 
 
 def oversized(raw: Any) -> str | None:
@@ -40,7 +45,7 @@ def oversized(raw: Any) -> str | None:
 
 
 def _too_big(value: Any) -> bool:
-    return type(value) in (int, float) and abs(value) > _LARGEST
+    return type(value) in (int, float) and not -_LARGEST - 1 <= value <= _LARGEST
 
 
 def normalize(raw: Any, repo_type: str) -> dict[str, Any] | None:
@@ -62,8 +67,14 @@ def normalize(raw: Any, repo_type: str) -> dict[str, Any] | None:
     owner, _, name = repo_id.rpartition("/")
     author = get("author")
     likes, downloads, all_time = get("likes"), get("downloads"), get("downloadsAllTime")
-    # A count read as a float is the rare case to look at: the common one costs three type checks.
-    if float in (type(likes), type(downloads), type(all_time)) and oversized(raw) is not None:
+    # A count read as a float (past 64 bits), or an integer past 63, is the rare case to look at:
+    # the common one costs three type checks and three comparisons.
+    if (
+        float in (type(likes), type(downloads), type(all_time))
+        or (type(likes) is int and likes > _LARGEST)
+        or (type(downloads) is int and downloads > _LARGEST)
+        or (type(all_time) is int and all_time > _LARGEST)
+    ) and oversized(raw) is not None:
         return None
     private, disabled, gated = get("private"), get("disabled"), get("gated")
     trending = get("trendingScore")
@@ -94,7 +105,9 @@ def normalize(raw: Any, repo_type: str) -> dict[str, Any] | None:
         "likes": likes if type(likes) is int else None,
         "downloads": downloads if type(downloads) is int else None,
         "downloads_all_time": all_time if type(all_time) is int else None,
-        "trending_score": trending if type(trending) is int else _number(trending),
+        "trending_score": trending
+        if type(trending) is int and -_LARGEST <= trending <= _LARGEST
+        else _number(trending),
         "pipeline_tag": pipeline if is_model and type(pipeline) is str else None,
         "library_name": library if is_model and type(library) is str else None,
         "tags": tags,
@@ -114,6 +127,8 @@ def normalize(raw: Any, repo_type: str) -> dict[str, Any] | None:
         parameters = _int_at(get("safetensors"), "total")
         record["parameters"] = parameters if parameters is not None else _int_at(gguf, "total")
         record["context_length"] = _int_at(gguf, "context_length")
+        if record["parameters"] is _OUT or record["context_length"] is _OUT:
+            _out_of_range(record)
         record["inference"] = _one_of(inference, INFERENCE_STATES)
     elif repo_type == "dataset":
         for key, field in DATASET_TAGS:
@@ -126,6 +141,8 @@ def normalize(raw: Any, repo_type: str) -> dict[str, Any] | None:
         record["hardware"] = _string(hardware.get("current")) if type(hardware) is dict else None
         record["models"] = _union(get("models"), None if tags is None else [])
         record["datasets"] = _union(get("datasets"), record["datasets"])
+    if record["trending_score"] is _OUT:
+        _out_of_range(record)
     return record
 
 
@@ -180,9 +197,25 @@ def _union(own: Any, from_tags: list[str] | None) -> list[str] | None:
     return sorted({item for item in own if type(item) is str}.union(from_tags or ()))
 
 
+class _OutOfRange:
+    """A number past what a record holds, until `_out_of_range` writes it as null."""
+
+
+_OUT: Any = _OutOfRange()
+
+
+def _out_of_range(record: dict[str, Any]) -> None:
+    fields = [key for key, value in record.items() if value is _OUT]
+    for key in fields:
+        record[key] = None
+    record[OUT_OF_RANGE] = [*record.get(OUT_OF_RANGE, ()), *fields]
+
+
 def _int_at(value: Any, key: str) -> int | None:
     item = value.get(key) if type(value) is dict else None
-    return item if type(item) is int else None
+    if type(item) is int and -_LARGEST - 1 <= item <= _LARGEST:
+        return item
+    return _OUT if _too_big(item) else None
 
 
 def _string(value: Any) -> str | None:
@@ -192,7 +225,9 @@ def _string(value: Any) -> str | None:
 def _number(value: Any) -> int | float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return value if value == value else None  # NaN is not a number a record can carry
+    if value != value:  # NaN is not a number a record can carry
+        return None
+    return _OUT if _too_big(value) else value
 
 
 def timestamp(value: Any) -> str | None:

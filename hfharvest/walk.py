@@ -17,11 +17,18 @@ from typing import Any, NamedTuple, Protocol
 
 from hfharvest.bounds import Bounds, WalkBound
 from hfharvest.client import Page
-from hfharvest.normalize import normalize, oversized
+from hfharvest.normalize import OUT_OF_RANGE, normalize, oversized
 from hfharvest.outcome import SortStats, Stop
 
 log = logging.getLogger("hfharvest")
-OVERSIZED = "an entry of sort %s (%s) has %s past 64 bits: skipped, as no record holds it exactly"
+OVERSIZED = (
+    "an entry of sort %s (%s) has %s past what a record holds (64 bits, a finite number): "
+    "skipped, as no record holds it exactly"
+)
+NULLED = (
+    "an entry of sort %s (%s) has %s past what a record holds (64 bits, a finite number): "
+    "written as null"
+)
 WITHHELD = (
     "sort %s, page %d: %d entr%s carried the token (the server echoes it): skipped, never written"
 )
@@ -182,7 +189,10 @@ class Walk:
                 skipped += 1
                 if (key := oversized(raw)) is not None:
                     log.warning(OVERSIZED, plan.sort, raw.get("id"), key)
-            elif bounds and not bounds.passes(record, bound):
+                continue
+            if OUT_OF_RANGE in record:
+                log.warning(NULLED, plan.sort, record["id"], ", ".join(record.pop(OUT_OF_RANGE)))
+            if bounds and not bounds.passes(record, bound):
                 below.append(record["id"])
             else:
                 passed.append(Ranked(stats.returned + index + 1, record, raw))

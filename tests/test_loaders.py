@@ -197,3 +197,37 @@ def test_an_older_snapshot_with_gated_false_is_not_all_changed(tmp_path: Path) -
     new.write_text('{"id": "a/b", "gated": "no", "found_by": {"likes": 1}}\n')
     result = runner.invoke(app, ["diff", str(old), str(new), "--fields", "all"])
     assert result.exit_code == 0 and result.stdout == ""
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "parquet"])
+def test_numbers_past_what_loaders_hold_never_fail_a_run_or_a_load(
+    tmp_path: Path, suffix: str
+) -> None:
+    """One rule for every number (#27): 2**63 + 1, 2**64 and 1e400 in a listing."""
+    path = tmp_path / f"models.{suffix}"
+    with HubEmulator(make_catalog(models=300, hf_inference=50), faults=["out-of-range@1"]) as hub:
+        args = ["--no-token", "--sort", "likes", "--all-fields", "-o", str(path)]
+        result = runner.invoke(app, ["fetch", "--endpoint", hub.url, *args])
+        first, second = _first_two(hub)
+    assert result.exit_code == 0, result.stderr
+    warned = [line for line in result.stderr.splitlines() if "past what" in line]
+    nulled = [line for line in warned if "written as null" in line]
+    skipped = [line for line in warned if "skipped" in line]
+    assert len(nulled) == 1 and first in nulled[0] and "parameters, context_length" in nulled[0]
+    assert len(skipped) == 1 and second in skipped[0] and "likes" in skipped[0]
+    assert [first in line or second in line for line in warned] == [True, True]  # one each
+    if suffix == "parquet":
+        rows = pq.read_table(path).to_pylist()
+    else:
+        for loader in ("pyarrow", "polars", "duckdb", "datasets"):
+            assert load_jsonl([path], "model", loader) == 299, loader
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+    by_id = {row["id"]: row for row in rows}
+    assert len(by_id) == 299 and second not in by_id  # likes 1e400: skipped, as today
+    assert by_id[first]["parameters"] is None and by_id[first]["context_length"] is None
+
+
+def _first_two(hub: HubEmulator) -> tuple[str, str]:
+    """The ids of the first two entries of the likes walk's first page."""
+    ordered = sorted(hub.catalog.repos["model"], key=lambda m: (-m["likes"], m["_id"]))
+    return ordered[0]["id"], ordered[1]["id"]

@@ -17,9 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ENDPOINT, SettingsFactory, link, models
+from hfharvest import answer
 from hfharvest.client import Page
 from hfharvest.errors import HubResponseError
 from hfharvest.outcome import Outcome, SortStats
+from hfharvest.records import Final
 from hfharvest.run import run_fetch
 from hfharvest.settings import Settings
 
@@ -353,3 +355,17 @@ def test_a_page_shaped_like_an_array_that_does_not_parse_is_fetched_again(
     records, result = run(make_settings(sort=("likes",)))
     assert [r["id"] for r in records] == ["org/m0", "org/m1", "org/m2"]
     assert result.stats[0].retries == 1
+
+
+def test_a_number_no_json_reader_holds_outside_the_record_is_said_and_null_in_raw(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Answer:
+        status_code, url = 200, "https://hub.test/api/models"
+
+    body = bytearray(b'[{"id": "a/b", "likes": 1, "cardData": {"co2": 1e400, "n": 1e999}}]')
+    (entry,) = answer.entries(Answer(), body, 10)  # type: ignore[arg-type]
+    assert entry["likes"] == 1
+    assert "cardData.co2, cardData.n" in caplog.text and "a/b" in caplog.text
+    raw = Final({"id": "a/b"}, raw=entry, has_raw=True).raw_json()
+    assert raw is not None and b'"co2":null' in raw

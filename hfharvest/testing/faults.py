@@ -45,6 +45,8 @@ KINDS = {
     "gzip-bomb": "a gzip body that inflates to ARG MB (default 300)",
     "bad-gzip": "Content-Encoding: gzip on a body that is not",
     "huge-int": "the page's first entry has likes = 2**70",
+    "out-of-range": "the page's first entry has gguf.context_length = 2**63 + 1 and "
+    "safetensors.total = 2**64, its second likes = 1e400",
     "token-entry": "the page's first entry has an id that carries the request's token",
     "gzip-empties": "a gzip body of empty objects [{},{},...] inflating to ARG MB (default 100)",
     "trickle-headers": "the status line and headers come a byte every ARG seconds (default 1)",

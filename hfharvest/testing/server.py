@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import math
 import random
 import socket
 import struct
@@ -377,6 +378,11 @@ def _body(page: list[Any], fault: Fault | None) -> bytes:
     if fault is not None and fault.kind == "huge-int" and page:
         page[0] = {**page[0], "likes": 2**70}
         return json.dumps(page).encode()  # orjson writes no integer past 64 bits
+    if fault is not None and fault.kind == "out-of-range" and len(page) > 1:
+        gguf = {**(page[0].get("gguf") or {}), "context_length": 2**63 + 1}
+        page[0] = {**page[0], "gguf": gguf, "safetensors": {"total": 2**64}}
+        page[1] = {**page[1], "likes": math.inf}
+        return json.dumps(page).encode().replace(b"Infinity", b"1e400")  # as JSON writes it
     return orjson.dumps(page)
 
 
