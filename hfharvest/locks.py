@@ -5,7 +5,9 @@
 that no process holds, which the next run takes. The lock file is removed by its holder, and a run
 that locked a file just removed (another inode than the path's now) locks the new one instead.
 
-`taken(path, sleep)` waits for such a lock instead, for the `Mirror`'s processes, which refresh
+`hold(fd)` locks a temporary file as it is written, and `abandoned(path)` tells a later run that
+its writer is gone (a `kill -9`, the OOM killer): that run removes it. `taken(path, sleep)`
+waits for a `held` lock instead, for the `Mirror`'s processes, which refresh
 one at a time.
 
 `open_private(path)` opens a file of the run's own (read and write, made 0600 if missing) without
@@ -77,6 +79,27 @@ def taken(path: Path, sleep: Callable[[float], None]) -> contextlib.ExitStack:
             sleep(POLL)
             continue
         return stack
+
+
+def hold(fd: int) -> None:
+    """Lock an open file of this process's own (a temporary file it writes): a later run learns
+    from `abandoned` whether a live process still writes it."""
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def abandoned(path: Path) -> bool:
+    """Whether no live process holds the lock on `path` (the process that held it is gone)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 def open_private(path: Path, *, create: bool) -> IO[bytes]:

@@ -14,7 +14,9 @@ before anything in it is cut.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import datetime, timedelta
@@ -104,13 +106,12 @@ class StateStore:
                 saved = _load(path)
                 differing = _differing(job, saved["job"])
                 if differing:
-                    raise UsageError(
-                        f"`state` {path} belongs to another job (it differs in: "
-                        f"{', '.join(differing)})",
-                        parameter="state",
-                        value=path,
-                        hint="use another `state` file, or delete this one to start over",
-                    )
+                    # Its job's own runs would have taken it up by now: a crontab changed since.
+                    aside = _set_aside(path, saved, now, max_age, differing)
+                    store = cls._fresh(path, job, sorts, bounds, now, secret)
+                    store.discarded = aside
+                    store.lock = lock.pop_all()
+                    return store
                 stale = _stale(saved, now, max_age)
                 if stale is None:
                     store = cls._resumed(path, job, sorts, saved, secret)
@@ -227,6 +228,50 @@ class StateStore:
 def same_job(job: Mapping[str, Any], saved: Mapping[str, Any]) -> bool:
     """Whether a state's job is this run's."""
     return not _differing(job, saved)
+
+
+SET_ASIDE_KEPT = 3  # the newest states set aside that are kept beside the path
+
+
+def _set_aside(
+    path: Path, saved: dict[str, Any], now: datetime, max_age: timedelta, differing: list[str]
+) -> str:
+    """A state of another job, older than `max_age`, renamed beside `path` with the time it was
+    begun (its spool too), the newest `SET_ASIDE_KEPT` kept; why, for the warning. One younger
+    may still be its own job's, to resume: refused."""
+    created = _created(saved)
+    another = f"it belongs to another job (it differs in: {', '.join(differing)})"
+    if now - created <= max_age:
+        raise UsageError(
+            f"`state` {path}: {another}",
+            parameter="state",
+            value=path,
+            hint="use another `state` file, or delete this one to start over (once older than "
+            "`state_max_age`, it is set aside by itself)",
+        )
+    stamp = created.strftime("%Y%m%dT%H%M%SZ")
+    aside = path.with_name(f"{path.name}.{stamp}")
+    path.replace(aside)
+    spool = spool_path_for(path)
+    if spool.exists():
+        spool.replace(spool.with_name(f"{spool.name}.{stamp}"))
+    _prune_set_aside(path)
+    hours = (now - created).total_seconds() / 3600
+    return f"{another}, begun {hours:.1f} hours ago; set aside as {aside}"
+
+
+def _prune_set_aside(path: Path) -> None:
+    """Only the newest `SET_ASIDE_KEPT` states set aside stay, with their spools."""
+    stamps = sorted(
+        {each.name.rsplit(".", 1)[1] for each in path.parent.glob(f"{glob.escape(path.name)}.*")},
+        reverse=True,
+    )
+    for stamp in [s for s in stamps if _SET_ASIDE.fullmatch(s)][SET_ASIDE_KEPT:]:
+        for each in (path, spool_path_for(path)):
+            each.with_name(f"{each.name}.{stamp}").unlink(missing_ok=True)
+
+
+_SET_ASIDE = re.compile(r"\d{8}T\d{6}Z")
 
 
 def _differing(job: Mapping[str, Any], saved: Mapping[str, Any]) -> list[str]:

@@ -106,6 +106,62 @@ class TestStateNeverOutlivesItsWalks:
         result = fetch(hub, *args, "--author", "someone")
         assert (result.exit_code, listing_requests(hub)) == (2, 0)
         assert "belongs to another job (it differs in: author)" in result.stderr
+        assert "once older than --state-max-age, it is set aside by itself" in result.stderr
+
+    def test_an_old_state_of_another_job_is_set_aside_the_newest_three_kept(
+        self, hub: HubEmulator, tmp_path: Path
+    ) -> None:
+        """The crontab's -o changed after an interrupted run: the next runs go on."""
+        for day in range(1, 6):
+            state, args = self.interrupted(hub, tmp_path)  # a state left, of the old -o
+            document = json.loads(state.read_text())
+            begun = f"2026-11-0{day}T03:17:00+00:00"
+            state.write_text(json.dumps({**document, "created": begun}))
+            changed = [*args[:1], str(tmp_path / f"new-{day}.jsonl"), *args[2:]]
+            result = fetch(hub, *changed)
+            assert result.exit_code == 0, result.stderr
+            aside = Path(f"{state}.2026110{day}T031700Z")
+            assert f"set aside as {aside}; the walks start over" in result.stderr
+            assert aside.exists() and Path(f"{state}.spool.2026110{day}T031700Z").exists()
+        kept = sorted(p.name for p in tmp_path.glob(".state.2026*"))
+        assert kept == [f".state.2026110{day}T031700Z" for day in (3, 4, 5)]
+        assert len(list(tmp_path.glob(".state.spool.2026*"))) == 3
+
+    def test_a_part_file_of_a_dead_run_is_removed_by_the_next_run(
+        self, hub: HubEmulator, tmp_path: Path
+    ) -> None:
+        out = tmp_path / "models.jsonl"
+        dead = tmp_path / ".models.jsonl.15e521aa.part"  # kill -9 during the final write
+        dead.write_bytes(b"x" * 1000)
+        live = tmp_path / ".models.jsonl.0badc0de.part"  # another run's, writing now
+        writer = subprocess.Popen(
+            [sys.executable, "-c", LOCKED_WRITER, str(live)], stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert writer.stdout is not None and writer.stdout.readline() == "locked\n"
+            result = fetch(hub, "--sort", "likes", "-o", str(out))
+            assert result.exit_code == 0, result.stderr
+            assert not dead.exists() and live.exists()
+        finally:
+            writer.kill()
+            writer.wait()
+        assert fetch(hub, "--sort", "likes", "-o", str(out)).exit_code == 0
+        assert not live.exists()  # its writer is gone now
+        assert sorted(p.name for p in tmp_path.iterdir()) == [
+            "models.jsonl",
+            "models.jsonl.manifest",
+        ]
+
+
+# A process that writes a temporary file as atomic_file does (created, then locked) and lives on.
+LOCKED_WRITER = """
+import os, sys, time
+from hfharvest.locks import hold
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+hold(fd)
+print("locked", flush=True)
+time.sleep(60)
+"""
 
 
 class TestPathsCheckedFirst:

@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +139,8 @@ def test_each_cause_is_named_for_what_it_is(hub: HubEmulator, tmp_path: Path) ->
     odd = fetch(hub, "--sort", "likes", "--limit", "3", token=False)
     assert odd.exit_code == 0 and "bug" not in odd.stderr  # the odd Retry-After ignored
     state = tmp_path / ".state"
-    shape = {"version": 4, "hfharvest": "0.1.0", "created": "2026-12-02T00:00:00+00:00",
+    begun = datetime.now(UTC).isoformat()  # recent: of another job, refused, not set aside
+    shape = {"version": 4, "hfharvest": "0.1.0", "created": begun,
              "job": {}, "bounds": {}, "spool_length": 0, "sorts": {"likes": 3}}  # fmt: skip
     state.write_text(json.dumps(shape))
     shaped = fetch(hub, "--sort", "likes", "--state", str(state), token=False)

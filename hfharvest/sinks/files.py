@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO
 
 from hfharvest.errors import UsageError
+from hfharvest.locks import abandoned, hold
 
 
 def check_writable(path: Path, parameter: str) -> tuple[Path, ...]:
@@ -77,9 +78,11 @@ def atomic_file(
     file is created 0o600, its owner's only). `on_replaced` is told the moment the new file is in
     place, before the folder is synced: a run stopped then knows it wrote the file.
     """
+    remove_leftovers(path)
     temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
+        hold(fd)  # while this process lives: no later run takes it for a leftover
         with open(fd, "wb") as raw:  # noqa: PTH123 (a file descriptor, not a path)
             yield raw
             raw.flush()
@@ -106,10 +109,9 @@ def _fsync_folder(folder: Path) -> None:
 
 
 def remove_leftovers(path: Path) -> None:
-    """Remove what an `atomic_file(path)` killed by SIGKILL left behind: its temporary files.
-
-    Only for a path one process owns at a time (a `--state`): for another, a temporary file may be
-    a live run's.
-    """
+    """Remove what an `atomic_file(path)` killed by SIGKILL (or the OOM killer) left behind: its
+    temporary files that no live process holds (`locks.abandoned`); a live run's is left alone."""
     for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
-        leftover.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            if abandoned(leftover):
+                leftover.unlink()
