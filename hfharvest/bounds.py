@@ -90,6 +90,20 @@ class Bounds:
             return ()
         return tuple(sort for sort in sorts if self.for_walk(sort) is None)
 
+    def nothing_passed(self) -> str:
+        """What a bounded walk that kept nothing says: "nothing since 2026-12-01...", "nothing
+        with at least 5 likes"."""
+        parts = [
+            *([f"with at least {self.min_likes:,} likes"] if self.min_likes is not None else []),
+            *(
+                [f"with at least {self.min_downloads:,} downloads"]
+                if self.min_downloads is not None
+                else []
+            ),
+            *([f"since {self.since}"] if self.since else []),
+        ]
+        return f"nothing {' and '.join(parts)}"
+
     def described(self) -> str:
         """Every bound given, for a message (`` `min_likes` 5``); "none" when there is none."""
         given = [f.name for f in fields(self) if getattr(self, f.name) is not None]

@@ -292,6 +292,10 @@ def emulator(context: typer.Context) -> None:
 def run(argv: list[str]) -> int:
     """Run the command line on `argv` and return its exit code, typer's usage errors formatted
     as one line. It changes no process state: the console entry (`entry.main`) sets that up."""
+    twice = _given_twice(argv)
+    if twice is not None:
+        Report().failure(twice, "give it once; see 'hfharvest fetch --help'")
+        return ExitCode.REFUSED
     try:  # a bare `hfharvest` is a question: its answer is the help, and exit 0
         code = app(args=argv or ["--help"], prog_name="hfharvest", standalone_mode=False)
     except typer.TyperException as exc:
@@ -310,6 +314,34 @@ def run(argv: list[str]) -> int:
         Report().failure(f"stopped by {stopped.signal_name} at start-up; no file was written")
         return stopped.exit_code
     return code if isinstance(code, int) else 0
+
+
+def _given_twice(argv: list[str]) -> str | None:
+    """An option of `fetch` that takes one value, given twice (`-o a -o b`: click would keep the
+    last, silently), said; None when there is none."""
+    if argv[:1] != ["fetch"]:
+        return None
+    command = typer.main.get_command(app).commands["fetch"]  # type: ignore[attr-defined]
+    single = {
+        name: param.opts[0]
+        for param in command.params
+        # typer's own click: an option is told by its kind, not by a class from `click`
+        if param.param_type_name == "option" and not (param.multiple or param.is_flag)
+        for name in param.opts
+    }
+    seen: dict[str, list[str]] = {}
+    arguments = iter(argv[1:])
+    for argument in arguments:
+        if argument == "--":
+            break
+        name, equals, value = argument.partition("=")
+        if name in single:
+            value = value if equals else next(arguments, "")
+            seen.setdefault(single[name], []).append(value)
+    for flag, values in seen.items():
+        if len(values) > 1:
+            return f"{flag} takes one value, and was given {len(values)}: {', '.join(values)}"
+    return None
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

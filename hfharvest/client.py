@@ -39,9 +39,10 @@ from hfharvest.errors import (
     UnreachableError,
     secret_forms,
 )
-from hfharvest.hub import MAX_PAGE_SIZE, NOT_WITH_PROVIDER, SORTS
+from hfharvest.hub import MAX_PAGE_SIZE, NOT_WITH_PROVIDER, SORTS, closest_sort
 from hfharvest.pacing import Pacer
 from hfharvest.retry import (
+    REFUSED,
     TRANSIENT_STATUSES,
     PageTimeUp,
     call_with_retries,
@@ -210,6 +211,7 @@ class HubClient:
                 attempt,
                 policy,
                 describe=describe or f"GET {url}",
+                where=format_origin(self.origin),
                 on_retry=on_retry,
                 sleep=self._sleep,
             )
@@ -228,6 +230,8 @@ class HubClient:
                 cause = str(exc)
             elif isinstance(exc, requests.Timeout):
                 cause = f"no answer within `timeout` {transport.timeout:g} s"
+            elif cause == REFUSED:
+                cause += ": nothing listens there"
             raise UnreachableError(
                 f"cannot reach {format_origin(self.origin)}: {cause}"
                 f" ({attempts} attempt{'s' if attempts > 1 else ''}, GET {url})",
@@ -345,5 +349,7 @@ class HubClient:
             instead = "lastModified for new or changed repos" if sort == "createdAt" else "likes"
             return f"the Hub refuses `sort` {sort} beside `inference_provider`; use {instead}"
         if sort is not None and sort not in SORTS:
-            return f"`sort` {sort} is not one hfharvest knows: {', '.join(SORTS)}"
+            near = closest_sort(sort)
+            meant = f"did you mean {near}? " if near else ""
+            return f"{meant}`sort` {sort} is not one hfharvest knows: {', '.join(SORTS)}"
         return "the Hub rejected the query; check `sort`, the filters and `expand`"

@@ -118,10 +118,19 @@ class HubResponseError(HubError):
     """The Hub answered with an error status or an error body."""
 
     def __init__(self, status: int, url: str, detail: str, *, hint: str | None = None) -> None:
-        super().__init__(f"HTTP {status} from {url}: {detail}", hint=hint)
+        # The Hub's words first; the URL (whole in `.url`) shortened after them.
+        super().__init__(f"{detail} (HTTP {status} from {shortened(url)})", hint=hint)
         self.status = status
         self.url = url
         self.detail = detail
+
+
+URL_SHOWN = 100  # characters of a URL a one-line message shows
+
+
+def shortened(url: str) -> str:
+    """A URL for a one-line message: whole up to `URL_SHOWN` characters, else cut with `…`."""
+    return url if len(url) <= URL_SHOWN else url[: URL_SHOWN - 1] + "…"
 
 
 class TransientResponseError(HubResponseError):

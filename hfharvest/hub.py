@@ -7,6 +7,7 @@ sort name, the page maximum or the "unknown creation date" cannot drift apart be
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Mapping
 from typing import Literal
 
@@ -167,10 +168,36 @@ REFUSED_BY_LISTINGS = frozenset({"baseModels", "childrenModelCount", "usedStorag
 
 
 def sort_names(names: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The sorts to send (aliases mapped, repeats dropped), and those hfharvest does not know:
-    sent as given, for the Hub may have added them."""
-    sorts = tuple(dict.fromkeys(SORT_ALIASES.get(name, name) for name in names))
+    """The sorts to send (`a,b` split, aliases mapped, repeats dropped), and those hfharvest does
+    not know: sent as given, for the Hub may have added them. A sort that differs from a known
+    one only in case, `_` or a plural (`Likes`, `like`, `download`) is refused: the Hub would
+    answer 400 after a request, and the sort meant is plain."""
+    given = [part.strip() for name in names for part in name.split(",") if part.strip()]
+    sorts = tuple(dict.fromkeys(SORT_ALIASES.get(name, name) for name in given))
+    for sort in sorts:
+        meant = _FOLDED.get(_folded(sort))
+        if sort not in SORTS and meant is not None:
+            raise UsageError(
+                f"`sort` {sort!r} is not a sort the Hub knows: did you mean {meant}?",
+                parameter="sort",
+                value=sort,
+                hint=f"the sorts hfharvest knows: {', '.join(SORTS)}",
+            )
     return sorts, tuple(sort for sort in sorts if sort not in SORTS)
+
+
+def closest_sort(name: str) -> str | None:
+    """The known sort a name is nearest to (`trending`: trendingScore), if any is near."""
+    found = difflib.get_close_matches(name, SORTS, n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def _folded(name: str) -> str:
+    """A sort's name without case, `_` or a plural's `s`: what a typo keeps of it."""
+    return name.lower().replace("_", "").removesuffix("s")
+
+
+_FOLDED = {_folded(name): SORT_ALIASES[name] for name in SORT_ALIASES}
 
 
 def expand_fields(

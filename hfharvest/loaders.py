@@ -28,7 +28,9 @@ if TYPE_CHECKING:
 
 TIMESTAMPS = frozenset({"created_at", "last_modified"})
 PROVIDER_KEYS = ("provider", "provider_id", "status", "task")
-INSTALL = "pip install 'hfharvest[parquet]'"
+# What installs pyarrow beside hfharvest wherever it was installed from (the `parquet` extra
+# names no package index: `hfharvest[parquet]` fails from a clone).
+INSTALL = "pip install pyarrow (with pipx: pipx inject hfharvest pyarrow)"
 
 
 def require_pyarrow() -> None:

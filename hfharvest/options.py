@@ -381,8 +381,8 @@ class Options:
     )
     format: str | None = option(
         None,
-        "One JSON array, one record a line, or Parquet (needs pyarrow: pip install "
-        "'hfharvest[parquet]') [default: from the suffix of `output`: .json, .jsonl, .ndjson, "
+        "One JSON array, one record a line, or Parquet (needs pyarrow: the `parquet` extra) "
+        "[default: from the suffix of `output`: .json, .jsonl, .ndjson, "
         ".parquet; JSONL on stdout]. Any name goes once the format is named.",
         "parquet",
         OUTPUT,
@@ -578,7 +578,8 @@ class Options:
 
     quiet: bool = option(
         False,
-        "No progress, no table, no warnings; errors still show.",
+        "No progress, no table, no warnings but those that may be a mistake (a state resumed "
+        "or discarded, an empty result of a walk with no bound); errors still show.",
         "-q",
         OUTPUT,
         short="-q",

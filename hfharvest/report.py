@@ -132,8 +132,12 @@ class Report:
 
     def line(self, text: str, *, lines: bool = False) -> None:
         """One line (a traceback, with `lines`, may hold several): text the Hub sent, with control
-        characters that a terminal would obey, shown escaped; the token masked, last of all."""
+        characters that a terminal would obey, shown escaped; the token masked, last of all.
+        Where stderr is no terminal (a cron log), the line begins with the UTC time it was said,
+        `2026-12-06T03:17:02Z `; the tables are not stamped."""
         shown = printable(self.render(text), keep="\n" if lines else "")
+        if not self.stream.isatty():
+            shown = f"{datetime.now(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')} {shown}"
         self.stream.write(redact(shown, self.secret) + "\n")
         self.stream.flush()
 

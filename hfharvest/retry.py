@@ -121,11 +121,25 @@ def describe_failure(exc: BaseException | None) -> str:
     return type(exc).__name__ if exc is not None else "unknown error"
 
 
+REFUSED = "Connection refused"
+
+
+def longest_retries(policy: RetryPolicy) -> float:
+    """The longest the waits between a page's attempts can add up to (each as long as the
+    backoff and its jitter allow), within `page_deadline`."""
+    waits = (
+        min(policy.backoff_max, policy.backoff_base * 2 ** (attempt - 1) + policy.backoff_base)
+        for attempt in range(1, policy.retries + 1)
+    )
+    return float(min(sum(waits), policy.page_deadline))
+
+
 def call_with_retries(
     fetch: Callable[[], T],
     policy: RetryPolicy,
     *,
     describe: str,
+    where: str = "",
     on_retry: Callable[[], None] = lambda: None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
@@ -147,10 +161,17 @@ def call_with_retries(
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         seconds = state.next_action.sleep if state.next_action else 0.0
+        cause = describe_failure(exc)
+        if state.attempt_number == 1 and cause == REFUSED and where:
+            # The first time only: what a refusal means, and how long trying again will take.
+            cause += (
+                f": nothing listens at {where} (the retries take up to "
+                f"{longest_retries(policy):.0f} s)"
+            )
         log.warning(
             "%s: %s; retry %d of %d in %.1f s",
             describe,
-            describe_failure(exc),
+            cause,
             state.attempt_number,
             policy.retries,
             seconds,

@@ -358,7 +358,16 @@ class _Runs:
         if self.failures and (not settings.allow_partial or all_failed):
             raise self.failures[0][1]
         if outcome.unique == 0 and not self.failures:
-            log.warning("%s", _nothing_found(settings), extra=RESULT)
+            if settings.bounds and any(s.below_bound for s in outcome.stats):
+                # A quiet day for a bounded job: no mistake, so `-q` does not show it.
+                below = sum(s.below_bound for s in outcome.stats)
+                log.warning(
+                    "%s (the walks returned %s, none within the bound)",
+                    settings.bounds.nothing_passed(),
+                    f"{below:,} entr{'y' if below == 1 else 'ies'}",
+                )
+            else:
+                log.warning("%s", _nothing_found(settings), extra=RESULT)
         if settings.min_count is not None and outcome.unique < settings.min_count:
             raise TooFewRecordsError(
                 f"only {outcome.unique:,} unique {settings.query.repo_type}s came back, fewer "

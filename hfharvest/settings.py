@@ -30,6 +30,7 @@ from hfharvest.hub import (
     REPO_TYPE_NAMES,
     SORTS,
     RepoType,
+    closest_sort,
     expand_fields,
     fields_of,
     filter_params,
@@ -279,10 +280,12 @@ def _repo_type(options: Options) -> RepoType:
 def _sorts(names: tuple[str, ...]) -> tuple[str, ...]:
     sorts, unknown = sort_names(names)
     for sort in unknown:
+        near = closest_sort(sort)
         log.warning(
-            "`sort` %s is not a sort hfharvest knows (%s); it is sent as given, for the "
+            "`sort` %s is not a sort hfharvest knows (%s%s); it is sent as given, for the "
             "Hub may have added it",
             sort,
+            f"did you mean {near}? " if near else "",
             ", ".join(SORTS),
         )
     return sorts

@@ -24,6 +24,7 @@ from typing import IO, Any
 import orjson
 
 from hfharvest.errors import SnapshotError
+from hfharvest.loaders import INSTALL
 from hfharvest.manifest import Snapshot, made_by
 from hfharvest.settings import Settings
 from hfharvest.sinks.target import MANIFEST_SUFFIX, OLD_MANIFEST_SUFFIX, beside
@@ -127,9 +128,7 @@ def _parquet_as_lines(handle: IO[bytes], path: Path) -> IO[bytes]:
     try:
         from hfharvest.sinks.parquet import parquet_records
     except ImportError:
-        raise SnapshotError(
-            f"{path} is Parquet, which needs pyarrow: pip install 'hfharvest[parquet]'"
-        ) from None
+        raise SnapshotError(f"{path} is Parquet, which needs pyarrow: {INSTALL}") from None
     lines = tempfile.TemporaryFile(prefix="hfharvest-diff-")  # noqa: SIM115 (the caller closes it)
     for record in parquet_records(handle):
         lines.write(orjson.dumps(record) + b"\n")

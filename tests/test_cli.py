@@ -6,6 +6,7 @@ import gc
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from said import said
 from typer.main import get_group
 from typer.testing import CliRunner
 
@@ -52,7 +54,7 @@ def test_limit_1000_table_and_json_lines(hub: HubEmulator) -> None:
     assert result.exit_code == 0, result.stderr
     records = lines(result.stdout)  # every stdout line parses: data only
     assert len(records) == 1204
-    table = [line for line in result.stderr.splitlines() if not line.startswith("hfharvest: ")]
+    table = [line for line in said(result.stderr) if not line.startswith("hfharvest: ")]
     assert "models per sort" in table[0]
     likes_row = next(line for line in table if line.startswith("likes "))
     downloads_row = next(line for line in table if line.startswith("downloads "))
@@ -110,9 +112,10 @@ def test_expand_asks_only_for_those_fields(hub: HubEmulator) -> None:
 def test_a_400_from_the_hub_is_shown_in_one_line(hub: HubEmulator) -> None:
     result = fetch(hub, "--sort", "trending_score", "--inference-provider", "hf-inference")
     assert result.exit_code == 1
-    error_lines = result.stderr.splitlines()
-    assert error_lines[0].startswith("hfharvest: error: HTTP 400 from ")
-    assert error_lines[0].endswith("Invalid sort parameter: trendingScore")
+    error_lines = said(result.stderr)
+    assert error_lines[0].startswith("hfharvest: error: Invalid sort parameter: trendingScore ")
+    assert "(HTTP 400 from http://" in error_lines[0] and error_lines[0].endswith("…)")
+    assert len(error_lines[0]) < 200
     assert error_lines[1] == (
         "hint: the Hub refuses --sort trendingScore beside --inference-provider; use likes"
     )
@@ -146,8 +149,13 @@ def test_unreachable_endpoint_exits_1() -> None:
         app, ["fetch", "--endpoint", "http://127.0.0.1:9", "--retries", "1", "-s", "likes"]
     )
     assert result.exit_code == 1
-    assert "cannot reach http://127.0.0.1:9: Connection refused (2 attempts" in result.stderr
+    assert (
+        "cannot reach http://127.0.0.1:9: Connection refused: nothing listens there (2 attempts"
+        in result.stderr
+    )
     assert result.stderr.count("retry 1 of 1") == 1
+    # Waits are 0 in tests (HFHARVEST_BACKOFF_*): what the retries can take is 0 s.
+    assert "nothing listens at http://127.0.0.1:9 (the retries take up to 0 s)" in result.stderr
 
 
 def test_offline_mode_refuses_before_any_request(hub: HubEmulator) -> None:
@@ -175,7 +183,7 @@ def test_bad_input_one_line_exit_2_no_request(
     code, out, err = run_main(["fetch", "--endpoint", hub.url, *args], capsys)
     assert code == 2
     assert out == ""
-    first, *rest = err.splitlines()
+    first, *rest = said(err)
     assert first == f"hfharvest: error: {message}" or (
         first.startswith("hfharvest: error: ") and message in first
     )
@@ -292,3 +300,69 @@ def test_the_command_line_in_process_leaves_the_process_as_it_was(
         assert process_state() == before
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.parametrize(
+    ("given", "meant"),
+    [("like", "likes"), ("Likes", "likes"), ("download", "downloads"), ("LIKES", "likes"),
+     ("Trending_Score", "trendingScore"), ("createdat", "createdAt")],
+)  # fmt: skip
+def test_a_sort_off_by_case_or_number_is_refused_before_any_request(
+    hub: HubEmulator, given: str, meant: str
+) -> None:
+    result = fetch(hub, "--sort", given)
+    assert result.exit_code == 2
+    assert f"--sort {given!r} is not a sort the Hub knows: did you mean {meant}?" in result.stderr
+    assert hub.requests_log == []
+
+
+def test_an_unknown_sort_costs_one_request_and_its_400_names_the_closest(hub: HubEmulator) -> None:
+    result = fetch(hub, "--sort", "trending")
+    assert result.exit_code == 1 and len(hub.requests_log) == 1
+    assert "did you mean trendingScore?" in said(result.stderr)[0]  # the warning
+    assert said(result.stderr)[-1].startswith("hint: did you mean trendingScore? ")
+
+
+def test_sorts_separated_by_commas_are_several(hub: HubEmulator) -> None:
+    result = fetch(hub, "--sort", "likes,downloads", "--dry-run")
+    assert [json.loads(line)["sort"] for line in result.stdout.splitlines()] == [
+        "likes",
+        "downloads",
+    ]
+
+
+TWICE = [
+    (
+        ["-o", "a.jsonl", "-o", "b.jsonl"],
+        "--output takes one value, and was given 2: a.jsonl, b.jsonl",
+    ),
+    (["-t", "model", "--type=dataset"], "--type takes one value, and was given 2: model, dataset"),
+    (["--limit", "5", "--limit", "6"], "--limit takes one value, and was given 2: 5, 6"),
+]
+
+
+@pytest.mark.parametrize(("args", "words"), TWICE)
+def test_an_option_of_one_value_given_twice_is_refused(
+    hub: HubEmulator, capsys: pytest.CaptureFixture[str], args: list[str], words: str
+) -> None:
+    code, _, err = run_main(["fetch", "--endpoint", hub.url, *args], capsys)
+    assert code == 2 and said(err)[0] == f"hfharvest: error: {words}"
+    assert hub.requests_log == []
+
+
+def test_lines_in_a_log_begin_with_the_utc_time(hub: HubEmulator) -> None:
+    result = fetch(hub, "--sort", "nonsense", "--limit", "1")
+    stamped = [line for line in result.stderr.splitlines() if "hfharvest: " in line]
+    assert stamped and all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ hfharvest: ", line)
+                           for line in stamped)  # fmt: skip
+
+
+def test_a_quiet_day_of_a_bounded_job_is_no_warning_under_q(hub: HubEmulator) -> None:
+    loud = fetch(hub, "--since", "2026-01-01")
+    assert loud.exit_code == 0
+    assert "nothing since 2026-01-01T00:00:00.000Z (the walks returned" in loud.stderr
+    assert "check the names" not in loud.stderr
+    quiet = fetch(hub, "--since", "2026-01-01", "-q")
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+    mistaken = fetch(hub, "--author", "nobody-here", "-q")
+    assert "no models came back (--author nobody-here)" in mistaken.stderr  # may be a mistake

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from said import unstamped
 from typer.testing import CliRunner
 
 from hfharvest.cli import app
@@ -107,7 +108,7 @@ def test_trouble_is_exit_2_in_one_line(tmp_path: Path, content: bytes) -> None:
     for args in ((str(bad), str(good)), (str(good), str(bad))):
         result = run(*args)
         assert result.exit_code == 2
-        assert result.stderr.startswith("hfharvest: error: ")
+        assert unstamped(result.stderr).startswith("hfharvest: error: ")
         assert "Traceback" not in result.stderr
     missing = run(str(tmp_path / "absent.jsonl"), str(good))
     assert missing.exit_code == 2

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import requests
+from said import said
 from typer.testing import CliRunner
 
 from hfharvest.cli import app
@@ -105,7 +106,7 @@ def test_contradicting_options_are_refused_alike(
     result = runner.invoke(app, ["fetch", "--endpoint", hub.url, *args,
                                  "-o", str(tmp_path / "m.jsonl")])  # fmt: skip
     assert result.exit_code == 2 and hub.requests_log == []
-    first = result.stderr.splitlines()[0]
+    first = said(result.stderr)[0]
     assert first.startswith("hfharvest: error: ") and named in first
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from huggingface_hub import HfApi
+from said import said
 
 from hfharvest.testing import HubEmulator, make_catalog
 from hfharvest.testing.catalog import Catalog
@@ -50,9 +51,7 @@ def test_limit_1000_reproduces_the_replaced_scripts_table(hub: HubEmulator) -> N
     result = run(hub, "--sort", "likes", "--sort", "downloads", "--inference-provider",
                  "hf-inference", "--limit", "1000")  # fmt: skip
     assert result.returncode == 0, result.stderr
-    rows = {
-        line.split()[0]: line.split()[1:4] for line in result.stderr.splitlines() if line.strip()
-    }
+    rows = {line.split()[0]: line.split()[1:4] for line in said(result.stderr) if line.strip()}
     assert rows["likes"] == ["1,000", "1,000", "0"]
     returned, new, duplicates = (int(n.replace(",", "")) for n in rows["downloads"])
     assert returned == 1000 and new + duplicates == 1000  # the figures: test_cli, exact
@@ -117,7 +116,7 @@ def test_permanent_faults_fail_with_exit_1_and_keep_the_earlier_file(
         result = run(hub, "--inference-provider", "hf-inference", "-o", str(output),
                      "--page-size", "500", *extra, env={"HF_TOKEN": CANARY})  # fmt: skip
     assert result.returncode == 1
-    error = [line for line in result.stderr.splitlines() if line.startswith("hfharvest: error:")]
+    error = [line for line in said(result.stderr) if line.startswith("hfharvest: error:")]
     assert len(error) == 1 and message in error[0], result.stderr
     assert "Traceback" not in result.stderr
     assert output.read_bytes() == b"yesterday"

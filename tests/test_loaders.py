@@ -188,7 +188,7 @@ def test_parquet_without_pyarrow_and_unknown_suffixes_are_refused_before_any_req
     hub.requests_log.clear()
     result = runner.invoke(app, ["fetch", "--endpoint", hub.url, "-o", str(tmp_path / "x.parquet")])
     assert result.exit_code == 2 and hub.requests_log == []
-    assert "pip install 'hfharvest[parquet]'" in result.stderr
+    assert "pip install pyarrow (with pipx: pipx inject hfharvest pyarrow)" in result.stderr
 
 
 def test_an_older_snapshot_with_gated_false_is_not_all_changed(tmp_path: Path) -> None:

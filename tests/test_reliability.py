@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from said import said
 from typer.testing import CliRunner
 
 from hfharvest.cli import app
@@ -55,8 +56,8 @@ def test_connection_refused_exits_1_with_the_cause() -> None:
         capture_output=True, text=True, env=environment(), check=False,
     )  # fmt: skip
     assert result.returncode == 1
-    errors = [line for line in result.stderr.splitlines() if line.startswith("hfharvest: error")]
-    assert errors == [errors[0]] and "Connection refused (3 attempts" in errors[0]
+    errors = [line for line in said(result.stderr) if line.startswith("hfharvest: error")]
+    assert errors == [errors[0]] and "Connection refused: nothing listens there (3 att" in errors[0]
     assert "Traceback" not in result.stderr
 
 
@@ -65,7 +66,7 @@ def test_entries_without_id_are_skipped_and_counted(hub_catalog: Catalog, clean:
         result = fetch(hub, "--inference-provider", "hf-inference", "--sort", "likes")
     assert result.exit_code == 0
     assert ids(result.stdout) == clean
-    row = next(line for line in result.stderr.splitlines() if line.startswith("likes"))
+    row = next(line for line in said(result.stderr) if line.startswith("likes"))
     assert row.split()[1:5] == ["1,381", "1,377", "0", "4"]  # returned, new, dups, skipped
 
 
@@ -171,9 +172,9 @@ def test_misuse_fails_fast_naming_the_option(
     result = subprocess.run([HFHARVEST, *full], capture_output=True, text=True,
                             env=environment(), cwd=tmp_path, check=False)  # fmt: skip
     assert result.returncode == 2
-    first = result.stderr.splitlines()[0]
+    first = said(result.stderr)[0]
     assert first.startswith("hfharvest: error: ") and named in result.stderr
-    assert len(result.stderr.splitlines()) <= 2
+    assert len(said(result.stderr)) <= 2
     assert hub.requests_log == []
     assert CANARY not in result.stderr
 

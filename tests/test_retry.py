@@ -161,3 +161,13 @@ def test_backoff_grows_and_is_capped() -> None:
     assert 2 <= waits[1] <= 3
     assert all(w <= 4 for w in waits)
     assert waits[-1] == 4
+
+
+def test_the_longest_the_retries_can_take_is_said_from_the_policy() -> None:
+    from hfharvest.retry import RetryPolicy, longest_retries
+
+    policy = RetryPolicy(
+        retries=5, backoff_base=1, backoff_max=30, max_wait=None, page_deadline=600
+    )
+    assert longest_retries(policy) == 2 + 3 + 5 + 9 + 17  # base * 2**(n-1) + base of jitter
+    assert longest_retries(RetryPolicy(10, 1, 30, None, 100)) == 100  # within page_deadline
