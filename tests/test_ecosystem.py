@@ -174,9 +174,9 @@ def test_python_types_are_checked_by_name_before_any_request(
 
 
 def test_since_takes_a_date_a_datetime_or_a_string(hub: HubEmulator) -> None:
-    for since in (dt.date(2025, 6, 16), dt.datetime(2025, 6, 16, tzinfo=dt.UTC), "2025-06-16"):
+    for since in (dt.date(2026, 10, 29), dt.datetime(2026, 10, 29, tzinfo=dt.UTC), "2026-10-29"):
         result = hfharvest.harvest(endpoint=hub.url, token=False, since=since)
-        assert result.stats[0].stopped_by == "since 2025-06-16T00:00:00.000Z"
+        assert result.stats[0].stopped_by == "since 2026-10-29T00:00:00.000Z"
     with pytest.raises(ValueError, match="`limit` must be at least 1"):
         hfharvest.harvest(endpoint=hub.url, limit=0)
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
 
@@ -18,7 +19,7 @@ import requests
 
 from hfharvest.hub import CREATED_AT_UNKNOWN
 from hfharvest.testing import HubEmulator, make_catalog, parse_fault
-from hfharvest.testing.catalog import Catalog, sort_key
+from hfharvest.testing.catalog import PRESENT, Catalog, sort_key
 
 
 def get(hub: HubEmulator, path: str = "/api/models", **params: Any) -> requests.Response:
@@ -341,3 +342,52 @@ def test_binds_loopback_only() -> None:
         host = hub.url.split("//")[1].split(":")[0]
         assert host == "127.0.0.1"
         assert socket.gethostbyname(host) == "127.0.0.1"
+
+
+def test_the_emulators_dates_run_up_to_its_present(hub_catalog: Any) -> None:
+    """`--since` a week before the emulator's present finds the repos changed that week."""
+    present = datetime.fromtimestamp(PRESENT, UTC)
+    for repo_type in ("model", "dataset", "space"):
+        modified = [r["lastModified"] for r in hub_catalog.repos[repo_type]]
+        newest = datetime.fromisoformat(max(modified))
+        assert present - timedelta(days=2) < newest <= present, repo_type
+    week = (present - timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    assert sum(r["lastModified"] >= week for r in hub_catalog.repos["model"]) > 10
+
+
+EMULATOR = [sys.executable, "-m", "hfharvest.testing"]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [(["--port", "99999"], "--port 99999: a port is 0 (any free one) to 65535"),
+     (["--models", "-5"], "--models -5: a count is 0 or more"),
+     (["--extra-sort", "likes7d"], "--extra-sort 'likes7d': NAME=AS")],
+)  # fmt: skip
+def test_an_impossible_emulator_is_one_line_and_exit_2(args: list[str], words: str) -> None:
+    done = subprocess.run([*EMULATOR, *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and words in done.stderr
+
+
+def test_a_second_emulator_on_a_busy_port_says_so(hub: HubEmulator) -> None:
+    port = hub.url.rsplit(":", 1)[1]
+    done = subprocess.run([*EMULATOR, "--port", port], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert f"127.0.0.1:{port} is in use (an emulator already running?)" in done.stderr
+
+
+def test_a_sort_the_hub_adds_is_rehearsed_from_the_command_line(tmp_path: Any) -> None:
+    with subprocess.Popen(
+        [*EMULATOR, "--port", "0", "--extra-sort", "likes7d=likes"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as emulator:  # fmt: skip
+        try:
+            assert emulator.stdout is not None and emulator.stderr is not None
+            url = emulator.stdout.readline().strip()
+            assert "`kill" in emulator.stderr.readline()  # how to stop one in the background
+            answer = requests.get(f"{url}/api/models", params={"sort": "likes7d"}, timeout=10)
+            assert answer.status_code == 200 and answer.json()
+        finally:
+            emulator.terminate()
+    assert emulator.returncode == 0  # SIGTERM ends it cleanly

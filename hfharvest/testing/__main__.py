@@ -10,18 +10,29 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
+import os
 import signal
 import sys
 import threading
+from typing import NoReturn
 
+from hfharvest.hub import REPO_TYPES, SORTS
 from hfharvest.testing.catalog import make_catalog
 from hfharvest.testing.faults import KINDS, parse_fault
 from hfharvest.testing.server import HubEmulator
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors in one line (`PROG: error: ...`) and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def _parser(prog: str) -> argparse.ArgumentParser:
     kinds = "\n".join(f"  {name:<14} {text}" for name, text in KINDS.items())
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=prog,
         description="Serve a synthetic Hub listing API on 127.0.0.1 (offline, deterministic). "
         "The first line on stdout is its URL: pass it as --endpoint or HF_ENDPOINT.",
@@ -63,7 +74,40 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         default="list",
         help="inferenceProviderMapping as a list (newer answers) or keyed by provider (older)",
     )
+    add(
+        "--extra-sort",
+        action="append",
+        default=[],
+        metavar="NAME=AS",
+        help="a sort this Hub knows beyond hfharvest's, ordered as a known one (repeatable): "
+        "rehearse a sort the Hub adds, e.g. --extra-sort likes7d=likes",
+    )
     return parser
+
+
+def _checked(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """What no catalog or socket can be: said in one line before anything is made."""
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port {args.port}: a port is 0 (any free one) to 65535")
+    for name in (*(f"{repo_type}s" for repo_type in REPO_TYPES), "drift"):
+        if getattr(args, name) < 0:
+            parser.error(f"--{name} {getattr(args, name)}: a count is 0 or more")
+    if args.hf_inference is not None and not 0 <= args.hf_inference <= args.models:
+        parser.error(f"--hf-inference {args.hf_inference}: 0 to --models ({args.models})")
+    if args.quota is not None and args.quota < 1:
+        parser.error(f"--quota {args.quota}: at least 1 request a window")
+    if args.window <= 0 or args.latency < 0:
+        parser.error("--window must be more than 0 seconds, --latency 0 or more")
+
+
+def _extra_sorts(parser: argparse.ArgumentParser, specs: list[str]) -> dict[str, str]:
+    extra = {}
+    for spec in specs:
+        name, _, known = spec.partition("=")
+        if not name or known not in SORTS:
+            parser.error(f"--extra-sort {spec!r}: NAME=AS, AS one of {', '.join(SORTS)}")
+        extra[name] = known
+    return extra
 
 
 def _deep(parser: argparse.ArgumentParser, text: str | None) -> tuple[int, int] | None:
@@ -78,31 +122,48 @@ def _deep(parser: argparse.ArgumentParser, text: str | None) -> tuple[int, int] 
 def main(argv: list[str] | None = None, prog: str = "python -m hfharvest.testing") -> None:
     parser = _parser(prog)
     args = parser.parse_args(argv)
+    _checked(parser, args)
     try:
         faults = [parse_fault(spec, seed=args.seed) for spec in args.fault]
     except ValueError as exc:
         parser.error(str(exc))
+    extra_sorts = _extra_sorts(parser, args.extra_sort)
+    deep_timeout = _deep(parser, args.deep_timeout)
     catalog = make_catalog(
         args.models, args.datasets, args.spaces, hf_inference=args.hf_inference, seed=args.seed
     )
-    emulator = HubEmulator(
-        catalog,
-        host=args.host,
-        port=args.port,
-        quota=args.quota,
-        window=args.window,
-        tokens=args.token,
-        latency=args.latency,
-        drift=args.drift,
-        faults=faults,
-        mapping_form=args.mapping_form,
-        deep_timeout=_deep(parser, args.deep_timeout),
-    )
+    try:
+        emulator = HubEmulator(
+            catalog,
+            host=args.host,
+            port=args.port,
+            quota=args.quota,
+            window=args.window,
+            tokens=args.token,
+            latency=args.latency,
+            drift=args.drift,
+            faults=faults,
+            mapping_form=args.mapping_form,
+            deep_timeout=deep_timeout,
+            extra_sorts=extra_sorts,
+        )
+    except OSError as exc:
+        busy = exc.errno == errno.EADDRINUSE
+        why = (
+            "is in use (an emulator already running?)"
+            if busy
+            else f"cannot be used: {exc.strerror}"
+        )
+        parser.error(f"{args.host}:{args.port} {why}; pick another with --port (0: any free one)")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with emulator:
         print(emulator.url, flush=True)
-        print(f"serving {len(catalog.repos['model'])} models; Ctrl-C stops", file=sys.stderr)
+        print(
+            f"serving {len(catalog.repos['model'])} models (process {os.getpid()}); stop it with "
+            f"Ctrl-C, or `kill {os.getpid()}` when it runs in the background",
+            file=sys.stderr,
+        )
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
 

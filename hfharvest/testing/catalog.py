@@ -74,12 +74,14 @@ _WORDS = (
 )
 _UNICODE_AUTHORS = ("café-lab", "ñandú-ai", "日本語モデル", "straße-nlp", "mañana")
 _EPOCH = int(datetime(2021, 6, 1, tzinfo=UTC).timestamp())  # what `_id`s count from
-# Dates are shown three years on: after 2022-03-02, when the Hub began recording creation dates,
-# so that (as on the Hub) the "unknown" ones sort below every real one. `_id`s keep the epoch.
-_DATE_SHIFT = 3 * 365 * 86400
+# Dates are shown shifted so that a listing's newest repo was made just before the present, and
+# its oldest after 2022-03-02, when the Hub began recording creation dates, so that (as on the
+# Hub) the "unknown" ones sort below every real one. `_id`s keep the epoch.
+_DATE_SHIFT = 3 * 365 * 86400  # the least shift: what bounds the spacing of a big catalog
 # The emulator's own fixed present: no date it serves is later, whatever the catalog's size (fixed,
 # so that demos stay byte-identical). Repos are created at most every `_SPACING` seconds, closer
-# when the catalog is too big for that, and changed up to `_CHANGED_WITHIN` later.
+# when the catalog is too big for that, and changed up to `_CHANGED_WITHIN` later (never after
+# the present): `--since` a week before the present finds the repos changed that week.
 PRESENT = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp())
 _SPACING = 1020
 _CHANGED_WITHIN = 400 * 86400
@@ -257,17 +259,23 @@ def _pick(rng: random.Random, choices: Sequence[T]) -> T:
     return choices[int(rng.random() * len(choices))]  # random.choice, at a third of the cost
 
 
-def _spacing(count: int) -> int:
-    """Seconds between two repos' creation: every date at or before `PRESENT`, at any size."""
+def _spacing(count: int) -> tuple[int, int]:
+    """Seconds between two repos' creation, and the shift of the dates shown: every date at or
+    before `PRESENT`, the newest creation a day before it, at any size."""
     room = PRESENT - _DATE_SHIFT - _EPOCH - _CHANGED_WITHIN - 400  # 400: kind and jitter
-    return min(_SPACING, room // max(count, 1))
+    spacing = min(_SPACING, room // max(count, 1))
+    return spacing, PRESENT - 86400 - 400 - _EPOCH - spacing * count
 
 
-def _common(rng: random.Random, index: int, kind: int, authors: list[str], spacing: int) -> Repo:
+def _common(
+    rng: random.Random, index: int, kind: int, authors: list[str], dates: tuple[int, int]
+) -> Repo:
     """Fields every repo type has: ids, times, likes and downloads, sha, gating."""
+    spacing, shift = dates
     created = _EPOCH + spacing * index + 300 * kind + int(rng.random() * 60)
-    modified = created + int(rng.random() * _CHANGED_WITHIN)
-    shown_created, shown_modified = created + _DATE_SHIFT, modified + _DATE_SHIFT
+    shown_created = created + shift
+    within = min(_CHANGED_WITHIN, PRESENT - shown_created)
+    shown_modified = shown_created + int(rng.random() * within)
     legacy = index % 97 == 0  # old repos: no creation date, and some with no author in the id
     quality = rng.gauss(0, 1)
     likes = int(math.exp(1.5 + 1.6 * (quality + _NOISE * rng.gauss(0, 1))))
@@ -292,8 +300,10 @@ def _common(rng: random.Random, index: int, kind: int, authors: list[str], spaci
     }
 
 
-def _model(rng: random.Random, index: int, authors: list[str], served: bool, spacing: int) -> Repo:
-    repo = _common(rng, index, 0, authors, spacing)
+def _model(
+    rng: random.Random, index: int, authors: list[str], served: bool, dates: tuple[int, int]
+) -> Repo:
+    repo = _common(rng, index, 0, authors, dates)
     word = _pick(rng, _WORDS)
     size = _pick(rng, (1, 3, 7, 8, 13, 70))  # billions of parameters
     name = f"{word}-{size}b-v{index}"
@@ -333,8 +343,8 @@ def _model(rng: random.Random, index: int, authors: list[str], served: bool, spa
     return repo
 
 
-def _dataset(rng: random.Random, index: int, authors: list[str], spacing: int) -> Repo:
-    repo = _common(rng, index, 1, authors, spacing)
+def _dataset(rng: random.Random, index: int, authors: list[str], dates: tuple[int, int]) -> Repo:
+    repo = _common(rng, index, 1, authors, dates)
     name = f"{_pick(rng, _WORDS)}-corpus-{index}"
     tags = [
         f"license:{_pick(rng, _LICENSES)}",
@@ -352,8 +362,8 @@ def _dataset(rng: random.Random, index: int, authors: list[str], spacing: int) -
     return repo
 
 
-def _space(rng: random.Random, index: int, authors: list[str], spacing: int) -> Repo:
-    repo = _common(rng, index, 2, authors, spacing)
+def _space(rng: random.Random, index: int, authors: list[str], dates: tuple[int, int]) -> Repo:
+    repo = _common(rng, index, 2, authors, dates)
     sdk = _pick(rng, _SDKS)
     repo.update(
         id=f"{repo['author']}/{_pick(rng, _WORDS)}-demo-{index}",
