@@ -31,7 +31,7 @@ from hfharvest.options import Options, PythonOptions, default_of, doc_of
 from hfharvest.outcome import Outcome, SortStats, Written
 from hfharvest.records import AnyRecord, Final, Record
 from hfharvest.run import run_fetch
-from hfharvest.settings import Settings, resolve
+from hfharvest.settings import Settings, provenance, resolve
 from hfharvest.sinks.handover import HandOver, Left
 from hfharvest.sinks.pick import open_sink
 from hfharvest.sinks.target import OutputTarget
@@ -195,7 +195,8 @@ def write_parquet(
     PATH.parquet` would write (all or nothing; needs pyarrow). `raw=True` keeps each record's
     `raw`. Returns what was written: path, records, sha256, bytes."""
     require_pyarrow()
-    target = OutputTarget(Path(path), "parquet", False, str(path), repo_type, raw, ())
+    about = (("hfharvest", provenance(repo_type, {"written_by": "hfharvest.write_parquet"})),)
+    target = OutputTarget(Path(path), "parquet", False, str(path), repo_type, raw, (), about)
     with open_sink(target, io.BytesIO()) as sink:
         for record in records:
             fields = {k: v for k, v in record.items() if k not in ("found_by", "raw")}

@@ -241,16 +241,22 @@ def diff(
 
 @app.command(
     help="Print the schema of one output record: the JSON Schema (its $defs hold the "
-    "diff line), or, for typed loading, the Arrow schema, the `datasets` Features or "
-    "the polars schema of one type's records (these need pyarrow)."
+    "diff line), or, for typed loading of a JSONL snapshot, one type's schema whole, as text "
+    "its loader reads back: arrow (JSON: each field's type, and the schema as Arrow IPC in "
+    "base64), features (the `datasets` Features as JSON), polars (polars' own JSON of an empty "
+    "frame) or duckdb (the columns of read_json). All but json need pyarrow."
     "\n\n\b\nExamples:\n  hfharvest schema | jq .required\n"
-    "  hfharvest schema --as arrow --type dataset"
+    "  hfharvest schema --as arrow --type dataset | jq .fields\n"
+    "  duckdb -c \"select count(*) from read_json('models.jsonl', columns=$(hfharvest schema "
+    '--as duckdb))"'
 )
 def schema(
     kind: Annotated[
         str,
         typer.Option(
-            "--as", help="json, arrow, features or polars.", metavar="json|arrow|features|polars"
+            "--as",
+            help="json, arrow, features, polars or duckdb.",
+            metavar="json|arrow|features|polars|duckdb",
         ),
     ] = "json",
     repo_type: Annotated[

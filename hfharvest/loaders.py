@@ -14,6 +14,9 @@ polars.
 
 from __future__ import annotations
 
+import base64
+import json
+from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -101,11 +104,19 @@ def _arrow_type(key: str, spec: dict[str, Any]) -> pa.DataType:
     return scalar[kind]
 
 
-def typed_schema(kind: str, repo_type: str) -> object:
-    """One of the typed schemas (`arrow`, `features`, `polars`) of `repo_type`'s records."""
-    makers = {"arrow": arrow_schema, "features": features, "polars": polars_schema}
+def typed_schema(kind: str, repo_type: str) -> str:
+    """One of the typed schemas of `repo_type`'s JSONL records, whole, as text its loader reads
+    back: `arrow` (JSON: each field's type, and the schema as Arrow IPC in base64), `features`
+    (`datasets.Features.to_dict()` as JSON), `polars` (an empty frame as polars serializes it,
+    JSON) or `duckdb` (the `columns` of `read_json`)."""
+    makers: dict[str, Callable[[str], str]] = {
+        "arrow": _arrow_text,
+        "features": lambda repo_type: json.dumps(features(repo_type).to_dict(), indent=2),
+        "polars": _polars_text,
+        "duckdb": lambda repo_type: _duckdb_columns(arrow_schema(repo_type)),
+    }
     if kind not in makers:
-        raise UsageError(f"`as` must be json, arrow, features or polars, not {kind!r}")
+        raise UsageError(f"`as` must be json, {', '.join(makers)}, not {kind!r}")
     if repo_type not in REPO_TYPES:
         raise UsageError(
             f"`repo_type` must be {repo_type_words()}, not {repo_type!r}",
@@ -117,6 +128,41 @@ def typed_schema(kind: str, repo_type: str) -> object:
         return makers[kind](repo_type)
     except ImportError as exc:
         raise UsageError(f"`as` {kind} needs {exc.name}, which is not installed") from None
+
+
+def _arrow_text(repo_type: str) -> str:
+    schema = arrow_schema(repo_type)
+    ipc = base64.b64encode(schema.serialize().to_pybytes()).decode()
+    fields = {field.name: str(field.type) for field in schema}
+    return json.dumps({"fields": fields, "ipc_base64": ipc}, indent=2)
+
+
+def _polars_text(repo_type: str) -> str:
+    import polars as pl
+
+    empty = pl.from_arrow(arrow_schema(repo_type).empty_table())
+    assert isinstance(empty, pl.DataFrame)
+    return empty.serialize(format="json")
+
+
+def _duckdb_columns(schema: pa.Schema) -> str:
+    """The `columns` argument of DuckDB's `read_json` for `schema`, as SQL: `{'id': 'VARCHAR'}`."""
+    columns = ", ".join(f"'{field.name}': '{_duckdb_type(field.type)}'" for field in schema)
+    return "{" + columns + "}"
+
+
+def _duckdb_type(kind: pa.DataType) -> str:
+    import pyarrow as pa
+
+    if pa.types.is_list(kind):
+        return f"{_duckdb_type(kind.value_type)}[]"
+    if pa.types.is_struct(kind):
+        fields = ", ".join(f'"{field.name}" {_duckdb_type(field.type)}' for field in kind)
+        return f"STRUCT({fields})"
+    if pa.types.is_timestamp(kind):
+        return "TIMESTAMPTZ"
+    names = {"string": "VARCHAR", "int64": "BIGINT", "double": "DOUBLE", "bool": "BOOLEAN"}
+    return names[str(kind)]
 
 
 def features(repo_type: str = "model") -> Any:

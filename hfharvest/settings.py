@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
+
 from hfharvest.auth import offline, refuse_clear_text, resolve_token
 from hfharvest.bounds import Bounds, parse_since
 from hfharvest.errors import OfflineError, UsageError
@@ -39,10 +41,12 @@ from hfharvest.hub import (
 from hfharvest.options import Options, default_of, doc_of
 from hfharvest.query import Query
 from hfharvest.retry import RetryPolicy
+from hfharvest.schema import RECORD_SCHEMA_VERSION
 from hfharvest.sinks.files import check_writable, remove_empty
 from hfharvest.sinks.target import MANIFEST_SUFFIX, OutputTarget, beside, resolve_target
 from hfharvest.transport import Transport
 from hfharvest.urls import UnsafeURL, origin
+from hfharvest.version import __version__
 from hfharvest.walk import WalkPlan
 
 log = logging.getLogger("hfharvest")
@@ -148,10 +152,11 @@ def resolve(
     except UsageError:
         remove_empty(tuple(made))  # refused: no folder left behind
         raise
+    asked = {**_asked(query, bounds), "endpoint": transport.endpoint}
     return Settings(
         query=query,
         transport=transport,
-        output=output,
+        output=replace(output, provenance=(("hfharvest", provenance(query.repo_type, asked)),)),
         raw=options.raw,
         manifest=manifest,
         state=options.state,
@@ -165,6 +170,25 @@ def resolve(
         max_time=None if options.max_time is None else options.seconds("max_time"),
         fresh_for=None if options.fresh_for is None else options.seconds("fresh_for"),
     )
+
+
+def provenance(repo_type: str, request: Mapping[str, Any]) -> str:
+    """What a file says of itself once it leaves its manifest (Parquet's key-value metadata,
+    under `hfharvest`), as JSON: the version, the record schema, the type, the request. No time,
+    so that equal answers give equal bytes; no token, which no request field holds."""
+    document = {
+        "version": __version__,
+        "record_schema": RECORD_SCHEMA_VERSION,
+        "type": repo_type,
+        "request": request,
+    }
+    return orjson.dumps(document, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _asked(query: Query, bounds: Bounds) -> dict[str, Any]:
+    """The query and the bounds, in JSON's terms, for the file's provenance."""
+    asked = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(query).items()}
+    return {**asked, "bounds": asdict(bounds)}
 
 
 def _query(options: Options, bounds: Bounds) -> Query:

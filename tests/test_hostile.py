@@ -323,7 +323,9 @@ def test_stdout_on_a_full_disk_is_told_as_such(hub: HubEmulator) -> None:
 
     with (
         pytest.raises(OutputError, match="cannot write to stdout: No space left on device"),
-        open_sink(OutputTarget(None, "jsonl", False, "-", "model", False, ()), Full()) as writer,
+        open_sink(
+            OutputTarget(None, "jsonl", False, "-", "model", False, (), ()), Full()
+        ) as writer,
     ):
         writer.write(Final(json=b'{"id":"a/b"}'), {"likes": 1})
 

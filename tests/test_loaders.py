@@ -231,3 +231,55 @@ def _first_two(hub: HubEmulator) -> tuple[str, str]:
     """The ids of the first two entries of the likes walk's first page."""
     ordered = sorted(hub.catalog.repos["model"], key=lambda m: (-m["likes"], m["_id"]))
     return ordered[0]["id"], ordered[1]["id"]
+
+
+def _schema_text(kind: str, repo_type: str) -> str:
+    result = runner.invoke(app, ["schema", "--as", kind, "--type", repo_type])
+    assert result.exit_code == 0, result.stderr
+    return result.stdout
+
+
+@pytest.mark.parametrize("repo_type", TYPES)
+def test_each_schema_form_is_whole_and_loads_back(
+    snapshots: dict[tuple[str, str, str], Path], repo_type: str
+) -> None:
+    import base64
+    import io
+
+    polars = pytest.importorskip("polars")
+    datasets = pytest.importorskip("datasets")
+    duckdb = pytest.importorskip("duckdb")
+    expected = hfharvest.arrow_schema(repo_type)
+    arrow = json.loads(_schema_text("arrow", repo_type))
+    assert "omitted" not in json.dumps(arrow) and set(arrow["fields"]) == set(expected.names)
+    ipc = pyarrow.py_buffer(base64.b64decode(arrow["ipc_base64"]))
+    assert pyarrow.ipc.read_schema(ipc).equals(expected)
+    features = datasets.Features.from_dict(json.loads(_schema_text("features", repo_type)))
+    assert features == hfharvest.features(repo_type)
+    frame = polars.DataFrame.deserialize(
+        io.StringIO(_schema_text("polars", repo_type)), format="json"
+    )
+    assert frame.schema == hfharvest.polars_schema(repo_type)
+    path = snapshots[repo_type, "all-fields", "jsonl"]
+    columns = _schema_text("duckdb", repo_type).strip()
+    typed = duckdb.sql(f"select * from read_json('{path}', columns={columns})")
+    assert typed is not None and typed.columns == expected.names
+    assert typed.fetchall() and len(typed.fetchall()) == len(path.read_text().splitlines())
+
+
+def test_a_parquet_file_says_what_made_it_and_equal_answers_give_equal_bytes(
+    tmp_path: Path,
+) -> None:
+    paths = [tmp_path / "a.parquet", tmp_path / "b.parquet"]
+    with HubEmulator(make_catalog(models=300, hf_inference=50)) as hub:
+        for path in paths:
+            args = ["--sort", "likes", "--inference-provider", "hf-inference", "-o", str(path)]
+            result = runner.invoke(app, ["fetch", "--endpoint", hub.url, "--token", "hf_x", *args])
+            assert result.exit_code == 0, result.stderr
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    about = json.loads(pq.read_metadata(paths[0]).metadata[b"hfharvest"])
+    assert about["version"] == hfharvest.__version__ and about["type"] == "model"
+    assert about["request"]["inference_providers"] == ["hf-inference"]
+    assert about["request"]["sorts"] == ["likes"] and "hf_x" not in paths[0].read_bytes().decode(
+        "latin-1"
+    )

@@ -21,7 +21,7 @@ FOUND_BY = {"likes": 1}
 
 def target(path: Path | None, fmt: OutputFormat, gzip: bool) -> OutputTarget:
     return OutputTarget(
-        path, fmt, gzip, str(path or "-"), "model", False, ()
+        path, fmt, gzip, str(path or "-"), "model", False, (), ()
     )  # what the writer adds to each record
 
 

@@ -40,10 +40,18 @@ class ParquetSink(Counted):
     own JSON reader into the schema's types (timestamps included), with no Python object a field.
     """
 
-    def __init__(self, hashing: Hashing, path: Path | None, repo_type: str, *, raw: bool) -> None:
+    def __init__(
+        self,
+        hashing: Hashing,
+        path: Path | None,
+        repo_type: str,
+        *,
+        raw: bool,
+        about: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         self.hashing = hashing
         self.path = path
-        self.schema = arrow_schema(repo_type, parquet=True, raw=raw)
+        self.schema = arrow_schema(repo_type, parquet=True, raw=raw).with_metadata(dict(about))
         self._parse = pj.ParseOptions(
             explicit_schema=self.schema, unexpected_field_behavior="ignore"
         )

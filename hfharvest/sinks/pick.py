@@ -50,7 +50,9 @@ def open_sink(
                 # pyarrow: loaded only for Parquet
                 from hfharvest.sinks.parquet import ParquetSink
 
-                sink = ParquetSink(hashing, path, target.repo_type, raw=target.raw)
+                sink = ParquetSink(
+                    hashing, path, target.repo_type, raw=target.raw, about=target.provenance
+                )
                 yield sink
                 sink.finish()
                 return

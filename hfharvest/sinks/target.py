@@ -54,6 +54,9 @@ class OutputTarget:
     repo_type: str
     raw: bool
     made: tuple[Path, ...]  # the folders made for it, outermost first
+    # What a file that leaves its manifest says of itself (Parquet's key-value metadata): which
+    # hfharvest, which record schema, what was asked; never a time, nor the token.
+    provenance: tuple[tuple[str, str], ...]
 
 
 def resolve_target(
@@ -78,7 +81,7 @@ def resolve_target(
                 value=fmt,
                 hint="name one with `output`, e.g. models.parquet",
             )
-        return OutputTarget(None, chosen or "jsonl", False, template, repo_type, raw, ())
+        return OutputTarget(None, chosen or "jsonl", False, template, repo_type, raw, (), ())
     path = Path(_fill_in(template, moment, repo_type)).expanduser()
     gzip = path.suffix == ".gz"
     suffix = Path(path.stem).suffix if gzip else path.suffix
@@ -95,7 +98,8 @@ def resolve_target(
     if chosen == "parquet":
         require_pyarrow()
     made = check_writable(path, "output") if probe else ()
-    return OutputTarget(path, chosen, gzip and chosen != "parquet", template, repo_type, raw, made)
+    gzipped = gzip and chosen != "parquet"
+    return OutputTarget(path, chosen, gzipped, template, repo_type, raw, made, ())
 
 
 def _fill_in(template: str, moment: datetime, repo_type: str) -> str:
