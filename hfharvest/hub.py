@@ -237,7 +237,20 @@ def fields_of(repo_type: RepoType, *, full: bool) -> tuple[str, ...]:
 # besides search, author, filter, pipeline_tag and inference_provider, and how each goes on the
 # wire: as its own parameter (repeated for a list, booleans as requests writes them, "True"), or
 # as a tag of `filter` (`dataset:X`, `language:fr`, `benchmark:official`).
-OWN_PARAMETERS = ("apps", "gated", "inference", "num_parameters", "datasets", "models", "linked")
+OWN_PARAMETERS = (
+    "apps",
+    "gated",
+    "inference",
+    "num_parameters",
+    "datasets",
+    "models",
+    "linked",
+    "card_data",
+    "fetch_config",
+)
+# The parameters whose wire name is not their own, and the switches sent only when on.
+WIRE_NAMES = {"card_data": "cardData", "fetch_config": "config"}
+SWITCHES = frozenset({"linked", "card_data", "fetch_config"})
 TAG_FILTERS = {
     "trained_dataset": "dataset",
     "language_creators": "language_creators",
@@ -251,13 +264,49 @@ TAG_FILTERS = {
 HUB_FILTERS = (*OWN_PARAMETERS, *TAG_FILTERS)
 
 
+# Each parameter of huggingface_hub 2.4's `list_models`, `list_datasets` and `list_spaces`, and
+# its counterpart among hfharvest's options (docs/usage.md shows both; a test fails when the
+# installed huggingface_hub has one that is not here).
+HF_COUNTERPARTS: Mapping[str, str] = {
+    "filter": "filter",
+    "author": "author",
+    "search": "search",
+    "sort": "sort",
+    "limit": "limit",
+    "expand": "expand",
+    "full": "full",
+    "token": "token",
+    "gated": "gated",
+    "apps": "apps",
+    "inference": "inference",
+    "inference_provider": "inference_provider",
+    "trained_dataset": "trained_dataset",
+    "pipeline_tag": "pipeline_tag",
+    "num_parameters": "num_parameters",
+    "emissions_thresholds": "emissions_thresholds",
+    "cardData": "card_data",
+    "fetch_config": "fetch_config",
+    "benchmark": "benchmark",
+    "dataset_name": "dataset_name",
+    "language_creators": "language_creators",
+    "language": "language",
+    "multilinguality": "multilinguality",
+    "size_categories": "size_categories",
+    "task_categories": "task_categories",
+    "task_ids": "task_ids",
+    "datasets": "datasets",
+    "models": "models",
+    "linked": "linked",
+}
+
+
 def filter_params(values: Mapping[str, object]) -> tuple[tuple[str, str], ...]:
     """The wire form of the filters in `values` (name -> value), as huggingface_hub sends them;
     those at their default (None, empty, `linked` False) are not sent; `gated=False` is."""
     params: list[tuple[str, str]] = []
     for name in HUB_FILTERS:
         value = values.get(name)
-        if value is None or value == () or (value is False and name == "linked"):
+        if value is None or value == () or (value is False and name in SWITCHES):
             continue
         items = value if isinstance(value, tuple) else (value,)
         for item in items:
@@ -267,7 +316,7 @@ def filter_params(values: Mapping[str, object]) -> tuple[tuple[str, str], ...]:
                 prefix = f"{TAG_FILTERS[name]}:"
                 params.append(("filter", text if text.startswith(prefix) else prefix + text))
             else:
-                params.append((name, text))
+                params.append((WIRE_NAMES.get(name, name), text))
     return tuple(params)
 
 

@@ -146,6 +146,20 @@ def normalize(raw: Any, repo_type: str) -> dict[str, Any] | None:
     return record
 
 
+_EMISSION = re.compile(r"\d+\.\d+|\d+")
+
+
+def emissions(raw: Any) -> float | None:
+    """A model's CO2 emissions as its card gives them (`cardData.co2_eq_emissions`, a number or
+    `{emissions: ...}`), read as huggingface_hub reads them; None when the card gives none."""
+    card = raw.get("cardData") if type(raw) is dict else None
+    emission = card.get("co2_eq_emissions") if type(card) is dict else None
+    if type(emission) is dict:
+        emission = emission.get("emissions")
+    found = _EMISSION.search(str(emission)) if emission else None
+    return float(found.group(0)) if found else None
+
+
 def _tag_facts(value: Any) -> tuple[list[str] | None, str | None, dict[str, list[str]]]:
     """(tags sorted and unique, license, {prefix: values} of the other `prefix:value` tags).
 

@@ -11,6 +11,7 @@ each field's `flag` (and `short`); the options that only make sense for a proces
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -117,6 +118,27 @@ def _duration(*, zero: bool = False) -> Check:
     return check
 
 
+def emission_bounds(text: str) -> tuple[float, float]:
+    """`MIN,MAX` as numbers; a side left out is no bound (-1 and infinity, as huggingface_hub)."""
+    low, comma, high = text.partition(",")
+    if not comma:
+        raise ValueError(f"{text!r} is not MIN,MAX")
+    return (float(low) if low.strip() else -1.0, float(high) if high.strip() else math.inf)
+
+
+def _thresholds(name: str, value: str | None) -> None:
+    if value is None:
+        return
+    try:
+        emission_bounds(value)
+    except ValueError:
+        raise UsageError(
+            f"`{name}` {value!r} is not MIN,MAX (numbers, either left out)",
+            parameter=name,
+            value=value,
+        ) from None
+
+
 def _page_size(name: str, value: int) -> None:
     if not 1 <= value <= MAX_PAGE_SIZE:
         raise UsageError(
@@ -173,7 +195,22 @@ class Options:
         metavar="N",
         check=_page_size,
     )
-    search: str | None = option(None, "Substring of the repo id.", "llama", QUERY, metavar="TEXT")
+    search: tuple[str, ...] = option(
+        (),
+        "Substring of the repo id; repeat: each is sent (huggingface_hub's several values).",
+        "llama",
+        QUERY,
+        metavar="TEXT",
+    )
+    dataset_name: str | None = option(
+        None,
+        "Datasets whose name holds this, sent as a `search` before the others (as "
+        "huggingface_hub's `dataset_name`).",
+        "squad",
+        QUERY,
+        metavar="TEXT",
+        types=("dataset",),
+    )
     author: str | None = option(None, "Owner, user or org.", "google", QUERY, metavar="NAME")
     filter: tuple[str, ...] = option(
         (), "A tag every repo must carry; repeat to require all.", "gguf", QUERY, metavar="TAG"
@@ -304,6 +341,30 @@ class Options:
     )
     linked: bool = option(
         False, "Only spaces linked to a model or dataset.", "--linked", QUERY, types=("space",)
+    )
+    card_data: bool = option(
+        False,
+        "Ask for each model's card data as well (`cardData`: in `raw`; not with `expand`).",
+        "--card-data --raw",
+        FIELDS,
+        types=("model",),
+    )
+    fetch_config: bool = option(
+        False,
+        "Ask for each model's config as well (in `raw`; not with `expand`).",
+        "--fetch-config --raw",
+        FIELDS,
+        types=("model",),
+    )
+    emissions_thresholds: str | None = option(
+        None,
+        "Keep the models whose card gives CO2 emissions between MIN and MAX (either may be "
+        "left out), as huggingface_hub does; asks for the card data.",
+        "0,100",
+        FIELDS,
+        metavar="MIN,MAX",
+        types=("model",),
+        check=_thresholds,
     )
     repo_type: str = option(
         "model",
@@ -671,7 +732,8 @@ class PythonOptions(TypedDict, total=False):
     sort: Names
     limit: int | None
     page_size: int
-    search: str | None
+    search: Names
+    dataset_name: str | None
     author: str | None
     filter: Names
     pipeline_tag: str | None
@@ -691,6 +753,9 @@ class PythonOptions(TypedDict, total=False):
     datasets: Names
     models: Names
     linked: bool
+    card_data: bool
+    fetch_config: bool
+    emissions_thresholds: str | None
     full: bool | None
     expand: Names
     all_fields: bool

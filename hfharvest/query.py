@@ -18,7 +18,7 @@ class Query:
     sorts: tuple[str, ...]
     limit: int | None
     page_size: int
-    search: str | None
+    search: tuple[str, ...]
     author: str | None
     filters: tuple[str, ...]
     pipeline_tag: str | None
@@ -26,6 +26,9 @@ class Query:
     full: bool
     expand: tuple[str, ...]  # when given, exactly the fields asked for (and `full` is False)
     hub_filters: tuple[tuple[str, str], ...]  # the other filters, in their wire form
+    # CO2 emissions (MIN, MAX) a model's card must give: huggingface_hub's own filter, applied
+    # to the answers (the Hub has no such parameter)
+    emissions: tuple[float, float] | None
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -36,6 +39,7 @@ class Query:
     def filtered(self) -> bool:
         return bool(
             self.search
+            or self.emissions
             or self.author
             or self.filters
             or self.pipeline_tag
@@ -55,8 +59,7 @@ class Query:
     def params(self, sort: str) -> list[tuple[str, str]]:
         """The query of a walk's first page; later pages take theirs from the `Link` header."""
         params: list[tuple[str, str]] = []
-        if self.search:
-            params.append(("search", self.search))
+        params.extend(("search", text) for text in self.search)
         if self.author:
             params.append(("author", self.author))
         params.extend(("filter", tag) for tag in self.filters)

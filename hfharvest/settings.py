@@ -38,7 +38,7 @@ from hfharvest.hub import (
     filter_params,
     sort_names,
 )
-from hfharvest.options import Options, default_of, doc_of
+from hfharvest.options import Options, default_of, doc_of, emission_bounds
 from hfharvest.query import Query
 from hfharvest.retry import RetryPolicy
 from hfharvest.schema import RECORD_SCHEMA_VERSION
@@ -95,6 +95,7 @@ class Settings:
                 self.bounds,
                 query.page_size_sent,
                 self.max_pages,
+                query.emissions,
             )
             for sort in query.sorts
         ]
@@ -203,19 +204,29 @@ def _query(options: Options, bounds: Bounds) -> Query:
                 parameter=name,
                 value=getattr(bounds, name),
             )
+    emissions = (
+        None
+        if options.emissions_thresholds is None
+        else emission_bounds(options.emissions_thresholds)
+    )
+    # huggingface_hub's order: `dataset_name` first, then the searches.
+    search = (*((options.dataset_name,) if options.dataset_name else ()), *options.search)
+    wire = {name: getattr(options, name) for name in HUB_FILTERS}
+    expand = _card_and_config(options, wire, expand, card=options.card_data or bool(emissions))
     return Query(
         repo_type=repo_type,
         sorts=sorts,
         limit=options.limit,
         page_size=options.page_size,
-        search=options.search,
+        search=search,
         author=options.author,
         filters=options.filter,
         pipeline_tag=options.pipeline_tag,
         inference_providers=options.inference_provider,
         full=full,
         expand=expand,
-        hub_filters=filter_params({name: getattr(options, name) for name in HUB_FILTERS}),
+        hub_filters=filter_params(wire),
+        emissions=emissions,
     )
 
 
@@ -313,6 +324,30 @@ def _sorts(names: tuple[str, ...]) -> tuple[str, ...]:
             ", ".join(SORTS),
         )
     return sorts
+
+
+def _card_and_config(
+    options: Options, wire: dict[str, Any], expand: tuple[str, ...], *, card: bool
+) -> tuple[str, ...]:
+    """Where the card data (`card_data`, or `emissions_thresholds`, which reads it) and the
+    config are asked: as huggingface_hub's `cardData` and `config` parameters, or, when a list
+    of fields is sent (the Hub then answers those only), in it. An `expand` of one's own leaves
+    them out, as huggingface_hub refuses them beside it."""
+    asked = [field for field, on in (("cardData", card), ("config", options.fetch_config)) if on]
+    wire["card_data"], wire["fetch_config"] = card and not expand, options.fetch_config
+    if not expand or not asked:
+        return expand
+    if options.expand:
+        name = "card_data" if card and options.card_data else "emissions_thresholds"
+        name = name if card else "fetch_config"
+        raise UsageError(
+            f"`{name}` cannot be combined with `expand` (as huggingface_hub refuses it)",
+            parameter=name,
+            value=getattr(options, name),
+            hint=f"add {' and '.join(asked)} to `expand` instead",
+        )
+    wire["fetch_config"] = False
+    return (*expand, *(field for field in asked if field not in expand))
 
 
 def _fields(options: Options, repo_type: RepoType) -> tuple[bool, tuple[str, ...]]:

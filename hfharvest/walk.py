@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, Protocol
 
 from hfharvest.bounds import Bounds, WalkBound
 from hfharvest.client import Page
-from hfharvest.normalize import OUT_OF_RANGE, normalize, oversized
+from hfharvest.normalize import OUT_OF_RANGE, emissions, normalize, oversized
 from hfharvest.outcome import SortStats, Stop
 
 log = logging.getLogger("hfharvest")
@@ -68,6 +68,15 @@ class WalkPage:
     below: list[str] = field(default_factory=list)  # the ids of the records below the bounds
 
 
+def _emitted(raw: Any, plan: WalkPlan) -> bool:
+    """Whether an entry passes `emissions_thresholds` (always, without one)."""
+    if plan.emissions is None:
+        return True
+    low, high = plan.emissions
+    value = emissions(raw)
+    return value is not None and low <= value <= high
+
+
 @dataclass(frozen=True)
 class WalkPlan:
     """What one walk needs to know: where it starts, and when it has enough."""
@@ -79,6 +88,7 @@ class WalkPlan:
     bounds: Bounds
     page_size: int
     max_pages: int | None
+    emissions: tuple[float, float] | None  # `emissions_thresholds`: (MIN, MAX) kept
 
     @property
     def bound(self) -> WalkBound | None:
@@ -192,7 +202,7 @@ class Walk:
                 continue
             if OUT_OF_RANGE in record:
                 log.warning(NULLED, plan.sort, record["id"], ", ".join(record.pop(OUT_OF_RANGE)))
-            if bounds and not bounds.passes(record, bound):
+            if (bounds and not bounds.passes(record, bound)) or not _emitted(raw, plan):
                 below.append(record["id"])
             else:
                 passed.append(Ranked(stats.returned + index + 1, record, raw))

@@ -77,7 +77,7 @@ def test_follows_link_as_is_until_there_is_none(
              ("expand", "downloadsAllTime")],
         ),
         (
-            {"search": "llama", "author": "meta", "filter": ("gguf", "en"),
+            {"search": ("llama",), "author": "meta", "filter": ("gguf", "en"),
              "pipeline_tag": "text-generation", "inference_provider": ("together", "fal-ai")},
             [("search", "llama"), ("author", "meta"), ("filter", "gguf"), ("filter", "en"),
              ("pipeline_tag", "text-generation"), ("inference_provider", "together,fal-ai"),

@@ -4,6 +4,7 @@ the package as published, and small doors."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import inspect
 import json
@@ -282,3 +283,39 @@ def test_a_dry_run_shows_the_wire_form_and_each_listings_own_sorts(hub: HubEmula
     ]
     assert [plan["sort"] for plan in datasets] == ["likes", "downloads"]
     assert hub.requests_log == []
+
+
+def test_every_listing_parameter_of_huggingface_hub_has_a_counterpart() -> None:
+    from huggingface_hub import HfApi
+
+    from hfharvest.hub import HF_COUNTERPARTS
+    from hfharvest.options import Options
+
+    ours = {field.name for field in dataclasses.fields(Options)}
+    usage = (ROOT / "docs" / "usage.md").read_text()
+    for function in (HfApi.list_models, HfApi.list_datasets, HfApi.list_spaces):
+        for name in list(inspect.signature(function).parameters)[1:]:
+            assert name in HF_COUNTERPARTS, f"{function.__name__}({name}=...) has no counterpart"
+            assert HF_COUNTERPARTS[name] in ours
+            assert f"| `{name}` |" in usage, f"docs/usage.md does not show {name}"
+
+
+def test_the_new_parameters_give_huggingface_hubs_sets(hub: HubEmulator) -> None:
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=hub.url, token=False)
+    theirs = {m.id for m in api.list_models(cardData=True, emissions_thresholds=(0, 100))}
+    ours = hfharvest.harvest(
+        sort="likes", endpoint=hub.url, token=False, emissions_thresholds="0,100"
+    )
+    assert theirs and theirs == {record["id"] for record in ours.records}
+    assert "cardData=true" in hub.requests_log[-1].query
+    named = {d.id for d in api.list_datasets(dataset_name="lab", search="ai")}
+    asked = hfharvest.harvest(
+        sort="likes", repo_type="dataset", endpoint=hub.url, token=False,
+        dataset_name="lab", search="ai",
+    )  # fmt: skip
+    assert named == {record["id"] for record in asked.records}
+    assert "search=lab&search=ai" in hub.requests_log[-1].query
+    with pytest.raises(hfharvest.UsageError, match="`card_data` cannot be combined with `expand`"):
+        hfharvest.harvest(endpoint=hub.url, card_data=True, expand="likes")

@@ -398,6 +398,11 @@ def _model_facts(facts: random.Random, repo: Repo) -> Repo:
         repo["config"] = {} if facts.random() < 0.05 else {"model_type": repo["id"][:3]}
     if facts.random() < 0.6:
         repo["cardData"] = {"license": "other", "language": ["en"]}
+        # Some cards give CO2 emissions, as a number or as {emissions: ...} (both are seen); drawn
+        # from the sha, not the generator, so that the facts drawn after stay as they were.
+        grams = int(repo["sha"][:4], 16) % 500
+        if grams % 3 == 0:
+            repo["cardData"]["co2_eq_emissions"] = grams if grams % 2 else {"emissions": grams}
     total = int(repo["_size"] * 1e9 * (0.8 + 0.4 * facts.random()))  # past 2**32 for most
     if repo["library_name"] == "gguf":
         repo["gguf"] = {

@@ -12,7 +12,7 @@ import base64
 import binascii
 import json
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +48,7 @@ class ListingQuery:
     sort: str
     limit: int
     fields: tuple[str, ...]
-    search: str | None
+    search: tuple[str, ...]  # every one must be in the id (our reading of several values)
     author: str | None
     tags: tuple[str, ...]
     pipeline_tag: str | None
@@ -60,7 +60,7 @@ class ListingQuery:
         return (self.search, self.author, self.tags, self.pipeline_tag, self.providers, self.own)
 
     def matches(self, repo: Repo) -> bool:
-        if self.search and self.search.lower() not in repo["id"].lower():
+        if any(text.lower() not in repo["id"].lower() for text in self.search):
             return False
         if self.author and (repo["author"] or "").lower() != self.author.lower():
             return False
@@ -153,14 +153,24 @@ def parse_query(
         repo_type=repo_type,
         sort=sort,
         limit=_limit(one("limit")),
-        fields=_fields(repo_type, one("full") in _TRUE, tuple(values.get("expand", ()))),
-        search=one("search"),
+        fields=_fields(repo_type, one("full") in _TRUE, tuple(values.get("expand", ())))
+        + _asked_besides(repo_type, one),
+        search=tuple(values.get("search", ())),
         author=one("author"),
         tags=tuple(sorted(set(values.get("filter", ())))),
         pipeline_tag=one("pipeline_tag"),
         providers=tuple(sorted(set(providers))),
         after=_decode_cursor(sort, one("cursor")),
         own=tuple(sorted((name, value) for name in _OWN_FILTERS for value in values.get(name, ()))),
+    )
+
+
+def _asked_besides(repo_type: str, one: Callable[[str], str | None]) -> tuple[str, ...]:
+    """huggingface_hub's `cardData=true` and `config=true`: those fields too (models)."""
+    if repo_type != "model":
+        return ()
+    return tuple(
+        f for f, name in (("cardData", "cardData"), ("config", "config")) if one(name) in _TRUE
     )
 
 
