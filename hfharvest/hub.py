@@ -264,40 +264,15 @@ TAG_FILTERS = {
 HUB_FILTERS = (*OWN_PARAMETERS, *TAG_FILTERS)
 
 
-# Each parameter of huggingface_hub 2.4's `list_models`, `list_datasets` and `list_spaces`, and
-# its counterpart among hfharvest's options (docs/usage.md shows both; a test fails when the
-# installed huggingface_hub has one that is not here).
-HF_COUNTERPARTS: Mapping[str, str] = {
-    "filter": "filter",
-    "author": "author",
-    "search": "search",
-    "sort": "sort",
-    "limit": "limit",
-    "expand": "expand",
-    "full": "full",
-    "token": "token",
-    "gated": "gated",
-    "apps": "apps",
-    "inference": "inference",
-    "inference_provider": "inference_provider",
-    "trained_dataset": "trained_dataset",
-    "pipeline_tag": "pipeline_tag",
-    "num_parameters": "num_parameters",
-    "emissions_thresholds": "emissions_thresholds",
-    "cardData": "card_data",
-    "fetch_config": "fetch_config",
-    "benchmark": "benchmark",
-    "dataset_name": "dataset_name",
-    "language_creators": "language_creators",
-    "language": "language",
-    "multilinguality": "multilinguality",
-    "size_categories": "size_categories",
-    "task_categories": "task_categories",
-    "task_ids": "task_ids",
-    "datasets": "datasets",
-    "models": "models",
-    "linked": "linked",
-}
+# huggingface_hub 2.4's listing parameters (`list_models`, `list_datasets`, `list_spaces`) are
+# hfharvest's options of the same name, but these (docs/usage.md shows them side by side; a test
+# fails when the installed huggingface_hub has one with no counterpart).
+HF_RENAMED: Mapping[str, str] = {"cardData": "card_data"}
+
+
+def counterpart(hf_name: str) -> str:
+    """The option of hfharvest that stands for huggingface_hub's listing parameter `hf_name`."""
+    return HF_RENAMED.get(hf_name, hf_name)
 
 
 def filter_params(values: Mapping[str, object]) -> tuple[tuple[str, str], ...]:

@@ -288,15 +288,14 @@ def test_a_dry_run_shows_the_wire_form_and_each_listings_own_sorts(hub: HubEmula
 def test_every_listing_parameter_of_huggingface_hub_has_a_counterpart() -> None:
     from huggingface_hub import HfApi
 
-    from hfharvest.hub import HF_COUNTERPARTS
+    from hfharvest.hub import counterpart
     from hfharvest.options import Options
 
     ours = {field.name for field in dataclasses.fields(Options)}
     usage = (ROOT / "docs" / "usage.md").read_text()
     for function in (HfApi.list_models, HfApi.list_datasets, HfApi.list_spaces):
         for name in list(inspect.signature(function).parameters)[1:]:
-            assert name in HF_COUNTERPARTS, f"{function.__name__}({name}=...) has no counterpart"
-            assert HF_COUNTERPARTS[name] in ours
+            assert counterpart(name) in ours, f"{function.__name__}({name}=...): no counterpart"
             assert f"| `{name}` |" in usage, f"docs/usage.md does not show {name}"
 
 
