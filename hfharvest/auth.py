@@ -79,10 +79,10 @@ def _implicit(environ: Mapping[str, str], *, exchange: bool) -> Token | None:
     """The token huggingface_hub's `get_token` gives, by itself when it is installed and the
     environment is the process's; else read here the same way, but for what only it can do."""
     oidc = environ.get("HF_OIDC_RESOURCE")
+    if oidc and not exchange:
+        return None  # a dry run: the exchange is a request
     own = _own(environ)
     if environ is os.environ and hub_installed():
-        if oidc and not exchange:
-            return None  # a dry run: the exchange is a request
         # Asked only where it can answer otherwise than this module (and worth its import):
         # an OIDC exchange, a token file that may hold an OAuth token to refresh, Colab.
         if oidc or (own is not None and own.source not in _VARIABLES) or _in_colab():

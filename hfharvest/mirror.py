@@ -116,12 +116,12 @@ class Mirror(Closing):
     ) -> None:
         given: dict[str, Any] = dict(kwargs)
         chosen = replace(python_options("Mirror", options, given), output=_path_of(path))
-        # Every option checked now, before any request; offline (HF_HUB_OFFLINE), a mirror still
-        # serves its file, and refreshes no more.
-        online = {k: v for k, v in os.environ.items() if k not in OFFLINE_VARIABLES}
+        # Every option checked now, with no request (not even a token's exchange: each refresh
+        # resolves its own); offline (HF_HUB_OFFLINE), a mirror still serves its file.
+        environ = os.environ if not offline(os.environ) else _online(os.environ)
         self._core = _Core(
             chosen,
-            resolve(chosen, online),
+            resolve(chosen, environ, exchange=False),
             max_age=_max_age(max_age),
             min_ratio=_ratio(min_ratio),
             on_refresh=on_refresh,
@@ -190,6 +190,11 @@ class Mirror(Closing):
         stays served; no refresh starts again."""
         self._closing()
         self._core.join()
+
+
+def _online(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment as if no offline variable were set."""
+    return {k: v for k, v in environ.items() if k not in OFFLINE_VARIABLES}
 
 
 def _path_of(path: str | os.PathLike[str]) -> str:

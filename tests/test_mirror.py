@@ -410,3 +410,16 @@ def test_offline_a_mirror_serves_its_file_and_never_refreshes(
         assert not mirror.refreshing and not mirror.fresh
     with pytest.raises(hfharvest.UsageError, match="HF_HUB_OFFLINE is set"):
         mirror_of(tmp_path / "none.jsonl", port).records()
+
+
+def test_a_mirror_made_in_ci_exchanges_no_token_to_serve_its_file(
+    served: Path, hub_catalog: Catalog, port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With HF_OIDC_RESOURCE set, a fresh file is served with no request: the exchange waits for
+    a refresh (each refresh resolves the token anew)."""
+    monkeypatch.setenv("HF_OIDC_RESOURCE", "org/repo")
+    monkeypatch.setenv("HF_OIDC_ID_TOKEN", "eyJ.id.token")
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    with HubEmulator(hub_catalog, port=port) as hub, mirror_of(served, port) as mirror:
+        assert len(mirror.records()) == SERVED and mirror.fresh
+        assert hub.requests_log == []
