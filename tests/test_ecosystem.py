@@ -240,6 +240,12 @@ def test_small_doors(hub: HubEmulator, capsys: pytest.CaptureFixture[str]) -> No
 
 # Each listing filter as huggingface_hub 2.4's list_* takes it, and as hfharvest does.
 HUB_FILTER_CASES = [
+    ("model", {"filter": "gguf"}),
+    ("model", {"pipeline_tag": "text-generation"}),
+    ("model", {"inference_provider": "hf-inference"}),
+    ("model", {"search": "llama"}),
+    ("dataset", {"language": "fr"}),
+    ("dataset", {"task_categories": "text-generation"}),
     ("model", {"gated": True}),
     ("model", {"gated": False}),
     ("model", {"apps": "ollama"}),
