@@ -5,10 +5,9 @@
 that no process holds, which the next run takes. The lock file is removed by its holder, and a run
 that locked a file just removed (another inode than the path's now) locks the new one instead.
 
-`hold(fd)` locks a temporary file as it is written, and `abandoned(path)` tells a later run that
-its writer is gone (a `kill -9`, the OOM killer): that run removes it. `taken(path, sleep)`
-waits for a `held` lock instead, for the `Mirror`'s processes, which refresh
-one at a time.
+`taken(path, sleep)` waits for a `held` lock instead: a `Mirror`'s processes refresh one at a
+time. `hold(fd)` locks a temporary file as it is written, and `abandoned(path)` tells a later run
+that its writer is gone (a `kill -9`, the OOM killer): that run removes it.
 
 `open_private(path)` opens a file of the run's own (read and write, made 0600 if missing) without
 following a symbolic link, and refuses anything but a regular file: a state or spool linked to
