@@ -4,8 +4,8 @@ This is the order of decisions a cron job relies on: the walks run, one thread e
 merged as they come; they end (or fail); a failed sort fails the run unless `allow_partial`
 (nothing written; every sort failed fails it too), as itself; `min_count` is checked next, on
 what is left (nothing written); then the records are written all or nothing, the manifest after
-them, and a `--state` is removed once the run is complete. The run returns one `Outcome`; an error raised once the walks began carries
-the outcome so far.
+them, and a `--state` is removed once the run is complete. The run returns one `Outcome`; an
+error raised once the walks began carries the outcome so far.
 """
 
 from __future__ import annotations
