@@ -105,10 +105,9 @@ class Settings:
 
         The output is compared as its template, so tomorrow's `{date}` run is the same job.
         """
-        query = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.query).items()}
         return {  # in JSON's terms (lists, not tuples): a job read back from a state compares equal
             "endpoint": self.transport.endpoint,
-            **query,
+            **_in_json_terms(self.query),
             "output": self.output.template,
             "format": self.output.format,
             "raw": self.raw,
@@ -153,7 +152,7 @@ def resolve(
     except UsageError:
         remove_empty(tuple(made))  # refused: no folder left behind
         raise
-    asked = {**_asked(query, bounds), "endpoint": transport.endpoint}
+    asked = {**_in_json_terms(query), "bounds": asdict(bounds), "endpoint": transport.endpoint}
     return Settings(
         query=query,
         transport=transport,
@@ -186,10 +185,9 @@ def provenance(repo_type: str, request: Mapping[str, Any]) -> str:
     return orjson.dumps(document, option=orjson.OPT_SORT_KEYS).decode()
 
 
-def _asked(query: Query, bounds: Bounds) -> dict[str, Any]:
-    """The query and the bounds, in JSON's terms, for the file's provenance."""
-    asked = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(query).items()}
-    return {**asked, "bounds": asdict(bounds)}
+def _in_json_terms(query: Query) -> dict[str, Any]:
+    """The query's fields as JSON holds them (lists, not tuples): the job, the provenance."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(query).items()}
 
 
 def _query(options: Options, bounds: Bounds) -> Query:

@@ -31,7 +31,7 @@ from hfharvest.errors import OutputError, UsageError, redact_tree
 from hfharvest.locks import Locked, NotRegular, held, open_private, read_private
 from hfharvest.merge import Spool
 from hfharvest.outcome import SortStats
-from hfharvest.sinks.files import atomic_file, remove_leftovers
+from hfharvest.sinks.files import atomic_file
 from hfharvest.version import __version__
 
 STATE_VERSION = 5  # 5: why a walk stopped, as data (`stop`); 4: when it was begun, by whom
@@ -99,25 +99,23 @@ class StateStore:
                     value=path,
                     hint="wait for that run to end, or give this one another `state`",
                 ) from None
-            remove_leftovers(path)  # a commit cut short by kill -9
             if not path.exists() and not path.is_symlink():
                 store = cls._fresh(path, job, sorts, bounds, now, secret)
             else:
                 saved = _load(path)
                 differing = _differing(job, saved["job"])
-                if differing:
-                    # Its job's own runs would have taken it up by now: a crontab changed since.
-                    aside = _set_aside(path, saved, now, max_age, differing)
-                    store = cls._fresh(path, job, sorts, bounds, now, secret)
-                    store.discarded = aside
-                    store.lock = lock.pop_all()
-                    return store
-                stale = _stale(saved, now, max_age)
-                if stale is None:
+                # Another job's state: its own job's runs would have taken it up by now (a
+                # crontab changed since), so it is set aside, or refused while it may yet be.
+                why = (
+                    _set_aside(path, saved, now, max_age, differing)
+                    if differing
+                    else _stale(saved, now, max_age)
+                )
+                if why is None:
                     store = cls._resumed(path, job, sorts, saved, secret)
                 else:
                     store = cls._fresh(path, job, sorts, bounds, now, secret)
-                    store.discarded = stale
+                    store.discarded = why
             store.lock = lock.pop_all()  # held from here until `close`
             return store
 

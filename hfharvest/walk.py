@@ -68,11 +68,9 @@ class WalkPage:
     below: list[str] = field(default_factory=list)  # the ids of the records below the bounds
 
 
-def _emitted(raw: Any, plan: WalkPlan) -> bool:
-    """Whether an entry passes `emissions_thresholds` (always, without one)."""
-    if plan.emissions is None:
-        return True
-    low, high = plan.emissions
+def _emitted(raw: Any, thresholds: tuple[float, float]) -> bool:
+    """Whether an entry's card gives CO2 emissions within `emissions_thresholds`."""
+    low, high = thresholds
     value = emissions(raw)
     return value is not None and low <= value <= high
 
@@ -202,7 +200,9 @@ class Walk:
                 continue
             if OUT_OF_RANGE in record:
                 log.warning(NULLED, plan.sort, record["id"], ", ".join(record.pop(OUT_OF_RANGE)))
-            if (bounds and not bounds.passes(record, bound)) or not _emitted(raw, plan):
+            if (bounds and not bounds.passes(record, bound)) or (
+                plan.emissions is not None and not _emitted(raw, plan.emissions)
+            ):
                 below.append(record["id"])
             else:
                 passed.append(Ranked(stats.returned + index + 1, record, raw))

@@ -78,7 +78,7 @@ def atomic_file(
     file is created 0o600, its owner's only). `on_replaced` is told the moment the new file is in
     place, before the folder is synced: a run stopped then knows it wrote the file.
     """
-    remove_leftovers(path)
+    _remove_leftovers(path)
     temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
@@ -108,7 +108,7 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def remove_leftovers(path: Path) -> None:
+def _remove_leftovers(path: Path) -> None:
     """Remove what an `atomic_file(path)` killed by SIGKILL (or the OOM killer) left behind: its
     temporary files that no live process holds (`locks.abandoned`); a live run's is left alone."""
     for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.part"):

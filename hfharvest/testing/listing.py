@@ -169,9 +169,7 @@ def _asked_besides(repo_type: str, one: Callable[[str], str | None]) -> tuple[st
     """huggingface_hub's `cardData=true` and `config=true`: those fields too (models)."""
     if repo_type != "model":
         return ()
-    return tuple(
-        f for f, name in (("cardData", "cardData"), ("config", "config")) if one(name) in _TRUE
-    )
+    return tuple(name for name in ("cardData", "config") if one(name) in _TRUE)
 
 
 def _limit(text: str | None) -> int:
