@@ -16,7 +16,7 @@ import os
 import tempfile
 import threading
 from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import IO
 
@@ -38,37 +38,106 @@ Commit = Callable[[SortStats], None]
 class Seen:
     """Every id the walks returned and the rank at which each sort first did: one table for all.
 
-    Only this grows with the catalog, so it is kept small: each id is stored once whatever the
-    number of sorts (a slot in one dict), and each sort's ranks sit in a machine-integer array
-    indexed by slot (0: not returned by that sort; -1: returned below the bounds, so that such an
-    id is known to the walk and never a record). Walks add from their own threads; a new slot is
-    handed out under a lock, everything else is one sort's own array.
+    Only this grows with the catalog (2 million models and counting), so it is kept flat, in
+    machine arrays rather than Python objects: per id, its UTF-8 bytes in one buffer and where
+    they end (8 bytes), its hash (8), a bucket of an open-addressing table (4 bytes, a quarter to
+    three quarters full: 5 to 16) and, per sort, its rank (4; 0: not returned by that sort, -1:
+    returned below the bounds, so that such an id is known to the walk and never a record). About
+    60 bytes for an id of 30 characters, where a dict of str would take 180. A hash is only a
+    shortcut: two ids are the same only when their bytes are, so ids whose hashes collide are
+    never merged. Walks add from their own threads, under one lock.
     """
 
-    def __init__(self, sorts: int) -> None:
-        self._slots: dict[str, int] = {}
-        self._ranks = [array("q") for _ in range(sorts)]
+    def __init__(self, sorts: int, *, key: Callable[[str], int] = hash) -> None:
+        self._key = key  # a test gives one that collides
+        self._ids = bytearray()  # every id's UTF-8, one after another
+        self._ends = array("q")  # per slot: where its id ends in `_ids`
+        self._hashes = array("q")  # per slot: `key` of its id
+        self._buckets = array("i", bytes(4 * 8))  # slot + 1, or 0: an empty bucket
+        self._ranks = [array("i") for _ in range(sorts)]
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._ends)
 
     def add(self, index: int, repo_id: str, rank: int) -> int:
         """Record that sort `index` returned `repo_id` at `rank` (-1: below the bounds); return
         what it held before: 0 if the sort had not returned it, its rank, or -1."""
-        slot = self._slots.get(repo_id)
-        if slot is None:
-            with self._lock:
-                slot = self._slots.setdefault(repo_id, len(self._slots))
-        ranks = self._ranks[index]
-        if slot >= len(ranks):
-            ranks.frombytes(bytes(8 * max(slot + 1 - len(ranks), len(ranks))))  # doubling
-        before = ranks[slot]
-        if before <= 0 and rank != before:  # a record below the bounds before may pass now
-            ranks[slot] = rank
-        return before
+        return self.add_each(index, ((repo_id, rank),))[0]
+
+    def add_each(self, index: int, returned: Iterable[tuple[str, int]]) -> list[int]:
+        """`add` for each (id, rank) of a page, in one hold of the lock: a page's ids are most
+        of what a walk does per model, so the probing is written out here, once."""
+        befores = []
+        with self._lock:
+            ranks, key, ids, ends, hashes = (
+                self._ranks[index],
+                self._key,
+                self._ids,
+                self._ends,
+                self._hashes,
+            )
+            buckets = self._buckets
+            mask = len(buckets) - 1
+            for repo_id, rank in returned:
+                hashed = key(repo_id) & 0x7FFF_FFFF_FFFF_FFFF
+                bucket = hashed & mask
+                encoded = None
+                while entry := buckets[bucket]:
+                    slot = entry - 1
+                    if hashes[slot] == hashed:
+                        encoded = encoded or repo_id.encode("utf-8", "surrogatepass")
+                        if ids[ends[slot - 1] if slot else 0 : ends[slot]] == encoded:
+                            break
+                    bucket = (bucket + 1) & mask
+                else:  # a new id: a new slot
+                    slot = len(ends)
+                    ids += encoded or repo_id.encode("utf-8", "surrogatepass")
+                    ends.append(len(ids))
+                    hashes.append(hashed)
+                    buckets[bucket] = slot + 1
+                    if 4 * (slot + 1) > 3 * len(buckets):
+                        buckets = self._grow()
+                        mask = len(buckets) - 1
+                if slot >= len(ranks):
+                    ranks.frombytes(bytes(4 * max(slot + 1 - len(ranks), len(ranks))))  # doubling
+                before = ranks[slot]
+                if before <= 0 and rank != before:  # below the bounds before, it may pass now
+                    ranks[slot] = rank
+                befores.append(before)
+        return befores
+
+    def _slot(self, repo_id: str) -> int:
+        """The slot of an id the table holds (linear probing, as `add_each` does)."""
+        hashed = self._key(repo_id) & 0x7FFF_FFFF_FFFF_FFFF
+        buckets, ends, mask = self._buckets, self._ends, len(self._buckets) - 1
+        encoded = repo_id.encode("utf-8", "surrogatepass")
+        bucket = hashed & mask
+        while entry := buckets[bucket]:
+            slot = entry - 1
+            same = self._hashes[slot] == hashed
+            if same and self._ids[ends[slot - 1] if slot else 0 : ends[slot]] == encoded:
+                return slot
+            bucket = (bucket + 1) & mask
+        raise KeyError(repo_id)
+
+    def _grow(self) -> array[int]:
+        """Twice the buckets, every slot placed again by its hash (each id once: none is equal
+        to another, so no bytes are compared)."""
+        buckets = array("i", bytes(8 * len(self._buckets)))
+        mask = len(buckets) - 1
+        for slot, hashed in enumerate(self._hashes, 1):
+            bucket = hashed & mask
+            while buckets[bucket]:
+                bucket = (bucket + 1) & mask
+            buckets[bucket] = slot
+        self._buckets = buckets
+        return buckets
 
     def found_by(self, repo_id: str, sorts: Sequence[str], first: int) -> dict[str, int] | None:
         """Each sort's rank for `repo_id`, in the order given; None unless sort `first` was the
         first to return it (the merge writes a record once, with the sort that comes first)."""
-        slot = self._slots[repo_id]
+        slot = self._slot(repo_id)
         found: dict[str, int] = {}
         for index, (sort, ranks) in enumerate(zip(sorts, self._ranks, strict=True)):
             if slot < len(ranks) and ranks[slot] > 0:
@@ -80,7 +149,7 @@ class Seen:
     def new_counts(self) -> list[int]:
         """Per sort, the ids no earlier sort returned."""
         counts = [0] * len(self._ranks)
-        for slot in range(len(self._slots)):
+        for slot in range(len(self)):
             for index, ranks in enumerate(self._ranks):
                 if slot < len(ranks) and ranks[slot] > 0:
                     counts[index] += 1
@@ -192,12 +261,14 @@ class Merge:
         """A page of walk `index`: its new records to the sink as they are, or to the spool as
         their JSON (encoded once). Returns how many ids the page brought that the walk had not
         returned before."""
-        sort, add, raw = self.sorts[index], self.seen.add, self._raw
-        sink, lines = self._sink, bytearray()
-        fresh = sum(add(index, repo_id, -1) == 0 for repo_id in page.below)
-        for rank, record, entry in page.records:
+        sort, raw, sink, lines = self.sorts[index], self._raw, self._sink, bytearray()
+        records, below = page.records, page.below
+        returned = [(repo_id, -1) for repo_id in below]
+        returned += [(record["id"], rank) for rank, record, _ in records]
+        befores = self.seen.add_each(index, returned)
+        fresh = befores[: len(below)].count(0)
+        for (rank, record, entry), before in zip(records, befores[len(below) :], strict=True):
             repo_id = record["id"]
-            before = add(index, repo_id, rank)
             if before > 0:
                 continue  # this sort returned it before
             fresh += before == 0
