@@ -17,21 +17,29 @@ import io
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar, Unpack, cast, get_type_hints
+from typing import Any, Generic, Self, TypeVar, Unpack, cast, get_type_hints, overload
 
 from hfharvest.ahead import Cancel, Cancelled
 from hfharvest.errors import OptionTypeError, UsageError
+from hfharvest.hub import RepoType
 from hfharvest.loaders import require_pyarrow
-from hfharvest.options import Options, PythonOptions, default_of, doc_of
+from hfharvest.options import (
+    OneTypeOptions,
+    Options,
+    PythonOptions,
+    RepoTypeName,
+    default_of,
+    doc_of,
+)
 from hfharvest.outcome import Outcome, SortStats, Written
 from hfharvest.records import AnyRecord, Final, Record
-from hfharvest.run import run_fetch
-from hfharvest.settings import Settings, provenance, resolve
+from hfharvest.run import run_fetches
+from hfharvest.settings import Settings, provenance, resolve_each
 from hfharvest.sinks.handover import HandOver, Left
 from hfharvest.sinks.pick import open_sink
 from hfharvest.sinks.target import OutputTarget
@@ -109,6 +117,17 @@ def _typed(function: str, name: str, value: Any, kind: Any) -> Any:
             parameter=name,
             value=value,
         )
+    several = name == "repo_type" and isinstance(value, list | tuple)
+    if several and all(isinstance(each, str) for each in value):
+        return tuple(value)
+    if name in ("limit", "min_count") and isinstance(value, Mapping):
+        if all(isinstance(k, str) and type(n) is int for k, n in value.items()):
+            return dict(value)
+        raise OptionTypeError(
+            f"{function}(): `{name}` must be an int or a mapping of types to ints",
+            parameter=name,
+            value=value,
+        )
     if name == "token":
         if value is None or isinstance(value, str | bool):
             return value
@@ -148,11 +167,37 @@ def stream(
     `ModelRecord`, `DatasetRecord` or `SpaceRecord`, told apart by its `type`).
 
     With one sort they come as their page arrives; with several, once every walk has ended, from
-    the spool on disk. Memory stays bounded either way. Leaving it early (a `break`, an error in
-    the loop, `close()`, the end of a `with` block) stops the walks at once.
+    the spool on disk. Memory stays bounded either way. Several types (`repo_type=["model",
+    "dataset"]`) are walked side by side, then handed over a type after another, in the order
+    given; `outcomes` holds each type's counts. Leaving it early (a `break`, an error in the
+    loop, `close()`, the end of a `with` block) stops the walks at once.
     """
     given: dict[str, Any] = dict(kwargs)
-    return RecordStream(resolve(python_options("stream", options, given), os.environ), progress)
+    return RecordStream(
+        resolve_each(python_options("stream", options, given), os.environ), progress
+    )
+
+
+@overload
+def harvest(
+    options: Options | None = None,
+    /,
+    *,
+    progress: Progress | None = None,
+    repo_type: RepoTypeName = ...,
+    **kwargs: Unpack[OneTypeOptions],
+) -> HarvestResult[AnyRecord]: ...
+
+
+@overload
+def harvest(
+    options: Options | None = None,
+    /,
+    *,
+    progress: Progress | None = None,
+    repo_type: list[RepoTypeName] | tuple[RepoTypeName, ...],
+    **kwargs: Unpack[OneTypeOptions],
+) -> dict[RepoType, HarvestResult[AnyRecord]]: ...
 
 
 def harvest(
@@ -161,22 +206,36 @@ def harvest(
     *,
     progress: Progress | None = None,
     **kwargs: Unpack[PythonOptions],
-) -> HarvestResult[AnyRecord]:
+) -> HarvestResult[AnyRecord] | dict[RepoType, HarvestResult[AnyRecord]]:
     """Walk the Hub listing once per sort and return every unique record, merged.
 
     Options come as keyword arguments (a type checker sees each), as an `hfharvest.Options`, or
     both (the keywords over it). Raises `hfharvest.HarvestError` (a `UsageError`, before any
     request, for a bad option), each with the `exit_code` the CLI would exit with. With several
     sorts the records wait in a spool on disk until every walk has ended, then all are read into
-    the list: for the whole Hub, prefer `stream()`, which takes the same options.
+    the list: for the whole Hub, prefer `stream()`, which takes the same options. Several types
+    (`repo_type=["model", "dataset"]`, a list or a tuple) are walked side by side under one
+    rate-limit budget and return a result a type: `{"model": HarvestResult, ...}`.
     """
     given: dict[str, Any] = dict(kwargs)
-    settings = resolve(python_options("harvest", options, given), os.environ)
-    with RecordStream[AnyRecord](settings, progress) as records:
+    chosen = python_options("harvest", options, given)
+    each = resolve_each(chosen, os.environ)
+    with RecordStream[AnyRecord](each, progress) as records:
         found = list(records)
-    assert records.outcome is not None  # the walks ended: their counts are known
-    outcome = records.outcome
-    return HarvestResult(outcome.stats, outcome.unique, outcome.written, records=found)
+    outcomes = records.outcomes
+    assert outcomes is not None  # the walks ended: their counts are known
+    results = {
+        settings.query.repo_type: HarvestResult(
+            outcome.stats,
+            outcome.unique,
+            outcome.written,
+            records=[r for r in found if r["type"] == settings.query.repo_type],
+        )
+        for settings, outcome in zip(each, outcomes, strict=True)
+    }
+    if isinstance(chosen.repo_type, str):
+        return results[each[0].query.repo_type]
+    return results
 
 
 def _document(function: Callable[..., Any]) -> None:
@@ -220,10 +279,11 @@ class CallingBack:
 
 
 class _Ended:
-    """What the run leaves for its stream: its outcome (shared with the run's thread, which
-    must not hold the stream itself, or a stream left without `close` would never be freed)."""
+    """What the run leaves for its stream: an outcome a listing (shared with the run's thread,
+    which must not hold the stream itself, or a stream left without `close` would never be
+    freed)."""
 
-    outcome: Outcome | None = None
+    outcomes: tuple[Outcome, ...] | None = None
 
 
 class Closing:
@@ -252,14 +312,14 @@ class RecordStream(Closing, Iterator[R]):
     and their threads at once, a page in flight included.
     """
 
-    def __init__(self, settings: Settings, progress: Progress | None) -> None:
-        self.settings = settings
+    def __init__(self, each: Sequence[Settings], progress: Progress | None) -> None:
+        self.settings = tuple(each)  # a listing's each
         self._ended = _Ended()
         self._handover = HandOver()
         self._stop = Cancel()
         self._thread = threading.Thread(
             target=_run,
-            args=(settings, CallingBack(progress), self._handover, self._stop, self._ended),
+            args=(self.settings, CallingBack(progress), self._handover, self._stop, self._ended),
             name="hfharvest",
             daemon=True,
         )
@@ -269,8 +329,14 @@ class RecordStream(Closing, Iterator[R]):
 
     @property
     def outcome(self) -> Outcome | None:
-        """What the walks did, once they have ended."""
-        return self._ended.outcome
+        """What the walks did, once they have ended (of the first type, when there are several)."""
+        outcomes = self._ended.outcomes
+        return outcomes[0] if outcomes else None
+
+    @property
+    def outcomes(self) -> tuple[Outcome, ...] | None:
+        """What the walks of each type did, in the order given, once they have ended."""
+        return self._ended.outcomes
 
     @property
     def stats(self) -> tuple[SortStats, ...] | None:
@@ -320,19 +386,24 @@ def _stop(handover: HandOver, stop: Cancel) -> None:
 
 
 def _run(
-    settings: Settings, progress: CallingBack, handover: HandOver, stop: Cancel, ended: _Ended
+    each: Sequence[Settings],
+    progress: CallingBack,
+    handover: HandOver,
+    stop: Cancel,
+    ended: _Ended,
 ) -> None:
     @contextlib.contextmanager
-    def handing_over(landed: Callable[[Written], None]) -> Iterator[HandOver]:
+    def handing_over(settings: Settings, landed: Callable[[Written], None]) -> Iterator[HandOver]:
         yield handover
         handover.finish()
 
     try:
-        ended.outcome = run_fetch(settings, None, progress, stop=stop, sink=handing_over)
+        ended.outcomes = run_fetches(each, None, progress, stop=stop, sink=handing_over)
         handover.put(None)
     except (Left, Cancelled):
         pass  # the caller left
     except BaseException as exc:  # the caller's, raised where it reads
-        ended.outcome = getattr(exc, "outcome", None)
+        one = getattr(exc, "outcome", None)
+        ended.outcomes = getattr(exc, "outcomes", None) or ((one,) if one else None)
         with contextlib.suppress(Left):
             handover.put(exc)

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import Field, fields
+from dataclasses import Field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, get_type_hints
@@ -23,19 +23,20 @@ from hfharvest.diff import DEFAULT_IGNORED, diff_snapshots
 from hfharvest.errors import ExitCode, HarvestError, redact_tree, signal_of
 from hfharvest.flags import EXIT_CODES, FETCH_HELP, as_flags
 from hfharvest.loaders import typed_schema
-from hfharvest.manifest import Snapshot, build_stats
+from hfharvest.manifest import Snapshot, build_stats, several_stats
 from hfharvest.options import (
     Options,
     default_of,
     doc_of,
     flag_of,
+    per_type,
 )
 from hfharvest.outcome import Outcome
 from hfharvest.plan import first_requests
 from hfharvest.report import Report
-from hfharvest.run import run_fetch
+from hfharvest.run import run_fetches
 from hfharvest.schema import record_schema
-from hfharvest.settings import Settings, resolve
+from hfharvest.settings import Settings, resolve_each
 from hfharvest.sinks.files import check_writable
 from hfharvest.snapshots import fresh
 from hfharvest.version import __version__
@@ -74,7 +75,7 @@ def _cli_parameter(each: Field[Any], annotation: Any) -> inspect.Parameter:
     doc = doc_of(each)
     flag = flag_of(each)
     default = default_of(each)
-    if annotation == tuple[str, ...]:
+    if annotation == tuple[str, ...] or doc.several:
         annotation, default = list[str] | None, None  # repeatable
     elif doc.constant is not None:
         annotation, default = bool, False  # a flag that sets the value (--warm: "warm")
@@ -110,6 +111,7 @@ def _completing(choices: tuple[str, ...]) -> Callable[[str], list[str]] | None:
 
 _CONSTANTS = {f.name: doc_of(f).constant for f in fields(Options) if doc_of(f).constant}
 _REPEATED = {name for name, kind in get_type_hints(Options).items() if kind == tuple[str, ...]}
+_PER_TYPE = {f.name for f in fields(Options) if doc_of(f).several and f.name != "repo_type"}
 
 
 def _fetch_signature() -> inspect.Signature:
@@ -125,6 +127,8 @@ def fetch(**given: Any) -> None:
     """`hfharvest fetch`: its options are the options table's, those of the command line too."""
     values: dict[str, Any] = {k: tuple(v or ()) if k in _REPEATED else v for k, v in given.items()}
     values.update({k: constant if values[k] else None for k, constant in _CONSTANTS.items()})
+    values["repo_type"] = _repo_types(values["repo_type"])
+    per_type_texts = {name: tuple(values.pop(name) or ()) for name in _PER_TYPE}
     options = Options(**values)
     quiet, debug, stats_json = options.quiet, options.debug, options.stats_json
     report = Report(quiet=quiet, render=as_flags)
@@ -133,63 +137,113 @@ def fetch(**given: Any) -> None:
     resolved: list[Settings] = []
     ended: list[Outcome] = []
     stats_writable: list[bool] = []
-    fresh_one: list[Snapshot] = []
+    fresh_ones: dict[str, Snapshot] = {}
+    walked: list[Settings] = []  # the listings walked (not fresh), in the order `ended` has them
 
     def harvest() -> int:
+        nonlocal options
+        options.check()
+        types = options.repo_types()
+        texts = per_type_texts
+        options = replace(
+            options,
+            limit=per_type("limit", texts["limit"], types),
+            min_count=per_type("min_count", texts["min_count"], types),
+        )
         options.check()
         if stats_json is not None and not options.dry_run:
             check_writable(stats_json, "stats_json")
             stats_writable.append(True)
         probe = not options.dry_run
+        stale = options
         if options.fresh_for is not None:  # asked with no request at all, not even for a token
-            settings = resolve(options, os.environ, now=started, probe=probe, exchange=False)
-            kept = fresh(settings, datetime.now(UTC))
-            if kept is not None:  # the snapshot on disk is the answer
-                resolved.append(settings)
-                fresh_one.append(kept)
-                report.fresh(kept, kept.age(datetime.now(UTC)), settings.fresh_for or 0.0)
+            each = resolve_each(options, os.environ, now=started, probe=probe, exchange=False)
+            for settings in each:
+                kept = fresh(settings, datetime.now(UTC))
+                if kept is not None:  # the snapshot on disk is the answer
+                    resolved.append(settings)
+                    fresh_ones[settings.query.repo_type] = kept
+                    report.fresh(kept, kept.age(datetime.now(UTC)), settings.fresh_for or 0.0)
+            stale_types = tuple(t for t in options.repo_types() if t not in fresh_ones)
+            if not stale_types:
                 return ExitCode.COMPLETE
-        settings = resolve(options, os.environ, now=started, probe=probe)
-        resolved.append(settings)
+            stale = replace(options, repo_type=stale_types)
+        each = resolve_each(stale, os.environ, now=started, probe=probe)
+        resolved.extend(each)
+        walked.extend(each)
         if options.dry_run:
-            for planned in first_requests(settings):
-                sys.stdout.write(json.dumps(planned) + "\n")
+            for settings in each:
+                for planned in first_requests(settings):
+                    sys.stdout.write(json.dumps(planned) + "\n")
             return ExitCode.COMPLETE
-        report.secret = settings.transport.token.value if settings.transport.token else None
-        beside_records = settings.output.path is None and sys.stdout.isatty()
+        token = each[0].transport.token
+        report.secret = token.value if token else None
+        beside_records = each[0].output.path is None and sys.stdout.isatty()
         try:
             with report.walking(
-                settings, every=options.seconds("progress_every"), beside_records=beside_records
+                each, every=options.seconds("progress_every"), beside_records=beside_records
             ) as observer:
-                ended.append(
-                    run_fetch(settings, sys.stdout.buffer, observer, landed=report.file_landed)
+                ended.extend(
+                    run_fetches(each, sys.stdout.buffer, observer, landed=report.file_landed)
                 )
         except HarvestError as exc:
-            if exc.outcome is not None:
-                ended.append(exc.outcome)
+            ended.extend(exc.outcomes or ((exc.outcome,) if exc.outcome else ()))
             raise
-        finally:  # the table, for a failed run too, once there is something to count
-            if ended and any(s.pages for s in ended[0].stats):
-                report.summary(ended[0], settings)
-        return ExitCode.PARTIAL if ended[0].failed else ExitCode.COMPLETE
+        finally:  # the tables, for a failed run too, once there is something to count
+            for settings, outcome in zip(each, ended, strict=False):
+                # beside other types, a type that failed at once says so in its table
+                if any(s.pages for s in outcome.stats) or (len(each) > 1 and outcome.failed):
+                    report.summary(outcome, settings)
+        partial = any(outcome.failed or outcome.written is None for outcome in ended)
+        return ExitCode.PARTIAL if partial else ExitCode.COMPLETE
 
     def resume_hint() -> str | None:
-        if resolved and resolved[0].state is not None:
-            return f"run the same command again to resume from `state` {resolved[0].state}"
+        if resolved and resolved[-1].state is not None:
+            return f"run the same command again to resume from `state` {resolved[-1].state}"
         return None
 
     with report.capturing_logs(debug=debug):
         code, error = guarded(report, harvest, debug=debug, command="fetch", on_stop=resume_hint)
     if stats_json is not None and stats_writable:  # else that is what was refused
-        settings = resolved[0] if resolved else None
-        landed = list(report.landed.values())  # a run stopped once its data was in place
-        outcome = ended[0] if ended else landed[-1] if landed else None
-        made = build_stats(
-            settings, outcome, code, error, started, fresh=fresh_one[0] if fresh_one else None
-        )
+        by_type: dict[str, Outcome] = {
+            s.query.repo_type: o for s, o in zip(walked, ended, strict=False)
+        }
+        listed: list[Settings | None] = [*resolved] or [None]
+        entries = [
+            build_stats(
+                settings,
+                _ended_of(settings, by_type, report.landed),
+                code,
+                error,
+                started,
+                fresh=fresh_ones.get(settings.query.repo_type) if settings else None,
+            )
+            for settings in listed
+        ]
+        several = len(options.repo_types()) > 1
+        made = several_stats(entries, code, error, started) if several else entries[0]
         document = redact_tree(made, report.secret)
         code = write_stats_file(report, stats_json, document, code, debug=debug)
     raise typer.Exit(code)
+
+
+def _repo_types(given: list[str] | None) -> str | tuple[str, ...]:
+    """`--type` as given: once (the table's one type), or several times (commas read later)."""
+    names = tuple(given or ())
+    return names[0] if len(names) == 1 else names or "model"
+
+
+def _ended_of(
+    settings: Settings | None, by_type: dict[str, Outcome], landed: dict[Path, Outcome]
+) -> Outcome | None:
+    """What a listing's walks did: as the run returned it, or, for a run a signal stopped once
+    its data file was in place, as that file's landing told it."""
+    if settings is None:
+        return None
+    outcome = by_type.get(settings.query.repo_type)
+    if outcome is None and settings.output.path is not None:
+        return landed.get(settings.output.path)
+    return outcome
 
 
 fetch.__signature__ = _fetch_signature()  # type: ignore[attr-defined]  # what typer reads

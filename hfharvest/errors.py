@@ -77,6 +77,7 @@ class HarvestError(Exception):
         super().__init__(message)
         self.hint = hint
         self.outcome: Outcome | None = None  # what the walks did, once they began
+        self.outcomes: tuple[Outcome, ...] | None = None  # per listing, once the walks ended
 
 
 class UsageError(HarvestError, ValueError):

@@ -174,6 +174,30 @@ def build_stats(
     }
 
 
+def several_stats(
+    entries: list[dict[str, Any]], exit_code: int, error: str | None, started: datetime
+) -> dict[str, Any]:
+    """The `--stats-json` document of a run of several types: the run's exit code, status and
+    error, and per type the one-type document (`build_stats`) under `types`."""
+    statuses = {entry["status"] for entry in entries}
+    if exit_code == ExitCode.COMPLETE:
+        status = "fresh" if statuses == {"fresh"} else "complete"
+    elif exit_code == ExitCode.PARTIAL:
+        status = "partial"
+    else:
+        status = "interrupted" if "interrupted" in statuses else "failed"
+    return {
+        "tool": "hfharvest",
+        "version": __version__,
+        "exit_code": exit_code,
+        "status": status,
+        "error": error,
+        "started": _stamp(started),
+        "ended": _stamp(datetime.now(UTC)),
+        "types": entries,
+    }
+
+
 def drop_old_manifest(settings: Settings) -> None:
     """The manifest under its name of before 0.2 (`<output>.manifest.json`), beside the file
     just written, describes a file that is gone: removed, so no reader trusts it."""

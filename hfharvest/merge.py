@@ -238,18 +238,24 @@ class Merge:
         sink: Sink | None = None,
         spool: Spool | None = None,
         commit: Commit | None = None,
+        first: int = 0,
+        lock: threading.Lock | None = None,
     ) -> None:
+        """`first`: the spool index of the first sort (listings of several types share one spool,
+        their sorts numbered one after another), and `lock` the one its appends are made under."""
         self.sorts = tuple(sorts)
         self.seen = Seen(len(sorts))
         self._raw = raw
         self._sink = sink
         self._spool = spool
         self._commit = commit
-        self._lock = threading.Lock()
+        self._first = first
+        self._lock = lock or threading.Lock()
         if spool is not None:  # a resumed state: what its walks already returned
             try:
                 for index, rank, repo_id, _ in spool.lines():
-                    self.seen.add(index, repo_id, rank)
+                    if first <= index < first + len(self.sorts):
+                        self.seen.add(index - first, repo_id, rank)
             except (ValueError, IndexError) as exc:
                 raise UsageError(
                     f"the spool of `state` cannot be read ({exc})",
@@ -276,7 +282,7 @@ class Merge:
             if sink is not None:
                 sink.write(final, {sort: rank})
             else:
-                lines += spool_line(index, rank, repo_id, final)
+                lines += spool_line(self._first + index, rank, repo_id, final)
         with self._lock:
             if lines and self._spool is not None:
                 self._spool.append(bytes(lines))
@@ -305,7 +311,7 @@ class Merge:
         assert self._spool is not None, "a streamed merge has no spool to write"
         found_by, sorts = self.seen.found_by, self.sorts
         for index in range(len(sorts)):
-            for _, _, repo_id, record in self._spool.lines(index):
+            for _, _, repo_id, record in self._spool.lines(self._first + index):
                 ranks = found_by(repo_id, sorts, index)
                 if ranks is not None:  # else an earlier sort writes it
                     sink.write(record, ranks)

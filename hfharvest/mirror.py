@@ -42,7 +42,7 @@ from hfharvest.errors import (
 )
 from hfharvest.locks import taken
 from hfharvest.manifest import Snapshot
-from hfharvest.options import Options, PythonOptions, seconds_of
+from hfharvest.options import Options, PythonOptions, for_type, seconds_of
 from hfharvest.records import AnyRecord
 from hfharvest.run import run_fetch
 from hfharvest.settings import Settings, resolve
@@ -401,7 +401,7 @@ class _Core:
         guard = None
         if previous is not None and previous.records and not accept_smaller:
             guard = math.ceil(len(previous.records) * self.min_ratio) or None
-        asked = self.options.min_count
+        asked = for_type(self.options.min_count, self.settings.query.repo_type)
         min_count = max((n for n in (guard, asked) if n is not None), default=None)
         settings = resolve(replace(self.options, min_count=min_count), os.environ)
         try:

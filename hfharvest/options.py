@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, Field, dataclass, field, fields
 from datetime import date, datetime
 from pathlib import Path
@@ -28,6 +28,7 @@ from hfharvest.hub import (
     REPO_TYPES,
     SORT_ALIASES,
     SORTS,
+    RepoType,
     repo_type_words,
 )
 
@@ -54,6 +55,7 @@ class Doc:
     choices: tuple[str, ...] = ()  # what the shell completes it with
     constant: str | None = None  # on the command line, a flag that sets this value
     unit: float | None = None  # a duration: the seconds a bare number counts (text: 90s, 2h, 1d)
+    several: bool = False  # repeatable on the command line, read by `per_type` or `repo_types`
 
 
 def option(default: Any, help: str, example: str, panel: str, **doc: Any) -> Any:
@@ -148,11 +150,92 @@ def _page_size(name: str, value: int) -> None:
         )
 
 
-def _repo_type(name: str, value: str) -> None:
-    if value not in REPO_TYPE_NAMES:
+def _repo_type(name: str, value: str | Sequence[str]) -> None:
+    names = _type_names(value)
+    for each in names:
+        if each not in REPO_TYPE_NAMES:
+            raise UsageError(
+                f"`{name}` must be {repo_type_words()}, not {each!r}", parameter=name, value=each
+            )
+    if not names:
+        raise UsageError(f"`{name}` names no type", parameter=name, value=value)
+
+
+def _type_names(value: str | Sequence[str]) -> list[str]:
+    """The names in a `repo_type`: one, several, or several separated by commas."""
+    given = (value,) if isinstance(value, str) else value
+    return [name.strip() for text in given for name in text.split(",") if name.strip()]
+
+
+PerType = int | Mapping[str, int] | None  # N for every type, or {type: N}
+
+
+def _per_type_at_least(minimum: int) -> Check:
+    """The check of an option that takes N, or N per type: each N at least `minimum`, each type
+    a type."""
+    each_at_least = _at_least(minimum)
+
+    def check(name: str, value: PerType) -> None:
+        if not isinstance(value, Mapping):
+            each_at_least(name, value)
+            return
+        for repo_type, number in value.items():
+            if repo_type not in REPO_TYPE_NAMES:
+                raise UsageError(
+                    f"`{name}` names {repo_type!r}, which is not {repo_type_words()}",
+                    parameter=name,
+                    value=repo_type,
+                )
+            each_at_least(name, number)
+
+    return check
+
+
+def per_type(name: str, texts: Sequence[str], types: Sequence[str]) -> PerType:
+    """A per-type option as the command line gives it, repeated: `N` for every type, `TYPE=N`
+    for one (a bare `N` beside them is for the types not named)."""
+    every: list[str] = []
+    named: dict[str, int] = {}
+    for text in texts:
+        repo_type, equals, number = text.rpartition("=")
+        if not equals:
+            every.append(number)
+            continue
+        if repo_type.strip() not in REPO_TYPE_NAMES:
+            raise UsageError(
+                f"`{name}` {text!r}: {repo_type!r} is not {repo_type_words()}",
+                parameter=name,
+                value=text,
+            )
+        named[REPO_TYPE_NAMES[repo_type.strip()]] = _number(name, text, number)
+    if len(every) > 1:
         raise UsageError(
-            f"`{name}` must be {repo_type_words()}, not {value!r}", parameter=name, value=value
+            f"`{name}` takes one N for every type, and was given {len(every)}: {', '.join(every)}",
+            parameter=name,
+            value=every,
+            hint=f"give it once, or once a type as TYPE=N ({name} model=1000)",
         )
+    if not named:
+        return _number(name, every[0], every[0]) if every else None
+    for repo_type in types if every else ():
+        named.setdefault(REPO_TYPE_NAMES[repo_type], _number(name, every[0], every[0]))
+    return named
+
+
+def _number(name: str, text: str, number: str) -> int:
+    try:
+        return int(number.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise UsageError(
+            f"`{name}` must be N or TYPE=N (model=1000), not {text!r}", parameter=name, value=text
+        ) from None
+
+
+def for_type(value: PerType, repo_type: str) -> int | None:
+    """A per-type option's value for one type."""
+    if isinstance(value, Mapping):
+        return next((n for t, n in value.items() if REPO_TYPE_NAMES.get(t) == repo_type), None)
+    return value
 
 
 def _format(name: str, value: str | None) -> None:
@@ -178,14 +261,16 @@ class Options:
         short="-s",
         choices=tuple(SORT_ALIASES),
     )
-    limit: int | None = option(
+    limit: PerType = option(
         None,
         "Stop each sort after N returned entries: per sort, so two sorts give up to 2N "
-        "unique records [default: walk to the end].",
+        "unique records; with several `repo_type`, N applies to each, TYPE=N to one "
+        "(repeat) [default: walk to the end].",
         "1000",
         QUERY,
-        metavar="N",
-        check=_at_least(1),
+        metavar="N|TYPE=N",
+        check=_per_type_at_least(1),
+        several=True,
     )
     page_size: int = option(
         MAX_PAGE_SIZE,
@@ -366,9 +451,11 @@ class Options:
         types=("model",),
         check=_thresholds,
     )
-    repo_type: str = option(
+    repo_type: str | tuple[str, ...] = option(
         "model",
-        "Which listing to walk (the plural names it too).",
+        "Which listing to walk (the plural names it too); repeat, or separate by commas, to walk "
+        "several side by side in one run, each with its own default sorts, a file, manifest "
+        "and table each: `output` must then hold {type} [default: model].",
         "dataset",
         QUERY,
         metavar="model|dataset|space",
@@ -376,6 +463,7 @@ class Options:
         short="-t",
         check=_repo_type,
         choices=REPO_TYPES,
+        several=True,
     )
     full: bool | None = option(
         None,
@@ -491,13 +579,16 @@ class Options:
         unit=SECOND,
         cli_only=True,
     )
-    min_count: int | None = option(
+    min_count: PerType = option(
         None,
-        "Fail (exit 4) and write nothing when fewer unique records came back.",
+        "Fail (exit 4) and write nothing when fewer unique records came back; with several "
+        "`repo_type`, N applies to each, TYPE=N to one (repeat), and any type short writes "
+        "none.",
         "1000000",
         SNAPSHOTS,
-        metavar="N",
-        check=_at_least(1),
+        metavar="N|TYPE=N",
+        check=_per_type_at_least(1),
+        several=True,
     )
     allow_partial: bool = option(
         False,
@@ -687,6 +778,10 @@ class Options:
         """Each option's own check; raises `UsageError` naming the first one at fault."""
         check_each(self)
 
+    def repo_types(self) -> tuple[RepoType, ...]:
+        """The listings to walk, each once, in the order given (plurals and commas read)."""
+        return tuple(dict.fromkeys(REPO_TYPE_NAMES[name] for name in _type_names(self.repo_type)))
+
     def seconds(self, name: str) -> float:
         """A duration option's value in seconds (a bare number counted in the option's unit)."""
         value = getattr(self, name)
@@ -726,11 +821,12 @@ PathLike = str | os.PathLike[str]
 RepoTypeName = Literal["model", "models", "dataset", "datasets", "space", "spaces"]
 
 
-class PythonOptions(TypedDict, total=False):
-    """The keyword arguments of `harvest()` and `stream()`: every option but the command line's."""
+class OneTypeOptions(TypedDict, total=False):
+    """`PythonOptions` but `repo_type`, which `harvest()`'s overloads read apart: one type gives
+    one result, several a result a type."""
 
     sort: Names
-    limit: int | None
+    limit: int | Mapping[RepoTypeName, int] | None
     page_size: int
     search: Names
     dataset_name: str | None
@@ -765,7 +861,7 @@ class PythonOptions(TypedDict, total=False):
     raw: bool
     state: PathLike | None
     state_max_age: float | str
-    min_count: int | None
+    min_count: int | Mapping[RepoTypeName, int] | None
     allow_partial: bool
     endpoint: str | None
     timeout: float | str
@@ -782,4 +878,9 @@ class PythonOptions(TypedDict, total=False):
     token: str | bool | None
     token_file: PathLike | None
     allow_insecure_token: bool
-    repo_type: RepoTypeName
+
+
+class PythonOptions(OneTypeOptions, total=False):
+    """The keyword arguments of `harvest()` and `stream()`: every option but the command line's."""
+
+    repo_type: RepoTypeName | Sequence[RepoTypeName]

@@ -11,7 +11,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +26,7 @@ from hfharvest.diff import DiffSummary
 from hfharvest.errors import printable, redact
 from hfharvest.manifest import Snapshot
 from hfharvest.outcome import Observer, Outcome
-from hfharvest.settings import Settings
+from hfharvest.settings import Settings, walk_names
 
 
 class _Tracker:
@@ -176,13 +176,15 @@ class Report:
 
     @contextmanager
     def walking(
-        self, settings: Settings, *, every: float, beside_records: bool
+        self, each: Sequence[Settings], *, every: float, beside_records: bool
     ) -> Iterator[Observer]:
-        """Progress while walking, unless `--quiet`: live lines on a terminal, else a line every
-        `every` seconds (0: none). `beside_records`: the records go to this same terminal, where
-        progress would land among them, so there is none."""
-        sorts, limit = settings.query.sorts, settings.query.limit
-        self._side_files = (settings.manifest,) if settings.manifest is not None else ()
+        """Progress while walking (each listing's walks), unless `--quiet`: live lines on a
+        terminal, else a line every `every` seconds (0: none). `beside_records`: the records go
+        to this same terminal, where progress would land among them, so there is none."""
+        sorts = tuple(name for settings in each for name in walk_names(settings, len(each)))
+        limits = {settings.query.limit for settings in each}
+        limit = limits.pop() if len(limits) == 1 else None  # the ETA only when one limit holds
+        self._side_files = tuple(s.manifest for s in each if s.manifest is not None)
         if self.quiet or beside_records or not (self.stream.isatty() or every):
             self._tracker = _Tracker(sorts, limit)
             yield self._tracker

@@ -38,7 +38,7 @@ from hfharvest.hub import (
     filter_params,
     sort_names,
 )
-from hfharvest.options import Options, default_of, doc_of, emission_bounds
+from hfharvest.options import Options, default_of, doc_of, emission_bounds, for_type
 from hfharvest.query import Query
 from hfharvest.retry import RetryPolicy
 from hfharvest.schema import RECORD_SCHEMA_VERSION
@@ -114,6 +114,97 @@ class Settings:
         }
 
 
+def walk_names(settings: Settings, listings: int) -> tuple[str, ...]:
+    """What the walks of a listing are called in a run of `listings`: their sorts, or, beside
+    other types, `type:sort` (the key of a walk in a `--state`, and its name in messages)."""
+    sorts = settings.query.sorts
+    return sorts if listings == 1 else tuple(f"{settings.query.repo_type}:{s}" for s in sorts)
+
+
+def resolve_each(
+    options: Options,
+    environ: Mapping[str, str],
+    now: datetime | None = None,
+    *,
+    probe: bool = True,
+    exchange: bool | None = None,
+) -> tuple[Settings, ...]:
+    """`resolve` for each type `repo_type` names, in its order: one `Settings` a listing, with
+    one token (asked once), one start, and its own output, manifest, sorts and per-type values.
+    Several types write several files: `output` must hold {type}."""
+    started = now or datetime.now(UTC)
+    options.check()
+    types = options.repo_types()
+    if len(types) > 1:
+        _check_several(options, types)
+    each: list[Settings] = []
+    try:
+        for repo_type in types:
+            one = _one_type(options, repo_type, types)
+            if not each:
+                each.append(resolve(one, environ, started, probe=probe, exchange=exchange))
+                continue
+            settings = resolve(one, environ, started, probe=probe, exchange=False)
+            each.append(replace(settings, transport=each[0].transport))  # the token once
+    except UsageError:
+        for settings in each:
+            remove_empty(settings.made)
+        raise
+    return tuple(each)
+
+
+def _one_type(options: Options, repo_type: str, types: tuple[str, ...]) -> Options:
+    """The options of one listing: its type, and its value of each per-type option."""
+    for name in ("limit", "min_count"):
+        value = getattr(options, name)
+        named = value.keys() if isinstance(value, Mapping) else ()
+        for each in named:
+            if REPO_TYPE_NAMES[each] not in types:
+                raise UsageError(
+                    f"`{name}` names {each}, which this run does not walk (`repo_type` "
+                    f"{', '.join(types)})",
+                    parameter=name,
+                    value=each,
+                )
+    return replace(
+        options,
+        repo_type=repo_type,
+        limit=for_type(options.limit, repo_type),
+        min_count=for_type(options.min_count, repo_type),
+    )
+
+
+def _check_several(options: Options, types: tuple[str, ...]) -> None:
+    """What several listings in one run need: a file each, and no option of one type only."""
+    to_stdout = options.output is None or str(options.output) == "-"
+    if to_stdout or "{type}" not in str(options.output):
+        raise UsageError(
+            f"several types ({', '.join(types)}) are written to a file each: `output` must "
+            "name one with {type}"
+            + (", not stdout" if to_stdout else f", not {str(options.output)!r}"),
+            parameter="output",
+            value=options.output,
+            hint="e.g. 'snapshots/{type}s-{date}.parquet'",
+        )
+    if options.manifest is not None:
+        raise UsageError(
+            "`manifest` names one file, and several types write a manifest each, beside its file",
+            parameter="manifest",
+            value=options.manifest,
+            hint="drop `manifest`",
+        )
+    for each in fields(Options):
+        only = doc_of(each).types
+        if only and set(types) - set(only) and getattr(options, each.name) != default_of(each):
+            raise UsageError(
+                f"`{each.name}` only applies to `repo_type` {' and '.join(only)}, and this run "
+                f"walks {', '.join(types)}",
+                parameter=each.name,
+                value=getattr(options, each.name),
+                hint=f"walk {' and '.join(only)}s with it in a run of their own",
+            )
+
+
 def resolve(
     options: Options,
     environ: Mapping[str, str],
@@ -122,7 +213,8 @@ def resolve(
     probe: bool = True,
     exchange: bool | None = None,
 ) -> Settings:
-    """Validate `options` against each other and the environment; raise `UsageError` if unfit.
+    """Validate `options` (one `repo_type`) against each other and the environment; raise
+    `UsageError` if unfit.
 
     `now` (UTC) is when the run starts: what `{date}` and `{time}` in `output` expand to.
     `probe=False` (a dry run) makes no folder and tries no file. `exchange=False` (by default
@@ -136,6 +228,15 @@ def resolve(
             hint=f"unset {variable} to harvest",
         )
     options.check()
+    types = options.repo_types()
+    if len(types) > 1:
+        raise UsageError(
+            f"this takes one `repo_type`, not {', '.join(types)}",
+            parameter="repo_type",
+            value=options.repo_type,
+            hint="walk each type on its own, or harvest them together with `harvest()`",
+        )
+    options = _one_type(options, types[0], types)
     bounds = Bounds(options.min_likes, options.min_downloads, _since(options.since, started))
     query = _query(options, bounds)
     output = resolve_target(
@@ -161,7 +262,7 @@ def resolve(
         manifest=manifest,
         state=options.state,
         state_max_age=timedelta(seconds=options.seconds("state_max_age")),
-        min_count=options.min_count,
+        min_count=for_type(options.min_count, query.repo_type),
         allow_partial=options.allow_partial,
         started=started,
         bounds=bounds,
@@ -214,7 +315,7 @@ def _query(options: Options, bounds: Bounds) -> Query:
     return Query(
         repo_type=repo_type,
         sorts=sorts,
-        limit=options.limit,
+        limit=for_type(options.limit, repo_type),
         page_size=options.page_size,
         search=search,
         author=options.author,
@@ -298,7 +399,7 @@ def _env_seconds(environ: Mapping[str, str], name: str, default: float) -> float
 
 def _repo_type(options: Options) -> RepoType:
     """The listing walked (a plural names it too), and no filter of another type's."""
-    repo_type = REPO_TYPE_NAMES[options.repo_type]  # checked in the table
+    repo_type = options.repo_types()[0]  # checked in the table
     for each in fields(Options):
         types, value = doc_of(each).types, getattr(options, each.name)
         if types and repo_type not in types and value != default_of(each):

@@ -180,10 +180,11 @@ class StateStore:
             raise
         return store
 
-    def commit(self, stats: SortStats | None = None) -> None:
-        """Record a walk's progress (if given) and the spool length, all at once (a rename)."""
+    def commit(self, stats: SortStats | None = None, key: str | None = None) -> None:
+        """Record a walk's progress (if given; under `key`, its sort by default) and the spool
+        length, all at once (a rename)."""
         if stats is not None:
-            self.progress[stats.sort] = stats
+            self.progress[key or stats.sort] = stats
         document = {
             "version": STATE_VERSION,
             "hfharvest": __version__,

@@ -172,7 +172,7 @@ def test_offline_mode_refuses_before_any_request(hub: HubEmulator) -> None:
         (["--page-size", "5000"], "--page-size must be between 1 and 1000, not 5000"),
         (["--limit", "-1"], "--limit must be at least 1, not -1"),
         (["--full", "--expand", "sha"], "--full cannot be combined with --expand"),
-        (["--limit", "many"], "Invalid value for '--limit'"),
+        (["--limit", "many"], "--limit must be N or TYPE=N (model=1000), not 'many'"),
         (["--bogus"], "No such option: --bogus"),
         (["-o", "/proc/version/x.jsonl"], "-o/--output: /proc/version is not a folder"),
     ],
@@ -336,8 +336,8 @@ TWICE = [
         ["-o", "a.jsonl", "-o", "b.jsonl"],
         "--output takes one value, and was given 2: a.jsonl, b.jsonl",
     ),
-    (["-t", "model", "--type=dataset"], "--type takes one value, and was given 2: model, dataset"),
-    (["--limit", "5", "--limit", "6"], "--limit takes one value, and was given 2: 5, 6"),
+    (["--endpoint", "http://127.0.0.1:9"], "--endpoint takes one value, and was given 2"),
+    (["--limit", "5", "--limit", "6"], "--limit takes one N for every type, and was given 2: 5, 6"),
 ]
 
 
@@ -346,7 +346,7 @@ def test_an_option_of_one_value_given_twice_is_refused(
     hub: HubEmulator, capsys: pytest.CaptureFixture[str], args: list[str], words: str
 ) -> None:
     code, _, err = run_main(["fetch", "--endpoint", hub.url, *args], capsys)
-    assert code == 2 and said(err)[0] == f"hfharvest: error: {words}"
+    assert code == 2 and said(err)[0].startswith(f"hfharvest: error: {words}")
     assert hub.requests_log == []
 
 

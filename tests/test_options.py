@@ -7,7 +7,7 @@ import inspect
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from datetime import date, datetime
 from pathlib import Path
@@ -72,7 +72,9 @@ def test_the_typed_keyword_arguments_are_the_tables() -> None:
     for name, kind in typed.items():
         expected = special.get(name) or AS_TAKEN.get(table[name], table[name])
         if name == "repo_type":
-            expected = AS_TAKEN[str]
+            expected = AS_TAKEN[str] | Sequence[AS_TAKEN[str]]
+        if name in ("limit", "min_count"):  # N, or N per type
+            expected = int | Mapping[AS_TAKEN[str], int] | None
         assert kind == expected, name
 
 
