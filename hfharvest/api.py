@@ -174,7 +174,8 @@ def stream(
     """
     given: dict[str, Any] = dict(kwargs)
     return RecordStream(
-        resolve_each(python_options("stream", options, given), os.environ), progress
+        resolve_each(python_options("stream", options, given), os.environ, handed_over=True),
+        progress,
     )
 
 
@@ -219,7 +220,7 @@ def harvest(
     """
     given: dict[str, Any] = dict(kwargs)
     chosen = python_options("harvest", options, given)
-    each = resolve_each(chosen, os.environ)
+    each = resolve_each(chosen, os.environ, handed_over=True)
     with RecordStream[AnyRecord](each, progress) as records:
         found = list(records)
     outcomes = records.outcomes

@@ -96,6 +96,7 @@ class Settings:
                 query.page_size_sent,
                 self.max_pages,
                 query.emissions,
+                sort,
             )
             for sort in query.sorts
         ]
@@ -128,15 +129,17 @@ def resolve_each(
     *,
     probe: bool = True,
     exchange: bool | None = None,
+    handed_over: bool = False,
 ) -> tuple[Settings, ...]:
     """`resolve` for each type `repo_type` names, in its order: one `Settings` a listing, with
     one token (asked once), one start, and its own output, manifest, sorts and per-type values.
-    Several types write several files: `output` must hold {type}."""
+    Several types write several files: `output` must hold {type}, unless the records are
+    `handed_over` (the Python API), a type after another."""
     started = now or datetime.now(UTC)
     options.check()
     types = options.repo_types()
     if len(types) > 1:
-        _check_several(options, types)
+        _check_several(options, types, to_files=not handed_over)
     each: list[Settings] = []
     try:
         for repo_type in types:
@@ -174,10 +177,10 @@ def _one_type(options: Options, repo_type: str, types: tuple[str, ...]) -> Optio
     )
 
 
-def _check_several(options: Options, types: tuple[str, ...]) -> None:
+def _check_several(options: Options, types: tuple[str, ...], *, to_files: bool) -> None:
     """What several listings in one run need: a file each, and no option of one type only."""
     to_stdout = options.output is None or str(options.output) == "-"
-    if to_stdout or "{type}" not in str(options.output):
+    if to_files and (to_stdout or "{type}" not in str(options.output)):
         raise UsageError(
             f"several types ({', '.join(types)}) are written to a file each: `output` must "
             "name one with {type}"

@@ -87,7 +87,7 @@ class WalkPlan:
     page_size: int
     max_pages: int | None
     emissions: tuple[float, float] | None  # `emissions_thresholds`: (MIN, MAX) kept
-    name: str = ""  # what messages call the walk beside other types' (`type:sort`), if not its sort
+    name: str  # what messages call the walk: its sort, or beside other types `type:sort`
 
     @property
     def bound(self) -> WalkBound | None:
@@ -135,7 +135,7 @@ class Walk:
         plan, returned, pages_done = self.plan, self.start.returned, self.start.pages
         pages = self._source.pages(
             self.start.next_url or plan.first_url,
-            label=f"sort {plan.name or plan.sort}",
+            label=f"sort {plan.name}",
             on_retry=self.count_retry,
             page_size=plan.page_size,
             listing=plan.first_url,

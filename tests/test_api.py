@@ -99,7 +99,7 @@ def test_warnings_are_not_printed_without_a_handler(hub: HubEmulator) -> None:
 
 def test_a_bad_option_raises_with_exit_code_2_before_any_request(hub: HubEmulator) -> None:
     with pytest.raises(hfharvest.UsageError, match="must be model, dataset or space") as error:
-        hfharvest.harvest(repo_type="paper", endpoint=hub.url)  # type: ignore[arg-type]
+        hfharvest.harvest(repo_type="paper", endpoint=hub.url)  # type: ignore[call-overload]
     assert error.value.exit_code == 2
     with pytest.raises(hfharvest.HarvestError) as failure:
         hfharvest.harvest(page_size=5000, endpoint=hub.url)

@@ -64,6 +64,9 @@ AS_TAKEN: dict[Any, Any] = {
 }
 
 
+TYPE_NAME: Any = AS_TAKEN[str]
+
+
 def test_the_typed_keyword_arguments_are_the_tables() -> None:
     """`PythonOptions`, what a type checker sees, takes each option in the table's type, or in
     the wider forms Python callers write (a name for a list, a string for a path)."""
@@ -72,9 +75,9 @@ def test_the_typed_keyword_arguments_are_the_tables() -> None:
     for name, kind in typed.items():
         expected = special.get(name) or AS_TAKEN.get(table[name], table[name])
         if name == "repo_type":
-            expected = AS_TAKEN[str] | Sequence[AS_TAKEN[str]]
+            expected = TYPE_NAME | Sequence[TYPE_NAME]
         if name in ("limit", "min_count"):  # N, or N per type
-            expected = int | Mapping[AS_TAKEN[str], int] | None
+            expected = int | Mapping[TYPE_NAME, int] | None
         assert kind == expected, name
 
 

@@ -39,6 +39,9 @@ mirror = hfharvest.Mirror("served.parquet", max_age="1h", on_refresh=told, min_d
 served = mirror.get("meta-llama/Llama-3.1-8B-Instruct")
 if served is not None and served["type"] == "model":
     print(served["providers"], mirror.age, mirror.last_error, mirror.refresh().removed)
+several = hfharvest.harvest(repo_type=["model", "space"], min_count={"model": 10}, limit=5)
+reveal_type(several)
+print(several["space"].unique, hfharvest.harvest(repo_type="space").records[0]["id"])
 """,
     "mirror_typo.py": 'import hfharvest\nhfharvest.Mirror("m.jsonl", max_age=[1])\n',
     "limit_as_text.py": 'import hfharvest\nhfharvest.harvest(limit="10")\n',
@@ -95,9 +98,14 @@ def test_a_users_script_type_checks_against_the_installed_wheel(
     )
     said = checked.stdout
     assert 'correct.py:6: note: Revealed type is "int | None"' in said, said
-    assert "correct.py" not in said.replace("correct.py:6: note", ""), said
-    assert 'limit_as_text.py:2: error: Argument "limit" to "harvest"' in said
-    assert 'misspelt.py:2: error: Unexpected keyword argument "sortt" for "harvest"' in said
+    several = "correct.py:25: note: Revealed type is \"dict[Literal['model'] | Literal["
+    assert several in said and "hfharvest.api.HarvestResult[" in said, said
+    notes = said.replace("correct.py:6: note", "").replace("correct.py:25: note", "")
+    assert "correct.py" not in notes, said
+    # harvest() is overloaded (one type: a result; several: a result a type)
+    assert 'limit_as_text.py:2: error: No overload variant of "harvest" matches argument' in said
+    misspelt = 'Unexpected keyword argument "sortt" for overloaded function "harvest"'
+    assert f'misspelt.py:2: error: {misspelt}; did you mean "sort"?' in said
     assert 'command_line_only.py:2: error: Unexpected keyword argument "quiet"' in said
     assert 'mirror_typo.py:2: error: Argument "max_age" to "Mirror"' in said
 
