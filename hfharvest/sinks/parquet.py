@@ -28,7 +28,7 @@ from hfharvest.sinks.base import Counted, Hashing
 # Records a row group holds: a row group is held twice (as JSON, then as Arrow), and a smaller
 # one costs CPU (2,000: 148 MB and 1.35 x the JSONL run's CPU at 200k full models; 5,000: 167
 # MB, 1.28 x; with the system allocator, as the CLI sets it).
-ROWS = 2_000
+ROWS = 2000
 BATCH = 2_000  # rows read back at a time (as Python objects: kept few)
 
 
@@ -55,7 +55,17 @@ class ParquetSink(Counted):
         self._parse = pj.ParseOptions(
             explicit_schema=self.schema, unexpected_field_behavior="ignore"
         )
-        self._writer = pq.ParquetWriter(hashing, self.schema, compression="zstd")
+        # Without dictionary pages (ids, shas and file lists seldom repeat; what does, zstd
+        # finds), and with statistics only where a reader filters on them (numbers, times,
+        # flags; a min/max of tags or file lists helps no query): at 200k full models, 0.27 s to
+        # write instead of 0.38, and 6 % fewer bytes.
+        self._writer = pq.ParquetWriter(
+            hashing,
+            self.schema,
+            compression="zstd",
+            use_dictionary=False,
+            write_statistics=[f.name for f in self.schema if _filtered_on(f.type)],
+        )
         self._raw = raw
         self._lines = bytearray()
         self._pending = 0
@@ -91,6 +101,17 @@ class ParquetSink(Counted):
         self._writer.write_table(table)
         self._lines.clear()
         self._pending = 0
+
+
+def _filtered_on(kind: pa.DataType) -> bool:
+    """Whether a reader filters on a column of this type (its statistics are worth writing)."""
+    types = pa.types
+    return bool(
+        types.is_integer(kind)
+        or types.is_floating(kind)
+        or types.is_timestamp(kind)
+        or types.is_boolean(kind)
+    )
 
 
 def parquet_records(source: Path | IO[bytes]) -> Iterator[dict[str, Any]]:
