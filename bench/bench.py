@@ -274,20 +274,30 @@ def bounded(repeats: int) -> list[Scenario]:
 
 
 def memory(repeats: int) -> list[Scenario]:
-    """Peak RSS at 100k and 200k models: what each extra model costs, one sort and two."""
+    """Peak RSS at 100k and 1,000,000 full models: what each extra model costs, one sort and two;
+    and the CPU a model costs at each size (the id table must not slow as it grows)."""
     scenarios = []
     for sorts in (("likes",), ("likes", "downloads")):
         runs: dict[int, list[Run]] = {}
-        for size in (100_000, 200_000):
+        for size in (100_000, 1_000_000):
             with emulator("--models", str(size), "--datasets", "0", "--spaces", "0") as url:
                 args = [a for s in sorts for a in ("--sort", s)]
-                runs[size] = [fetch(url, *args) for _ in range(max(1, repeats // 2))]
+                runs[size] = [fetch(url, *args) for _ in range(max(1, repeats // 3))]
         small = statistics.median(r.peak_rss_mb for r in runs[100_000])
-        large = statistics.median(r.peak_rss_mb for r in runs[200_000])
-        scenario = Scenario(f"memory, {len(sorts)} sort(s), 100k -> 200k models",
-                            baseline_name="hfharvest at 100k")  # fmt: skip
-        scenario.ours, scenario.baseline = runs[200_000], runs[100_000]
-        scenario.notes["bytes_per_extra_model"] = round((large - small) * 1024 * 1024 / 100_000)
+        large = statistics.median(r.peak_rss_mb for r in runs[1_000_000])
+        per_model = {
+            size: statistics.median(r.cpu_seconds for r in each) / size * 1e6
+            for size, each in runs.items()
+        }
+        scenario = Scenario(
+            f"memory, {len(sorts)} sort(s), 100k -> 1,000,000 models",
+            baseline_name="hfharvest at 100k",
+        )
+        scenario.ours, scenario.baseline = runs[1_000_000], runs[100_000]
+        scenario.notes["bytes_per_extra_model"] = round((large - small) * 1024 * 1024 / 900_000)
+        scenario.notes["cpu_us_per_model_100k"] = round(per_model[100_000], 2)
+        scenario.notes["cpu_us_per_model_1m"] = round(per_model[1_000_000], 2)
+        scenario.notes["cpu_per_model_ratio"] = round(per_model[1_000_000] / per_model[100_000], 3)
         scenarios.append(scenario)
     return scenarios
 
@@ -331,6 +341,77 @@ def pacing(repeats: int) -> list[Scenario]:
     scenario.baseline = [Run(20.0, 0.0)]  # 120 requests at 50 a window: 2 waits of 10 s
     scenario.notes.update(requests=len(log), answers_429=sum(r["status"] == 429 for r in log))
     return [scenario]
+
+
+THREE_TYPES = ["-t", "model", "-t", "dataset", "-t", "space"]
+
+
+def started_together(commands: list[list[str]]) -> Run:
+    """Processes started at once: the wall time until the last ends, their CPU, their peaks
+    summed (an upper bound of what they held at once)."""
+    began = time.perf_counter()
+    processes = [
+        subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=CLEAN_ENV)
+        for c in commands
+    ]
+    cpu, peak = 0.0, 0
+    for process in processes:
+        _, status, usage = os.wait4(process.pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            assert process.stderr is not None
+            raise SystemExit(f"bench: {process.args} failed: {process.stderr.read()[-500:]!r}")
+        cpu += usage.ru_utime + usage.ru_stime
+        peak += usage.ru_maxrss
+    seconds = time.perf_counter() - began
+    return Run(round(seconds, 3), round(peak / 1024, 1), round(cpu, 3), len(commands))
+
+
+def several(repeats: int) -> list[Scenario]:
+    """Three listings in one run against the models walk alone (30k models, 10k datasets, 10k
+    spaces at 0.3 s a page); then, under one quota of 50 requests per 10 s, three separate
+    processes started together (the baseline, first) against one run of the three."""
+    with emulator(
+        "--models", "30000", "--datasets", "10000", "--spaces", "10000", "--latency", "0.3"
+    ) as url:
+        time_row = alternate(
+            Scenario(
+                "3 listings in one run (30k models, 10k datasets, 10k spaces), 0.3 s a page",
+                baseline_name="the models walk alone",
+            ),
+            lambda: fetch(url, *THREE_TYPES, name="{type}.jsonl"),
+            lambda: fetch(url, "-t", "model"),
+            repeats,
+        )
+    common = ["--page-size", "200", "-q", "--no-manifest"]
+    catalog = {
+        "--quota": 50,
+        "--window": 10,
+        "--models": 6000,
+        "--datasets": 2000,
+        "--spaces": 2000,
+    }
+    arguments = [str(text) for pair in catalog.items() for text in pair]
+    with tempfile.TemporaryDirectory() as folder, emulator(*arguments) as url:
+        each = [HFHARVEST, "fetch", "--endpoint", url, *common, "-o"]
+        separate = [[*each, f"{folder}/{t}.jsonl", "-t", t] for t in ("model", "dataset", "space")]
+        one = [*each, f"{folder}/{{type}}-one.jsonl", *THREE_TYPES]
+        quota = Scenario(
+            "3 listings under one quota (50 / 10 s), 100 pages: one run",
+            baseline_name="3 processes started together",
+        )
+        drawn: dict[str, list[int]] = {"baseline": [], "ours": []}
+        for _ in range(max(1, repeats // 3)):
+            for side, command in (
+                ("baseline", lambda: started_together(separate)),
+                ("ours", lambda: timed(one)),
+            ):
+                time.sleep(10.5)  # a fresh window: what the last run spent is not drawn on
+                run, log = logged_during(url, command)
+                getattr(quota, side).append(run)
+                drawn[side].append(sum(r["status"] == 429 for r in log))
+                quota.notes[f"{side}_requests"] = len(log)
+        quota.notes.update(baseline_429s=drawn["baseline"], ours_429s=drawn["ours"])
+    return [time_row, quota]
 
 
 def diff_million(repeats: int) -> list[Scenario]:
@@ -443,6 +524,7 @@ SCENARIOS: dict[str, Callable[[int], list[Scenario]]] = {
     "bounded": bounded,
     "concurrency": concurrency,
     "pacing": pacing,
+    "several": several,
     "diff": diff_million,
     "parquet": parquet,
     "diff-parquet": diff_parquet,
