@@ -359,7 +359,8 @@ def started_together(commands: list[list[str]]) -> Run:
         _, status, usage = os.wait4(process.pid, 0)
         if os.waitstatus_to_exitcode(status) != 0:
             assert process.stderr is not None
-            raise SystemExit(f"bench: {process.args} failed: {process.stderr.read()[-500:]!r}")
+            said = process.stderr.read().decode(errors="replace")
+            raise SystemExit(f"bench: {process.args!r} failed: {said[-500:]}")
         cpu += usage.ru_utime + usage.ru_stime
         peak += usage.ru_maxrss
     seconds = time.perf_counter() - began
