@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
+from hfharvest import merge
 from hfharvest.merge import Seen
 
 
@@ -58,3 +61,13 @@ def test_walks_adding_from_their_own_threads_lose_no_id() -> None:
         thread.join()
     assert len(seen) == 20_000
     assert seen.new_counts() == [20_000, 0]
+
+
+def test_where_maps_cannot_grow_in_place_they_are_copied(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(merge, "IN_PLACE", False)  # as on macOS and Windows
+    seen = Seen(2)
+    for rank in range(1, 50_001):
+        seen.add(rank % 2, f"org/model-{rank}", rank)
+    assert len(seen) == 50_000
+    assert seen.found_by("org/model-49999", ("likes", "downloads"), 1) == {"downloads": 49_999}
+    assert seen.add(0, "org/model-2", 1) == 2
