@@ -142,7 +142,7 @@ def fetch(**given: Any) -> None:
 
     def harvest() -> int:
         nonlocal options
-        options.check()
+        options.check()  # the types named are types: the per-type values are read by them
         types = options.repo_types()
         texts = per_type_texts
         options = replace(

@@ -117,6 +117,7 @@ class Report:
         self._console: Console | None = None
         self.landed: dict[Path, Outcome] = {}  # the run's files in place, and the outcome then
         self._side_files: tuple[Path, ...] = ()  # the files a run writes after its data
+        self._data_files: tuple[Path, ...] = ()  # a file a listing (several with several types)
 
     @property
     def stream(self) -> TextIO:
@@ -185,6 +186,7 @@ class Report:
         limits = {settings.query.limit for settings in each}
         limit = limits.pop() if len(limits) == 1 else None  # the ETA only when one limit holds
         self._side_files = tuple(s.manifest for s in each if s.manifest is not None)
+        self._data_files = tuple(s.output.path for s in each if s.output.path is not None)
         if self.quiet or beside_records or not (self.stream.isatty() or every):
             self._tracker = _Tracker(sorts, limit)
             yield self._tracker
@@ -222,18 +224,25 @@ class Report:
         self.landed[path] = outcome
 
     def stopped(self, signal_name: str) -> str:
-        """What a signal stopped, told truly: before the data file was in place, nothing was
-        written; after, the file that was, and the side files that were not."""
+        """What a signal stopped, told truly: before a data file was in place, nothing was
+        written; after, the data files that were, and the files (data, side) that were not."""
         if not self.landed:
             where = self.where_stopped()
             during = f" during {where}" if where else ""
             untouched = "no file was written, an earlier one is untouched"
             return f"stopped by {signal_name}{during}; {untouched}"
-        path, outcome = next(iter(self.landed.items()))
-        records = outcome.written.records if outcome.written else 0
-        missing = [str(side) for side in self._side_files if side not in self.landed]
+        data = [path for path in self._data_files if path in self.landed]
+        written = ", ".join(
+            f"{path} was written ({self._records(path):,} records)" for path in data
+        )
+        files = [*self._data_files, *self._side_files]
+        missing = [str(path) for path in files if path not in self.landed]
         told = f"; not written: {', '.join(missing)}" if missing else ""
-        return f"stopped by {signal_name} once {path} was written ({records:,} records){told}"
+        return f"stopped by {signal_name} once {written}{told}"
+
+    def _records(self, path: Path) -> int:
+        written = self.landed[path].written
+        return written.records if written else 0
 
     def where_stopped(self) -> str:
         """How far each walk got, e.g. "likes: 12 pages, 12,000 returned"."""

@@ -264,9 +264,7 @@ class _Walks:
         if len(listings) == 1 and listings[0].streams(store):
             listing = listings[0]
             with open_sink(listing.settings, listing.landed) as sink:
-                self.walk(
-                    [Merge(listing.settings.query.sorts, raw=listing.settings.raw, sink=sink)], sink
-                )
+                self.walk([listing.merge_into(sink)], sink)
             return (listing.wrote(sink.written()),)
         spool = store.spool if store else Spool.temporary()
         try:
@@ -295,8 +293,7 @@ class _Walks:
             self._join(threads)
         except BaseException:  # a signal: no page is committed after this, none left half done
             self.cancel.set()
-            for merge in merges:
-                merge.hold()
+            merges[0].hold()  # one lock: a streamed run's one merge, or the spool's, shared
             raise
         finally:
             self.cancel.set()
@@ -388,6 +385,10 @@ class _Listing:
         """Whether its records can go out as their page comes: nothing must see the whole set."""
         settings = self.settings
         return len(settings.query.sorts) == 1 and store is None and settings.min_count is None
+
+    def merge_into(self, sink: Sink) -> Merge:
+        """Its merge straight into `sink` (one sort: each record final as its page comes)."""
+        return Merge(self.settings.query.sorts, raw=self.settings.raw, sink=sink)
 
     def merge(self, spool: Spool, lock: threading.Lock) -> Merge:
         """Its merge into the run's spool, its sorts numbered from `first` there."""

@@ -247,3 +247,9 @@ def test_resume_after_kill_9_goes_on_with_every_type(hub_catalog: Catalog, tmp_p
     for repo_type, count in (("model", 3000), ("dataset", 500), ("space", 500)):
         assert len(set(ids(tmp_path / f"{repo_type}.jsonl"))) == count
     assert not (tmp_path / "run.state").exists()
+
+
+def test_a_mirror_serves_one_type(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="this takes one `repo_type`, not model, dataset") as no:
+        hfharvest.Mirror(tmp_path / "m.jsonl", repo_type=["model", "dataset"])
+    assert no.value.parameter == "repo_type"
