@@ -352,11 +352,11 @@ def emulator(context: typer.Context) -> None:
 def run(argv: list[str]) -> int:
     """Run the command line on `argv` and return its exit code, typer's usage errors formatted
     as one line. It changes no process state: the console entry (`entry.main`) sets that up."""
-    twice = _given_twice(argv)
-    if twice is not None:
-        Report().failure(twice, "give it once; see 'hfharvest fetch --help'")
-        return ExitCode.REFUSED
     try:  # a bare `hfharvest` is a question: its answer is the help, and exit 0
+        twice = _given_twice(argv)  # typer's command is built here: a signal may come meanwhile
+        if twice is not None:
+            Report().failure(twice, "give it once; see 'hfharvest fetch --help'")
+            return ExitCode.REFUSED
         code = app(args=argv or ["--help"], prog_name="hfharvest", standalone_mode=False)
     except typer.TyperException as exc:
         # Typer's usage errors (unknown option, bad value) instead of its boxed panel.
