@@ -214,6 +214,7 @@ class HubClient:
                 where=format_origin(self.origin),
                 on_retry=on_retry,
                 sleep=self._sleep,
+                stopping=lambda: self._clock.aborted,
             )
             return dataclasses.replace(page, resized=resized) if resized else page
         except PageTimeUp as up:

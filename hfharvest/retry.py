@@ -142,11 +142,13 @@ def call_with_retries(
     where: str = "",
     on_retry: Callable[[], None] = lambda: None,
     sleep: Callable[[float], None] = time.sleep,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> T:
     """Call `fetch` until it succeeds, a non-transient error comes, or the attempts run out.
 
     The last exception is re-raised unchanged, so callers see the real cause; `PageTimeUp` when
-    the next attempt would begin past `page_deadline` seconds after the first.
+    the next attempt would begin past `page_deadline` seconds after the first. Once `stopping`
+    (the walk cut the answer itself), a failure is no retry to tell of: `sleep` ends the walk.
     """
     backoff = wait_exponential_jitter(
         multiplier=policy.backoff_base, max=policy.backoff_max, jitter=policy.backoff_base
@@ -159,6 +161,8 @@ def call_with_retries(
         return float(backoff(state))
 
     def before_sleep(state: RetryCallState) -> None:
+        if stopping():
+            return
         exc = state.outcome.exception() if state.outcome else None
         seconds = state.next_action.sleep if state.next_action else 0.0
         cause = describe_failure(exc)

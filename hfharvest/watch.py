@@ -31,13 +31,13 @@ class AnswerClock:
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
         self.expired = False
-        self._aborted = False  # every answer, from now on, is cut at once
+        self.aborted = False  # every answer, from now on, is cut at once
 
     @contextlib.contextmanager
     def running(self, seconds: float) -> Iterator[AnswerClock]:
         with self._lock:
             self._sockets, self.expired = [], False
-        timer = threading.Timer(0.0 if self._aborted else seconds, self._expire)
+        timer = threading.Timer(0.0 if self.aborted else seconds, self._expire)
         timer.daemon = True
         _current.clock = self
         timer.start()
@@ -57,7 +57,7 @@ class AnswerClock:
 
     def abort(self) -> None:
         """Cut the answer under way now, and every later one at once (the walk is stopping)."""
-        self._aborted = True
+        self.aborted = True
         self._expire()
 
     def _expire(self) -> None:

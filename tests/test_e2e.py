@@ -204,6 +204,7 @@ def test_a_signal_mid_walk_leaves_no_partial_file(
     assert process.returncode == code
     name = "SIGTERM" if signum == signal.SIGTERM else "SIGINT"
     assert f"stopped by {name} during likes: " in stderr  # where it stopped
+    assert "retry" not in stderr  # the page in flight was cut by the stop: no retry to tell of
     assert "an earlier one is untouched" in stderr
     assert output.read_text() == "yesterday\n"
     assert [p.name for p in tmp_path.iterdir()] == ["models.jsonl"]
