@@ -230,13 +230,17 @@ def harvest(
             outcome.stats,
             outcome.unique,
             outcome.written,
-            records=[r for r in found if r["type"] == settings.query.repo_type],
+            records=found if len(each) == 1 else _of_type(found, settings.query.repo_type),
         )
         for settings, outcome in zip(each, outcomes, strict=True)
     }
     if isinstance(chosen.repo_type, str):
         return results[each[0].query.repo_type]
     return results
+
+
+def _of_type(records: list[AnyRecord], repo_type: str) -> list[AnyRecord]:
+    return [record for record in records if record["type"] == repo_type]
 
 
 def _document(function: Callable[..., Any]) -> None:
