@@ -29,15 +29,20 @@ class Counting:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.encoded = self.decoded = self.pages = 0
         dumps, loads = orjson.dumps, orjson.loads
+        # Walks count from their own threads: `+=` is a read and a write, and a thread switched
+        # out between them would lose what the other counted meanwhile (a page's 1,000).
+        lock = threading.Lock()
 
         def counting_dumps(value: Any, *args: Any, **kwargs: Any) -> bytes:
-            self.encoded += isinstance(value, dict) and "id" in value
+            with lock:
+                self.encoded += isinstance(value, dict) and "id" in value
             return dumps(value, *args, **kwargs)
 
         def counting_loads(text: Any) -> Any:
             value = loads(text)
-            self.decoded += isinstance(value, dict) and "id" in value
-            self.pages += isinstance(value, list)
+            with lock:
+                self.decoded += isinstance(value, dict) and "id" in value
+                self.pages += isinstance(value, list)
             return value
 
         monkeypatch.setattr(orjson, "dumps", counting_dumps)
