@@ -156,11 +156,7 @@ def build_stats(
         }
     )
     return {
-        "tool": "hfharvest",
-        "version": __version__,
-        "exit_code": exit_code,
-        "status": status,
-        "error": error,
+        **_run_said(exit_code, status, error),
         "endpoint": settings.transport.endpoint if settings else None,
         "type": settings.query.repo_type if settings else None,
         "started": _stamp(settings.started if settings else started),
@@ -171,6 +167,17 @@ def build_stats(
         "max_pages": settings.max_pages if settings else None,
         "max_time": settings.max_time if settings else None,
         "fresh": skipped,
+    }
+
+
+def _run_said(exit_code: int, status: str, error: str | None) -> dict[str, Any]:
+    """What every `--stats-json` document begins with: who wrote it, and how the run ended."""
+    return {
+        "tool": "hfharvest",
+        "version": __version__,
+        "exit_code": exit_code,
+        "status": status,
+        "error": error,
     }
 
 
@@ -187,11 +194,7 @@ def several_stats(
     else:
         status = "interrupted" if "interrupted" in statuses else "failed"
     return {
-        "tool": "hfharvest",
-        "version": __version__,
-        "exit_code": exit_code,
-        "status": status,
-        "error": error,
+        **_run_said(exit_code, status, error),
         "started": _stamp(started),
         "ended": _stamp(datetime.now(UTC)),
         "types": entries,

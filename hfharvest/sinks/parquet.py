@@ -26,9 +26,9 @@ from hfharvest.records import Final
 from hfharvest.sinks.base import Counted, Hashing
 
 # Records a row group holds: a row group is held twice (as JSON, then as Arrow), and a smaller
-# one costs CPU (2,000: 148 MB and 1.35 x the JSONL run's CPU at 200k full models; 5,000: 167
-# MB, 1.28 x; with the system allocator, as the CLI sets it).
-ROWS = 2000
+# one costs CPU (at 200k full models, with the system allocator as the CLI sets it: 2,000 gave
+# 132.5 MB and 1.36 x the JSONL run's CPU in #28's bench; 500 to 5,000 move the peak by 4 MB).
+ROWS = 2_000
 BATCH = 2_000  # rows read back at a time (as Python objects: kept few)
 
 
