@@ -361,17 +361,16 @@ class _Listing:
         self._first = first
         self._store = store
         query = settings.query
-        self._keys = walk_names(settings, listings)
+        # What each sort's walk is called: in messages, and as its key in the state.
+        self._names = dict(zip(query.sorts, walk_names(settings, listings), strict=True))
         self.plans = [
-            dataclasses.replace(plan, name=name)
-            for plan, name in zip(settings.plans(), self._keys, strict=True)
+            dataclasses.replace(plan, name=self._names[plan.sort]) for plan in settings.plans()
         ]
-        self._labels = dict(zip(query.sorts, self._keys, strict=True))
         self._stalled = [0] * len(query.sorts)  # pages in a row with no id new to each walk
         # Each walk's counts, page by page: where a resumed walk starts, then its latest page's.
         self.last = [
-            dataclasses.replace(store.progress[key], sort=sort) if store else SortStats(sort)
-            for sort, key in zip(query.sorts, self._keys, strict=True)
+            dataclasses.replace(store.progress[name], sort=sort) if store else SortStats(sort)
+            for sort, name in self._names.items()
         ]
         self.resumed = store is not None and store.resumed
         self.pages_before = sum(stats.pages for stats in self.last) if store else 0
@@ -405,8 +404,7 @@ class _Listing:
 
     def _commit(self, stats: SortStats) -> None:
         assert self._store is not None
-        key = self._keys[self.settings.query.sorts.index(stats.sort)]
-        self._store.commit(stats, key)
+        self._store.commit(stats, self._names[stats.sort])
 
     @property
     def done(self) -> bool:
@@ -421,7 +419,7 @@ class _Listing:
             log.warning(
                 "sort %s cannot stop early at the bounds: it walks to the end (its entries below "
                 "them are counted, not written)",
-                self._labels[sort],
+                self._names[sort],
             )
 
     def threads(self, merge: Merge, sink: Sink | None) -> list[threading.Thread]:
@@ -439,7 +437,7 @@ class _Listing:
             for index, stats in enumerate(self.last):
                 if not stats.done and not any(i == index for i, _ in self.failures):
                     error = MaxTimeError(
-                        f"sort {self._labels[stats.sort]} had not ended when the run reached "
+                        f"sort {self._names[stats.sort]} had not ended when the run reached "
                         f"`max_time` {limit:g} s ({stats.pages:,} pages done); stopped there",
                         hint="raise `max_time`; with `state`, the next run goes on from here",
                     )
@@ -515,12 +513,12 @@ class _Listing:
         self._stalled[index] = 0 if fresh else self._stalled[index] + 1
         if self._stalled[index] >= STALLED and not stats.done:
             raise NoProgressError(
-                f"sort {self._labels[stats.sort]}: {STALLED} pages in a row brought no id new to "
+                f"sort {self._names[stats.sort]}: {STALLED} pages in a row brought no id new to "
                 f"the walk (next link: {redact(stats.next_url or '', _secret(self.settings))}); "
                 "stopping: such a listing never ends",
                 hint="the server at `endpoint` is not behaving as the Hub does; try later",
             )
-        self._observer.page_done(self._labels[stats.sort], stats.returned, stats.pages)
+        self._observer.page_done(self._names[stats.sort], stats.returned, stats.pages)
         if stats.pages == 1 and index == self._warns_cost:
             log.warning("%s", whole_listing_warning(self.settings, page.rate_policy))
 
