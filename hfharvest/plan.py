@@ -3,6 +3,8 @@ run), and what walking the whole listing costs (a warning, from the Hub's announ
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from hfharvest.hub import CATALOG_SIZE, SORTS
 from hfharvest.pacing import ratelimit_policy
 from hfharvest.settings import Settings
@@ -43,16 +45,21 @@ def first_unbounded(settings: Settings) -> int | None:
     return settings.query.sorts.index(unbounded[0]) if unbounded else None
 
 
-def whole_listing_warning(settings: Settings, rate_policy: str | None) -> str:
-    """What the unbounded walks cost, in pages and, from the quota, in time."""
-    query = settings.query
-    entries = CATALOG_SIZE[query.repo_type]
-    pages = -(-entries // query.page_size)
-    requests = pages * len(unbounded_sorts(settings))
+def whole_listing_warning(each: Sequence[Settings], rate_policy: str | None) -> str:
+    """What the unbounded walks of every listing cost, in pages and, from the quota (one for
+    them all), in time."""
+    parts, requests = [], 0
+    for settings in each:
+        query, sorts = settings.query, len(unbounded_sorts(settings))
+        if sorts:
+            entries = CATALOG_SIZE[query.repo_type]
+            pages = -(-entries // query.page_size)
+            parts.append(f"about {entries:,} {query.repo_type}s: about {pages:,} pages per sort")
+            requests += pages * sorts
+    listings = "the whole listing" if len(parts) == 1 else "whole listings"
     text = (
-        f"no filter and no `limit`: this walks the whole listing (on the Hub, about "
-        f"{entries:,} {query.repo_type}s: about {pages:,} pages per sort, {requests:,} requests "
-        "in all)"
+        f"no filter and no `limit`: this walks {listings} (on the Hub, {'; '.join(parts)}, "
+        f"{requests:,} requests in all)"
     )
     policy = ratelimit_policy(rate_policy) if rate_policy else None
     if policy is None:

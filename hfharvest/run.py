@@ -237,12 +237,24 @@ class _Walks:
         pacer = Pacer(transport.max_rps, transport.retry.max_wait)
         source = make_source or (lambda sleep: self._client(transport, pacer, sleep))
         self.lock = threading.Lock()  # a page's spool lines and the state's commit, together
+        self._warning = threading.Lock()  # the whole-listing warning, once for the run
+        self._cost_warned = False
         self.listings: list[_Listing] = []
         first = 0
         for settings in each:
             listing = _Listing(settings, len(each), observer, store, source, self, first, landed)
             self.listings.append(listing)
             first += len(settings.query.sorts)
+
+    def warn_cost(self, rate_policy: str | None) -> None:
+        """Warn, once for the run, of what its whole-listing walks cost under the one quota they
+        share (the first of them to have a page asks)."""
+        with self._warning:
+            if self._cost_warned:
+                return
+            self._cost_warned = True
+        each = [listing.settings for listing in self.listings]
+        log.warning("%s", whole_listing_warning(each, rate_policy))
 
     def outcomes(self) -> tuple[Outcome, ...] | None:
         """Each listing's outcome, once the walks have ended."""
@@ -520,7 +532,7 @@ class _Listing:
             )
         self._observer.page_done(self._names[stats.sort], stats.returned, stats.pages)
         if stats.pages == 1 and index == self._warns_cost:
-            log.warning("%s", whole_listing_warning(self.settings, page.rate_policy))
+            self._walks.warn_cost(page.rate_policy)
 
     def check_count(self) -> None:
         """A listing to be written: nothing came back is said; fewer than `min_count` refused."""

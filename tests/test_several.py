@@ -61,6 +61,9 @@ def test_three_types_give_a_file_manifest_table_and_stats_entry_each(
         assert manifest["output"]["records"] == count
     for title in ("models per sort", "datasets per sort", "spaces per sort"):
         assert title in result.stderr
+    # One warning for the run: its walks share one quota, so their requests count together.
+    assert result.stderr.count("no filter and no --limit") == 1
+    assert "this walks whole listings (on the Hub, about 2,000,000 models: " in result.stderr
     document = json.loads(stats.read_text())
     assert (document["status"], document["exit_code"]) == ("complete", 0)
     assert [(e["type"], e["unique"], e["status"]) for e in document["types"]] == [

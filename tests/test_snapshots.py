@@ -269,12 +269,26 @@ class TestResume:
 
 
 def test_whole_listing_warning_uses_the_announced_quota(make_settings: SettingsFactory) -> None:
-    settings = make_settings()
+    settings = [make_settings()]
     text = whole_listing_warning(settings, '"fixed window";"api";q=500;w=300')
-    assert "about 2,000,000 models: about 2,000 pages per sort, 4,000 requests in all" in text
+    expected = "the whole listing (on the Hub, about 2,000,000 models: about 2,000 pages per sort, "
+    assert expected + "4,000 requests in all)" in text
     assert "quota of 500 requests per 300 s that is 40 minutes or more" in text
     assert "quota" not in whole_listing_warning(settings, None)
     assert "quota" not in whole_listing_warning(settings, '"fixed window";"api";q=1000000;w=300')
+
+
+def test_whole_listing_warning_of_several_types_counts_every_walk_under_one_quota(
+    make_settings: SettingsFactory,
+) -> None:
+    # Each type walks two sorts by default; one quota paces all 2 x (2,000 + 1,500 + 1,500).
+    each = [make_settings(repo_type=name) for name in ("model", "dataset", "space")]
+    each.append(make_settings(repo_type="model", search=["llama"]))  # filtered: not counted
+    text = whole_listing_warning(each, '"fixed window";"api";q=500;w=300')
+    assert text.startswith("no filter and no `limit`: this walks whole listings (on the Hub, ")
+    assert "about 1,500,000 datasets: about 1,500 pages per sort; " in text
+    assert "10,000 requests in all); at the Hub's quota of 500 requests per 300 s" in text
+    assert "that is 100 minutes or more" in text
 
 
 def test_unfiltered_walk_without_limit_warns_once(hub: HubEmulator) -> None:
