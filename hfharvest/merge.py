@@ -31,6 +31,7 @@ from hfharvest.sinks.base import Sink
 from hfharvest.walk import WalkPage
 
 HOLD = 1.0  # seconds a stopping run waits for a commit under way
+READ_BLOCK = 1 << 20  # bytes of the spool read back at a time
 
 # Told after a page's records are in the spool, under the merge's lock: a `--state` commits here,
 # so that a resume never sees a page's records without its progress, nor the reverse.
@@ -268,16 +269,17 @@ class Spool:
 
     def lines(self, sort_index: int | None = None) -> Iterator[tuple[int, int, str, Final]]:
         """(sort index, rank, id, record) of every line (or of one sort's), in the order they
-        were appended."""
+        were appended; read `READ_BLOCK` bytes at a time (line by line, a file reads 8 KB at a
+        time, and a read and a seek each: 84,000 system calls for 100k models and two sorts)."""
         prefix = b"" if sort_index is None else b"%d\t" % sort_index
         self._file.seek(0)
-        remaining = self.length
-        for line in self._file:
-            if remaining <= 0:
-                return
-            remaining -= len(line)
-            if line.startswith(prefix):
-                yield read_spool_line(line)
+        remaining, rest = self.length, b""
+        while remaining > 0 and (block := self._file.read(min(READ_BLOCK, remaining))):
+            remaining -= len(block)
+            *whole, rest = (rest + block).split(b"\n")  # `length` ends a line: `rest` ends empty
+            for line in whole:
+                if line.startswith(prefix):
+                    yield read_spool_line(line)
 
 
 class Merge:

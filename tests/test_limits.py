@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,12 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from hfharvest import merge
 from hfharvest.cli import app
 from hfharvest.locks import held
-from hfharvest.merge import Spool
+from hfharvest.merge import Spool, spool_line
 from hfharvest.options import seconds_of
+from hfharvest.records import Final
 from hfharvest.signals import listen
 from hfharvest.sinks import files
 from hfharvest.testing import HubEmulator, make_catalog
@@ -361,6 +364,21 @@ def test_a_spool_is_read_before_anything_is_cut(tmp_path: Path) -> None:
         result = fetch(hub, "--page-size", "1000", "--state", str(state), "-o", str(out))
     assert result.exit_code == 2 and "the spool of --state cannot be read" in result.stderr
     assert spool.read_bytes() == garbled  # refused: nothing in it was cut
+
+
+def test_a_spool_reads_back_whole_lines_across_blocks_up_to_its_length(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(merge, "READ_BLOCK", 7)  # every line crosses blocks
+    lines = b"".join(spool_line(i % 2, i + 1, f"org/m-{i}", Final({"i": i})) for i in range(5))
+    with tempfile.TemporaryFile() as file:
+        file.write(lines + b"1\t9\ta page cut short")
+        spool = Spool(file, durable=False, length=len(lines))
+        read = [
+            (index, rank, repo_id, record.value()) for index, rank, repo_id, record in spool.lines()
+        ]
+        assert read == [(i % 2, i + 1, f"org/m-{i}", {"i": i}) for i in range(5)]
+        assert [repo_id for _, _, repo_id, _ in spool.lines(1)] == ["org/m-1", "org/m-3"]
 
 
 def test_a_state_begun_in_the_future_starts_over(tmp_path: Path) -> None:
