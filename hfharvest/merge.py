@@ -270,7 +270,7 @@ class Spool:
     def lines(self, sort_index: int | None = None) -> Iterator[tuple[int, int, str, Final]]:
         """(sort index, rank, id, record) of every line (or of one sort's), in the order they
         were appended; read `READ_BLOCK` bytes at a time (line by line, a file reads 8 KB at a
-        time, and a read and a seek each: 84,000 system calls for 100k models and two sorts)."""
+        time, and a read and a seek each: 168,000 system calls for 100k models and two sorts)."""
         prefix = b"" if sort_index is None else b"%d\t" % sort_index
         self._file.seek(0)
         remaining, rest = self.length, b""
