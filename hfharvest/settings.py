@@ -196,16 +196,7 @@ def _check_several(options: Options, types: tuple[str, ...], *, to_files: bool) 
             value=options.manifest,
             hint="drop `manifest`",
         )
-    for each in fields(Options):
-        only = doc_of(each).types
-        if only and set(types) - set(only) and getattr(options, each.name) != default_of(each):
-            raise UsageError(
-                f"`{each.name}` only applies to `repo_type` {' and '.join(only)}, and this run "
-                f"walks {', '.join(types)}",
-                parameter=each.name,
-                value=getattr(options, each.name),
-                hint=f"walk {' and '.join(only)}s with it in a run of their own",
-            )
+    _no_option_of_another_type(options, types)
 
 
 def resolve(
@@ -403,15 +394,25 @@ def _env_seconds(environ: Mapping[str, str], name: str, default: float) -> float
 def _repo_type(options: Options) -> RepoType:
     """The listing walked (a plural names it too), and no filter of another type's."""
     repo_type = options.repo_types()[0]  # checked in the table
+    _no_option_of_another_type(options, (repo_type,))
+    return repo_type
+
+
+def _no_option_of_another_type(options: Options, types: tuple[str, ...]) -> None:
+    """Refuse an option of one type's (`--inference-provider`) set where the run walks another."""
     for each in fields(Options):
-        types, value = doc_of(each).types, getattr(options, each.name)
-        if types and repo_type not in types and value != default_of(each):
+        only, value = doc_of(each).types, getattr(options, each.name)
+        if only and set(types) - set(only) and value != default_of(each):
+            several = len(types) > 1
             raise UsageError(
-                f"`{each.name}` only applies to `repo_type` {' and '.join(types)}",
+                f"`{each.name}` only applies to `repo_type` {' and '.join(only)}"
+                + (f", and this run walks {', '.join(types)}" if several else ""),
                 parameter=each.name,
                 value=value,
+                hint=f"walk {' and '.join(only)}s with it in a run of their own"
+                if several
+                else None,
             )
-    return repo_type
 
 
 def _sorts(names: tuple[str, ...]) -> tuple[str, ...]:
