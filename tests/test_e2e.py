@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from huggingface_hub import HfApi
+from killing import killed_after
 from said import said
 
 from hfharvest.testing import HubEmulator, make_catalog
@@ -217,12 +218,7 @@ def test_resume_after_kill_9_ends_with_the_clean_set(
             "-o", str(tmp_path / "m.jsonl"), "--state", str(tmp_path / "m.state")]  # fmt: skip
     environment = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
     environment["HF_ENDPOINT"] = slow_hub.url
-    process = subprocess.Popen([HFHARVEST, "fetch", *args], env=environment)
-    deadline = time.monotonic() + 10
-    while len(slow_hub.requests_log) < 7 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    process.kill()
-    process.wait(timeout=5)
+    killed_after(slow_hub, 7, args, environment)
     state = json.loads((tmp_path / "m.state").read_text())
     committed = sum(s["pages"] for s in state["sorts"].values())
     assert committed >= 4

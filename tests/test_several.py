@@ -6,13 +6,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
+from killing import killed_after
 from said import said
 from typer.testing import CliRunner
 
@@ -221,12 +221,7 @@ def test_resume_after_kill_9_goes_on_with_every_type(hub_catalog: Catalog, tmp_p
                 "--state", str(tmp_path / "run.state")]  # fmt: skip
         environment = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
         environment.update(NO_WAIT, HF_ENDPOINT=hub.url)
-        process = subprocess.Popen([HFHARVEST, "fetch", *args], env=environment)
-        deadline = time.monotonic() + 10
-        while len(hub.requests_log) < 14 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        process.kill()
-        process.wait(timeout=5)
+        killed_after(hub, 14, args, environment)
         state = json.loads((tmp_path / "run.state").read_text())
         assert set(state["sorts"]) == {
             "model:likes",
