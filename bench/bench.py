@@ -201,8 +201,11 @@ def _sample_children(pid: int, peaks: dict[int, int], done: threading.Event) -> 
 def emulator(*args: str) -> Iterator[str]:
     process = subprocess.Popen(
         [str(BIN / "python"), "-m", "hfharvest.testing", "--port", "0", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=CLEAN_ENV,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=CLEAN_ENV,
+    )
     try:
         assert process.stdout is not None
         url = process.stdout.readline().strip()
@@ -219,12 +222,25 @@ def python(code: str, *args: str) -> Run:
 
 def fetch(url: str, *args: str, env: dict[str, str] | None = None, name: str = "out.jsonl") -> Run:
     with tempfile.TemporaryDirectory() as folder:
-        return timed([HFHARVEST, "fetch", "--endpoint", url, "-q", "-o",
-                      f"{folder}/{name}", "--no-manifest", *args], env=env)  # fmt: skip
+        return timed(
+            [
+                HFHARVEST,
+                "fetch",
+                "--endpoint",
+                url,
+                "-q",
+                "-o",
+                f"{folder}/{name}",
+                "--no-manifest",
+                *args,
+            ],
+            env=env,
+        )
 
 
-def alternate(scenario: Scenario, ours: Callable[[], Run], baseline: Callable[[], Run],
-              repeats: int) -> Scenario:  # fmt: skip
+def alternate(
+    scenario: Scenario, ours: Callable[[], Run], baseline: Callable[[], Run], repeats: int
+) -> Scenario:
     for _ in range(repeats):
         scenario.ours.append(ours())
         scenario.baseline.append(baseline())
@@ -233,12 +249,18 @@ def alternate(scenario: Scenario, ours: Callable[[], Run], baseline: Callable[[]
 
 def latency(repeats: int) -> list[Scenario]:
     """What a user waits for: 30 pages of 1,000 full models at 0.3 s a page, one sort."""
-    with emulator("--models", "30000", "--datasets", "0", "--spaces", "0",
-                  "--latency", "0.3") as url:  # fmt: skip
-        floor = alternate(Scenario("30k models, full, 1 sort, 0.3 s a page", baseline_name=
-                                   "requests+orjson loop (floor)"),
-                          lambda: fetch(url, "--sort", "likes"), lambda: python(FLOOR, url),
-                          repeats)  # fmt: skip
+    with emulator(
+        "--models", "30000", "--datasets", "0", "--spaces", "0", "--latency", "0.3"
+    ) as url:
+        floor = alternate(
+            Scenario(
+                "30k models, full, 1 sort, 0.3 s a page",
+                baseline_name="requests+orjson loop (floor)",
+            ),
+            lambda: fetch(url, "--sort", "likes"),
+            lambda: python(FLOOR, url),
+            repeats,
+        )
     return [floor]
 
 
@@ -246,12 +268,24 @@ def cpu(repeats: int) -> list[Scenario]:
     """CPU seconds of a 100k-model walk on loopback, against the official client and the floor."""
     with emulator("--models", "100000", "--datasets", "0", "--spaces", "0") as url:
         ours = lambda: fetch(url, "--sort", "likes")  # noqa: E731
-        official = alternate(Scenario("CPU: 100k models, full, 1 sort, loopback", baseline_name=
-                                      "huggingface_hub list_models"), ours,
-                             lambda: python(LIST_MODELS, url), repeats // 2 + 1)  # fmt: skip
-        floor = alternate(Scenario("CPU: 100k models, full, 1 sort, loopback", baseline_name=
-                                   "requests+orjson loop (floor)"), ours,
-                          lambda: python(FLOOR, url), repeats)  # fmt: skip
+        official = alternate(
+            Scenario(
+                "CPU: 100k models, full, 1 sort, loopback",
+                baseline_name="huggingface_hub list_models",
+            ),
+            ours,
+            lambda: python(LIST_MODELS, url),
+            repeats // 2 + 1,
+        )
+        floor = alternate(
+            Scenario(
+                "CPU: 100k models, full, 1 sort, loopback",
+                baseline_name="requests+orjson loop (floor)",
+            ),
+            ours,
+            lambda: python(FLOOR, url),
+            repeats,
+        )
     return [official, floor]
 
 
@@ -259,21 +293,28 @@ def bounded(repeats: int) -> list[Scenario]:
     """Walks that stop at a bound, against the full walk they filter: pages asked, and time."""
     # The bounds, from the emulator's own catalog (same seed, same data), in a process of its own:
     # built here, its pages would count in the peak RSS of every process this one starts next.
-    quantiles = subprocess.run([str(BIN / "python"), "-c", BOUNDS], capture_output=True,
-                               text=True, check=True).stdout.split()  # fmt: skip
+    quantiles = subprocess.run(
+        [str(BIN / "python"), "-c", BOUNDS], capture_output=True, text=True, check=True
+    ).stdout.split()
     downloads, changed = quantiles
     rows = []
-    with emulator("--models", "30000", "--datasets", "0", "--spaces", "0",
-                  "--latency", "0.3") as url:  # fmt: skip
+    with emulator(
+        "--models", "30000", "--datasets", "0", "--spaces", "0", "--latency", "0.3"
+    ) as url:
         for name, sort, bound in (
             ("--min-downloads (10 % pass)", "downloads", ("--min-downloads", str(downloads))),
             ("--since (5 % pass)", "lastModified", ("--since", changed)),
         ):
             ours = functools.partial(fetch, url, "--sort", sort, *bound)
             full = functools.partial(fetch, url, "--sort", sort)
-            scenario = alternate(Scenario(f"30k models, 0.3 s a page, {name}",
-                                          baseline_name=f"the full {sort} walk"), ours, full,
-                                 repeats)  # fmt: skip
+            scenario = alternate(
+                Scenario(
+                    f"30k models, 0.3 s a page, {name}", baseline_name=f"the full {sort} walk"
+                ),
+                ours,
+                full,
+                repeats,
+            )
             scenario.notes["pages"] = len(logged_during(url, ours)[1])
             scenario.notes["full_walk_pages"] = len(logged_during(url, full)[1])
             rows.append(scenario)
@@ -346,19 +387,28 @@ def _memory_row(
 def concurrency(repeats: int) -> list[Scenario]:
     """Two sorts walked together against one alone, 30k models at 0.3 s a page: what the second
     walk costs when both run side by side (1.0: nothing)."""
-    with emulator("--models", "30000", "--datasets", "0", "--spaces", "0",
-                  "--latency", "0.3") as url:  # fmt: skip
+    with emulator(
+        "--models", "30000", "--datasets", "0", "--spaces", "0", "--latency", "0.3"
+    ) as url:
         both = lambda: fetch(url, "--sort", "likes", "--sort", "downloads")  # noqa: E731
-        together = alternate(Scenario("2 sorts x 30k models, 0.3 s a page", baseline_name=
-                                      "1 sort alone, the same"), both,
-                             lambda: fetch(url, "--sort", "likes"), repeats)  # fmt: skip
+        together = alternate(
+            Scenario("2 sorts x 30k models, 0.3 s a page", baseline_name="1 sort alone, the same"),
+            both,
+            lambda: fetch(url, "--sort", "likes"),
+            repeats,
+        )
         together.notes["requests"] = len(logged_during(url, both)[1])  # 30 pages a sort
     with emulator("--latency", "0.2") as url:
         common = ["--inference-provider", "hf-inference"]
-        replaced = alternate(Scenario("hf-inference, 2 sorts (1,377 vs 1,204 models)",
-                                      baseline_name="one page per sort, sequential (replaced)"),
-                             lambda: fetch(url, "--sort", "likes", "--sort", "downloads", *common),
-                             lambda: python(REPLACED_SCRIPT, url), repeats)  # fmt: skip
+        replaced = alternate(
+            Scenario(
+                "hf-inference, 2 sorts (1,377 vs 1,204 models)",
+                baseline_name="one page per sort, sequential (replaced)",
+            ),
+            lambda: fetch(url, "--sort", "likes", "--sort", "downloads", *common),
+            lambda: python(REPLACED_SCRIPT, url),
+            repeats,
+        )
     return [together, replaced]
 
 
@@ -371,8 +421,9 @@ def logged_during(url: str, run: Callable[[], Run]) -> tuple[Run, list[dict[str,
 
 def pacing(repeats: int) -> list[Scenario]:
     """Quota 50 per 10 s window, a walk of 120 pages: time taken and 429s drawn."""
-    with emulator("--quota", "50", "--window", "10", "--models", "12000", "--datasets", "0",
-                  "--spaces", "0") as url:  # fmt: skip
+    with emulator(
+        "--quota", "50", "--window", "10", "--models", "12000", "--datasets", "0", "--spaces", "0"
+    ) as url:
         time.sleep(10.5)  # the warm-up spent budget: start on a fresh window
         run, log = logged_during(
             url, lambda: fetch(url, "--sort", "likes", "--sort", "downloads", "--page-size", "200")
@@ -467,12 +518,21 @@ def diff_million(repeats: int) -> list[Scenario]:
             with path.open("w") as out:
                 for i in range(1_000_000):
                     license_ = "apache-2.0" if index and i % 50 == 0 else "mit"
-                    out.write(json.dumps({
-                        "id": f"org-{i % 9973}/model-{i}", "type": "model", "license": license_,
-                        "likes": i % 1000 + index, "downloads": i, "tags": ["a", "license:mit"],
-                        "files": ["README.md", "config.json", "model.safetensors"],
-                        "found_by": {"likes": i + 1},
-                    }) + "\n")  # fmt: skip
+                    out.write(
+                        json.dumps(
+                            {
+                                "id": f"org-{i % 9973}/model-{i}",
+                                "type": "model",
+                                "license": license_,
+                                "likes": i % 1000 + index,
+                                "downloads": i,
+                                "tags": ["a", "license:mit"],
+                                "files": ["README.md", "config.json", "model.safetensors"],
+                                "found_by": {"likes": i + 1},
+                            }
+                        )
+                        + "\n"
+                    )
         run = timed([HFHARVEST, "diff", str(paths[0]), str(paths[1]), "-q"])
     scenario = Scenario("diff, 2 x 1,000,000 records", baseline_name="limit: 400 MB")
     scenario.ours = [run]
@@ -483,10 +543,12 @@ def diff_million(repeats: int) -> list[Scenario]:
 def parquet(repeats: int) -> list[Scenario]:
     """200k full models written as Parquet against the same as JSONL: CPU seconds and peak RSS."""
     with emulator("--models", "200000", "--datasets", "0", "--spaces", "0") as url:
-        scenario = alternate(Scenario("200k models, full, 1 sort, to Parquet", baseline_name=
-                                      "the same to JSONL"),
-                             lambda: fetch(url, "--sort", "likes", name="out.parquet"),
-                             lambda: fetch(url, "--sort", "likes"), repeats // 2 + 1)  # fmt: skip
+        scenario = alternate(
+            Scenario("200k models, full, 1 sort, to Parquet", baseline_name="the same to JSONL"),
+            lambda: fetch(url, "--sort", "likes", name="out.parquet"),
+            lambda: fetch(url, "--sort", "likes"),
+            repeats // 2 + 1,
+        )
     return [scenario]
 
 
@@ -525,8 +587,11 @@ def python_api(repeats: int) -> list[Scenario]:
         for gc_setting in ("default", "tuned"):
             done = subprocess.run(
                 [str(BIN / "python"), "-c", IN_PROCESS, url, str(repeats), gc_setting],
-                capture_output=True, text=True, check=True, env=CLEAN_ENV,
-            )  # fmt: skip
+                capture_output=True,
+                text=True,
+                check=True,
+                env=CLEAN_ENV,
+            )
             times = json.loads(done.stdout)
             scenario = Scenario(
                 f"harvest() of 100k models, 1 sort, in one process, {gc_setting} GC",
@@ -542,23 +607,33 @@ def startup(repeats: int) -> list[Scenario]:
     """What a run costs before its first request: `fetch --dry-run` against the interpreter's own
     start (typer 0.29 validates every option through pydantic: about 0.1 s more than 0.28)."""
     dry = [HFHARVEST, "fetch", "--dry-run", "--endpoint", "http://127.0.0.1:9", "--limit", "1"]
-    scenario = alternate(Scenario("start-up: fetch --dry-run", baseline_name="python -c pass"),
-                         lambda: timed(dry), lambda: python("pass"), repeats * 3)  # fmt: skip
+    scenario = alternate(
+        Scenario("start-up: fetch --dry-run", baseline_name="python -c pass"),
+        lambda: timed(dry),
+        lambda: python("pass"),
+        repeats * 3,
+    )
     scenario.notes["typer"] = subprocess.run(
         [str(BIN / "python"), "-c", "import typer; print(typer.__version__)"],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     # With a token file, huggingface_hub's own resolution is asked (an OAuth token may need a
     # refresh): what importing it costs, against the same dry run without one.
     with tempfile.TemporaryDirectory() as home:
         (Path(home) / ".cache" / "huggingface").mkdir(parents=True)
         (Path(home) / ".cache" / "huggingface" / "token").write_text("hf_bench\n")
         with_file = {**CLEAN_ENV, "HOME": home}
-        hub = alternate(Scenario("start-up: fetch --dry-run, a token file (huggingface_hub asked)",
-                                 baseline_name="fetch --dry-run, HF_TOKEN"),
-                        lambda: timed(dry, env=with_file),
-                        lambda: timed(dry, env={**CLEAN_ENV, "HF_TOKEN": "hf_bench"}),
-                        repeats * 3)  # fmt: skip
+        hub = alternate(
+            Scenario(
+                "start-up: fetch --dry-run, a token file (huggingface_hub asked)",
+                baseline_name="fetch --dry-run, HF_TOKEN",
+            ),
+            lambda: timed(dry, env=with_file),
+            lambda: timed(dry, env={**CLEAN_ENV, "HF_TOKEN": "hf_bench"}),
+            repeats * 3,
+        )
     return [scenario, hub]
 
 
@@ -581,8 +656,13 @@ SCENARIOS: dict[str, Callable[[int], list[Scenario]]] = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="runs per side (default 5)")
-    parser.add_argument("--only", nargs="*", default=None, choices=list(SCENARIOS),
-                        help="which scenarios (default: all)")  # fmt: skip
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        default=None,
+        choices=list(SCENARIOS),
+        help="which scenarios (default: all)",
+    )
     args = parser.parse_args()
     # As pip does when it installs a wheel: without it (PYTHONDONTWRITEBYTECODE, an editable
     # install) every hfharvest run would compile its modules again, which no installed one does.
@@ -596,29 +676,48 @@ def main() -> None:
     print_table(rows, machine)
     RESULTS.mkdir(exist_ok=True)  # one file a run, named by its time: no tracked file touched
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%SZ")
-    document = {"when": stamp, "machine": machine, "platform": platform.platform(), "rows": rows,
-                "raw": [asdict(s) for s in scenarios]}  # fmt: skip
+    document = {
+        "when": stamp,
+        "machine": machine,
+        "platform": platform.platform(),
+        "rows": rows,
+        "raw": [asdict(s) for s in scenarios],
+    }
     (RESULTS / f"{stamp}.json").write_text(json.dumps(document, indent=2) + "\n")
     print(f"bench: wrote bench/results/{stamp}.json", file=sys.stderr)
 
 
 def print_table(rows: list[dict[str, object]], machine: str) -> None:
     print(f"machine: {machine}")
-    print("| scenario | baseline | hfharvest median | baseline median | median ratio | "
-          "CPU s (hfharvest / baseline) | CPU ratio | peak RSS (hfharvest / baseline) | "
-          "notes |")  # fmt: skip
+    print(
+        "| scenario | baseline | hfharvest median | baseline median | median ratio | "
+        "CPU s (hfharvest / baseline) | CPU ratio | peak RSS (hfharvest / baseline) | "
+        "notes |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
-    standard = {"scenario", "baseline", "hfharvest_median_s", "baseline_median_s", "runs",
-                "median_ratio", "hfharvest_peak_rss_mb", "baseline_peak_rss_mb",
-                "hfharvest_median_cpu_s", "baseline_median_cpu_s", "median_cpu_ratio"}  # fmt: skip
+    standard = {
+        "scenario",
+        "baseline",
+        "hfharvest_median_s",
+        "baseline_median_s",
+        "runs",
+        "median_ratio",
+        "hfharvest_peak_rss_mb",
+        "baseline_peak_rss_mb",
+        "hfharvest_median_cpu_s",
+        "baseline_median_cpu_s",
+        "median_cpu_ratio",
+    }
     for row in rows:
         notes = ", ".join(f"{k}={v}" for k, v in row.items() if k not in standard)
-        print(f"| {row['scenario']} | {row['baseline']} | {row['hfharvest_median_s']} s | "
-              f"{row['baseline_median_s']} s | {row['median_ratio']} | "
-              f"{row['hfharvest_median_cpu_s']} / {row['baseline_median_cpu_s']} | "
-              f"{row['median_cpu_ratio']} | "
-              f"{row['hfharvest_peak_rss_mb']} / {row['baseline_peak_rss_mb']} MB | "
-              f"{notes or ''} (n={row['runs']}) |")  # fmt: skip
+        print(
+            f"| {row['scenario']} | {row['baseline']} | {row['hfharvest_median_s']} s | "
+            f"{row['baseline_median_s']} s | {row['median_ratio']} | "
+            f"{row['hfharvest_median_cpu_s']} / {row['baseline_median_cpu_s']} | "
+            f"{row['median_cpu_ratio']} | "
+            f"{row['hfharvest_peak_rss_mb']} / {row['baseline_peak_rss_mb']} MB | "
+            f"{notes or ''} (n={row['runs']}) |"
+        )
 
 
 if __name__ == "__main__":

@@ -111,10 +111,17 @@ def unordered() -> Iterator[responses.RequestsMock]:
 def models(start: int, count: int, prefix: str = "org/m") -> list[dict[str, Any]]:
     """`count` minimal default-listing entries with ids prefix{start}..."""
     return [
-        {"_id": f"{i:024x}", "id": f"{prefix}{i}", "likes": 10_000 - i, "downloads": i,
-         "private": False, "tags": ["license:mit"], "createdAt": "2024-01-01T00:00:00.000Z"}
+        {
+            "_id": f"{i:024x}",
+            "id": f"{prefix}{i}",
+            "likes": 10_000 - i,
+            "downloads": i,
+            "private": False,
+            "tags": ["license:mit"],
+            "createdAt": "2024-01-01T00:00:00.000Z",
+        }
         for i in range(start, start + count)
-    ]  # fmt: skip
+    ]
 
 
 def link(url: str) -> dict[str, str]:

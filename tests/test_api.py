@@ -35,18 +35,32 @@ def test_the_same_records_byte_for_byte_and_the_same_counts_as_the_cli(
     )
     manifest = tmp_path / "run.json"
     args = [a for sort in sorts for a in ("--sort", sort)]
-    cli = CliRunner().invoke(app, ["fetch", "--endpoint", hub.url, "--inference-provider",
-                                   "hf-inference", "-q", "--manifest", str(manifest),
-                                   *args])  # fmt: skip
+    cli = CliRunner().invoke(
+        app,
+        [
+            "fetch",
+            "--endpoint",
+            hub.url,
+            "--inference-provider",
+            "hf-inference",
+            "-q",
+            "--manifest",
+            str(manifest),
+            *args,
+        ],
+    )
     assert cli.exit_code == 0, cli.stderr
     assert serialized(result.records) == cli.stdout_bytes
     cli_stats = orjson.loads(manifest.read_bytes())["sorts"]
     assert [s.sort for s in result.stats] == sorts
     for ours, theirs in zip(result.stats, cli_stats, strict=True):
         assert (ours.returned, ours.new, ours.duplicates, ours.skipped, ours.pages) == (
-            theirs["returned"], theirs["new"], theirs["duplicates"], theirs["skipped"],
+            theirs["returned"],
+            theirs["new"],
+            theirs["duplicates"],
+            theirs["skipped"],
             theirs["pages"],
-        )  # fmt: skip
+        )
     assert result.unique == len(result.records) == 1377
     assert result.failed == ()
 
@@ -60,11 +74,15 @@ def test_two_calls_from_two_threads_at_once(hub: HubEmulator) -> None:
         results[name] = hfharvest.harvest(endpoint=hub.url, token=False, **options)
 
     threads = [
-        threading.Thread(target=call, args=("served",),
-                         kwargs={"sort": "likes", "inference_provider": "hf-inference"}),
-        threading.Thread(target=call, args=("top",), kwargs={"sort": "downloads", "limit": 250,
-                                                             "page_size": 100}),
-    ]  # fmt: skip
+        threading.Thread(
+            target=call,
+            args=("served",),
+            kwargs={"sort": "likes", "inference_provider": "hf-inference"},
+        ),
+        threading.Thread(
+            target=call, args=("top",), kwargs={"sort": "downloads", "limit": 250, "page_size": 100}
+        ),
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -109,8 +127,9 @@ def test_a_bad_option_raises_with_exit_code_2_before_any_request(hub: HubEmulato
 
 def test_the_hubs_refusal_raises_with_exit_code_1(hub: HubEmulator) -> None:
     with pytest.raises(hfharvest.HubResponseError) as error:
-        hfharvest.harvest(sort="trendingScore", inference_provider="hf-inference",
-                          endpoint=hub.url, token=False)  # fmt: skip
+        hfharvest.harvest(
+            sort="trendingScore", inference_provider="hf-inference", endpoint=hub.url, token=False
+        )
     assert (error.value.exit_code, error.value.status) == (1, 400)
 
 
@@ -120,8 +139,9 @@ def test_progress_is_told_after_every_page(hub: HubEmulator) -> None:
     def progress(sort: str, returned: int, pages: int) -> None:
         seen.append((sort, returned, pages))
 
-    hfharvest.harvest(sort="likes", limit=250, page_size=100, endpoint=hub.url, token=False,
-                      progress=progress)  # fmt: skip
+    hfharvest.harvest(
+        sort="likes", limit=250, page_size=100, endpoint=hub.url, token=False, progress=progress
+    )
     assert seen == [("likes", 100, 1), ("likes", 200, 2), ("likes", 250, 3)]
 
 
@@ -133,8 +153,9 @@ def test_leaving_a_stream_early_stops_the_walk(hub: HubEmulator) -> None:
 
 
 def test_a_stream_of_several_sorts_and_its_stats(hub: HubEmulator) -> None:
-    with hfharvest.stream(sort=["likes", "downloads"], limit=300, endpoint=hub.url,
-                          token=False) as records:  # fmt: skip
+    with hfharvest.stream(
+        sort=["likes", "downloads"], limit=300, endpoint=hub.url, token=False
+    ) as records:
         ids = [record["id"] for record in records]
     assert len(ids) == len(set(ids)) == records.unique
     assert records.stats is not None and [s.sort for s in records.stats] == ["likes", "downloads"]
@@ -157,8 +178,9 @@ def test_streaming_100000_records_holds_memory_to_the_clis_bound(tmp_path: Path)
         "print(count, next(line for line in status if line.startswith('VmHWM')).split()[1])\n"
     )
     with HubEmulator(make_catalog(100_000, 0, 0, hf_inference=10)) as hub:
-        done = subprocess.run([sys.executable, "-c", code, hub.url], capture_output=True,
-                              text=True, timeout=300)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-c", code, hub.url], capture_output=True, text=True, timeout=300
+        )
     assert done.returncode == 0, done.stderr
     count, peak_kb = (int(n) for n in done.stdout.split())
     assert count == 100_000

@@ -78,10 +78,23 @@ def test_since_alone_walks_last_modified_and_the_table_says_where_it_stopped(
     since = nth_highest(catalog, "lastModified", 120)
     output = tmp_path / "changed.jsonl"
     with HubEmulator(catalog) as hub:
-        result = runner.invoke(app, ["fetch", "--endpoint", hub.url, "--page-size", "100",
-                                     "--since", since, "-o", str(output)])  # fmt: skip
-        assert {"lastModified"} == {q.split("sort=")[1].split("&")[0] for q in
-                                    (r.query for r in hub.requests_log)}  # fmt: skip
+        result = runner.invoke(
+            app,
+            [
+                "fetch",
+                "--endpoint",
+                hub.url,
+                "--page-size",
+                "100",
+                "--since",
+                since,
+                "-o",
+                str(output),
+            ],
+        )
+        assert {"lastModified"} == {
+            q.split("sort=")[1].split("&")[0] for q in (r.query for r in hub.requests_log)
+        }
     assert result.exit_code == 0, result.stderr
     assert "below" in result.stderr.splitlines()[1]  # the table's column
     assert f"lastModified: stopped at --since {since}" in result.stderr
@@ -96,13 +109,29 @@ def test_since_alone_walks_last_modified_and_the_table_says_where_it_stopped(
 def test_bounds_filter_every_sort_and_only_the_bounded_sort_stops(catalog: Catalog) -> None:
     bound = nth_highest(catalog, "likes", 300)
     with HubEmulator(catalog) as hub:
-        result = runner.invoke(app, ["fetch", "--endpoint", hub.url, "--page-size", "1000",
-                                     "--min-likes", str(bound), "--sort", "likes",
-                                     "--sort", "trendingScore"])  # fmt: skip
+        result = runner.invoke(
+            app,
+            [
+                "fetch",
+                "--endpoint",
+                hub.url,
+                "--page-size",
+                "1000",
+                "--min-likes",
+                str(bound),
+                "--sort",
+                "likes",
+                "--sort",
+                "trendingScore",
+            ],
+        )
     assert result.exit_code == 0, result.stderr
     assert "sort trendingScore cannot stop early at the bounds" in result.stderr
-    rows = {line.split()[0]: line.split()[1:] for line in result.stderr.splitlines()
-            if line.split()[:1] in (["likes"], ["trendingScore"])}  # fmt: skip
+    rows = {
+        line.split()[0]: line.split()[1:]
+        for line in result.stderr.splitlines()
+        if line.split()[:1] in (["likes"], ["trendingScore"])
+    }
     returned, new, duplicates, skipped, below, pages = (
         int(n.replace(",", "")) for n in rows["trendingScore"][:6]
     )
@@ -123,11 +152,14 @@ def test_with_bounds_and_no_sort_only_the_bounded_sorts_are_walked(hub: HubEmula
 @pytest.mark.parametrize(
     ("options", "field", "key"),
     [
-        (("--sort", "downloads", "--min-downloads", "1000", "--expand", "sha"), "downloads",
-         "downloads"),
+        (
+            ("--sort", "downloads", "--min-downloads", "1000", "--expand", "sha"),
+            "downloads",
+            "downloads",
+        ),
         (("--since", "2024-07-01", "--no-full"), "lastModified", "last_modified"),  # not default
     ],
-)  # fmt: skip
+)
 def test_a_bounds_field_is_always_asked_for(
     hub: HubEmulator, options: tuple[str, ...], field: str, key: str
 ) -> None:
@@ -142,14 +174,16 @@ def test_a_bounds_field_is_always_asked_for(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--since", "2026-11-30", "--sort", "likes"),
-         "--since bounds a walk by its own date: it applies to --sort createdAt and --sort "
-         "lastModified, not likes"),
+        (
+            ("--since", "2026-11-30", "--sort", "likes"),
+            "--since bounds a walk by its own date: it applies to --sort createdAt and --sort "
+            "lastModified, not likes",
+        ),
         (("--since", "yesterday"), "--since 'yesterday' is not a date or an ISO-8601 timestamp"),
         (("--since", "2999-01-01"), "is in the future"),
         (("--min-likes", "-1"), "--min-likes must be at least 0"),
     ],
-)  # fmt: skip
+)
 def test_bad_bounds_are_refused_before_any_request(
     hub: HubEmulator, args: tuple[str, ...], message: str
 ) -> None:
@@ -160,11 +194,14 @@ def test_bad_bounds_are_refused_before_any_request(
 
 
 def test_created_at_beside_a_provider_gets_a_hint_to_walk_last_modified(hub: HubEmulator) -> None:
-    result = fetch(hub, "--sort", "createdAt", "--since", "2021-01-01",
-                   "--inference-provider", "hf-inference")  # fmt: skip
+    result = fetch(
+        hub, "--sort", "createdAt", "--since", "2021-01-01", "--inference-provider", "hf-inference"
+    )
     assert result.exit_code == 1
-    assert "hint: the Hub refuses --sort createdAt beside --inference-provider; use " \
-        "lastModified for new or changed repos" in result.stderr  # fmt: skip
+    assert (
+        "hint: the Hub refuses --sort createdAt beside --inference-provider; use "
+        "lastModified for new or changed repos" in result.stderr
+    )
 
 
 def test_a_null_bounded_field_is_below_and_never_stops_the_walk(
@@ -188,10 +225,15 @@ def test_limit_counts_entries_below_the_bound_too(
     mocked: responses.RequestsMock, make_settings: SettingsFactory
 ) -> None:
     url = f"{ENDPOINT}/api/models?sort=likes&limit=3&full=true"
-    mocked.get(url, json=[{"id": "a/1", "likes": 9, "downloads": 1},
-                          {"id": "a/2", "likes": 8, "downloads": 500},
-                          {"id": "a/3", "likes": 7, "downloads": 600}],
-               headers=link(f"{url}&cursor=x"))  # fmt: skip
+    mocked.get(
+        url,
+        json=[
+            {"id": "a/1", "likes": 9, "downloads": 1},
+            {"id": "a/2", "likes": 8, "downloads": 500},
+            {"id": "a/3", "likes": 7, "downloads": 600},
+        ],
+        headers=link(f"{url}&cursor=x"),
+    )
     stdout = io.BytesIO()
     outcome = run_fetch(
         make_settings(sort=("likes",), limit=3, min_downloads=100), stdout, _Silent()
@@ -199,8 +241,9 @@ def test_limit_counts_entries_below_the_bound_too(
     (stats,) = outcome.stats
     assert (stats.returned, stats.below_bound, stats.new, stats.pages) == (3, 1, 2, 1)
     assert [json.loads(line)["found_by"] for line in stdout.getvalue().splitlines()] == [
-        {"likes": 2}, {"likes": 3}
-    ]  # fmt: skip
+        {"likes": 2},
+        {"likes": 3},
+    ]
 
 
 def test_a_resumed_walk_keeps_the_bounds_it_began_with(catalog: Catalog, tmp_path: Path) -> None:
@@ -210,13 +253,43 @@ def test_a_resumed_walk_keeps_the_bounds_it_began_with(catalog: Catalog, tmp_pat
     output = str(tmp_path / "changes.jsonl")
     with HubEmulator(catalog) as hub:
         hub.add_fault("503@/cursor=/x9")  # the second page fails, on every retry
-        first = runner.invoke(app, ["fetch", "--endpoint", hub.url, "-q", "--page-size", "100",
-                                    "--since", since, "--state", state, "-o", output,
-                                    "--retries", "2"])  # fmt: skip
+        first = runner.invoke(
+            app,
+            [
+                "fetch",
+                "--endpoint",
+                hub.url,
+                "-q",
+                "--page-size",
+                "100",
+                "--since",
+                since,
+                "--state",
+                state,
+                "-o",
+                output,
+                "--retries",
+                "2",
+            ],
+        )
         assert first.exit_code == 1
         hub.faults.clear()
-        second = runner.invoke(app, ["fetch", "--endpoint", hub.url, "--page-size", "100",
-                                     "--since", later, "--state", state, "-o", output])  # fmt: skip
+        second = runner.invoke(
+            app,
+            [
+                "fetch",
+                "--endpoint",
+                hub.url,
+                "--page-size",
+                "100",
+                "--since",
+                later,
+                "--state",
+                state,
+                "-o",
+                output,
+            ],
+        )
     assert second.exit_code == 0, second.stderr
     assert f"began with other bounds (--since {since}); its walks go on with those" in (
         second.stderr

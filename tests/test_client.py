@@ -73,35 +73,86 @@ def test_follows_link_as_is_until_there_is_none(
         ({"full": False}, [("sort", "likes"), ("limit", "1000")]),
         (
             {"expand": ("sha", "downloadsAllTime")},
-            [("sort", "likes"), ("limit", "1000"), ("expand", "sha"),
-             ("expand", "downloadsAllTime")],
+            [
+                ("sort", "likes"),
+                ("limit", "1000"),
+                ("expand", "sha"),
+                ("expand", "downloadsAllTime"),
+            ],
         ),
         (
-            {"search": ("llama",), "author": "meta", "filter": ("gguf", "en"),
-             "pipeline_tag": "text-generation", "inference_provider": ("together", "fal-ai")},
-            [("search", "llama"), ("author", "meta"), ("filter", "gguf"), ("filter", "en"),
-             ("pipeline_tag", "text-generation"), ("inference_provider", "together,fal-ai"),
-             ("sort", "likes"), ("limit", "1000"),
-             # what full=true stands for, plus the mapping: never full and expand together
-             *(("expand", name) for name in (
-                 "likes", "trendingScore", "private", "downloads", "tags", "pipeline_tag",
-                 "library_name", "createdAt", "author", "sha", "lastModified", "gated",
-                 "disabled", "siblings", "inferenceProviderMapping"))],
+            {
+                "search": ("llama",),
+                "author": "meta",
+                "filter": ("gguf", "en"),
+                "pipeline_tag": "text-generation",
+                "inference_provider": ("together", "fal-ai"),
+            },
+            [
+                ("search", "llama"),
+                ("author", "meta"),
+                ("filter", "gguf"),
+                ("filter", "en"),
+                ("pipeline_tag", "text-generation"),
+                ("inference_provider", "together,fal-ai"),
+                ("sort", "likes"),
+                ("limit", "1000"),
+                # what full=true stands for, plus the mapping: never full and expand together
+                *(
+                    ("expand", name)
+                    for name in (
+                        "likes",
+                        "trendingScore",
+                        "private",
+                        "downloads",
+                        "tags",
+                        "pipeline_tag",
+                        "library_name",
+                        "createdAt",
+                        "author",
+                        "sha",
+                        "lastModified",
+                        "gated",
+                        "disabled",
+                        "siblings",
+                        "inferenceProviderMapping",
+                    )
+                ),
+            ],
         ),
         (
             {"inference_provider": ("hf-inference",), "full": False},
-            [("inference_provider", "hf-inference"), ("sort", "likes"), ("limit", "1000"),
-             *(("expand", name) for name in (
-                 "likes", "trendingScore", "private", "downloads", "tags", "pipeline_tag",
-                 "library_name", "createdAt", "inferenceProviderMapping"))],
+            [
+                ("inference_provider", "hf-inference"),
+                ("sort", "likes"),
+                ("limit", "1000"),
+                *(
+                    ("expand", name)
+                    for name in (
+                        "likes",
+                        "trendingScore",
+                        "private",
+                        "downloads",
+                        "tags",
+                        "pipeline_tag",
+                        "library_name",
+                        "createdAt",
+                        "inferenceProviderMapping",
+                    )
+                ),
+            ],
         ),
         (
             {"inference_provider": ("hf-inference",), "expand": ("sha",)},
-            [("inference_provider", "hf-inference"), ("sort", "likes"), ("limit", "1000"),
-             ("expand", "sha")],  # an explicit --expand stays exactly the user's list
+            [
+                ("inference_provider", "hf-inference"),
+                ("sort", "likes"),
+                ("limit", "1000"),
+                ("expand", "sha"),
+            ],  # an explicit --expand stays exactly the user's list
         ),
     ],
-)  # fmt: skip
+)
 def test_each_option_shapes_the_query(
     mocked: responses.RequestsMock,
     make_settings: SettingsFactory,
@@ -176,13 +227,17 @@ def test_a_200_with_an_error_object_is_permanent(
 @pytest.mark.parametrize(
     ("status", "headers", "body", "shown"),
     [
-        (400, {"X-Error-Message": "Invalid sort parameter: trendingScore"}, b"{}",
-         "Invalid sort parameter: trendingScore"),
+        (
+            400,
+            {"X-Error-Message": "Invalid sort parameter: trendingScore"},
+            b"{}",
+            "Invalid sort parameter: trendingScore",
+        ),
         (400, {}, b'{"error": ["bad expand", "bad full"]}', "bad expand; bad full"),
         (403, {}, b'{"errors": [{"message": "forbidden here"}]}', "forbidden here"),
         (404, {}, b"<html>not found</html>", "Not Found"),
     ],
-)  # fmt: skip
+)
 def test_client_errors_are_not_retried_and_show_the_hubs_words(
     mocked: responses.RequestsMock,
     make_settings: SettingsFactory,

@@ -52,8 +52,15 @@ class TestStateNeverOutlivesItsWalks:
         """A run whose downloads walk failed (likes went on: a partial run): its state stays,
         for the next run to finish the failed walk."""
         state = tmp_path / ".state"
-        args = ["-o", str(tmp_path / "m.jsonl"), "--state", str(state), "--retries", "0",
-                "--allow-partial"]  # fmt: skip
+        args = [
+            "-o",
+            str(tmp_path / "m.jsonl"),
+            "--state",
+            str(state),
+            "--retries",
+            "0",
+            "--allow-partial",
+        ]
         fault = hub.add_fault("status:500@/sort=downloads/")
         assert fetch(hub, *args).exit_code == 3
         hub.faults.remove(fault)
@@ -195,8 +202,16 @@ class TestPathsCheckedFirst:
 
 
 def test_a_closed_stdout_ends_the_run_quietly(hub: HubEmulator) -> None:
-    command = [HFHARVEST, "fetch", "--endpoint", hub.url, "--sort", "likes",
-               "--inference-provider", "hf-inference"]  # fmt: skip
+    command = [
+        HFHARVEST,
+        "fetch",
+        "--endpoint",
+        hub.url,
+        "--sort",
+        "likes",
+        "--inference-provider",
+        "hf-inference",
+    ]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
         assert process.stdout is not None and process.stderr is not None
         first = process.stdout.readline()
@@ -237,10 +252,22 @@ class TestSayWhatAUserNeedsToHear:
             log.open("w") as stderr,
         ):
             done = subprocess.run(
-                [HFHARVEST, "fetch", "--endpoint", hub.url, "--page-size", "100",
-                 "--progress-every", "0.05", "-o", str(tmp_path / "m.jsonl")],
-                stderr=stderr, env={**os.environ, "HFHARVEST_BACKOFF_BASE": "0"}, check=False,
-            )  # fmt: skip
+                [
+                    HFHARVEST,
+                    "fetch",
+                    "--endpoint",
+                    hub.url,
+                    "--page-size",
+                    "100",
+                    "--progress-every",
+                    "0.05",
+                    "-o",
+                    str(tmp_path / "m.jsonl"),
+                ],
+                stderr=stderr,
+                env={**os.environ, "HFHARVEST_BACKOFF_BASE": "0"},
+                check=False,
+            )
         assert done.returncode == 0
         progress = [line for line in log.read_text().splitlines() if "hfharvest: progress" in line]
         assert len(progress) >= 3
@@ -248,8 +275,16 @@ class TestSayWhatAUserNeedsToHear:
 
     def test_quiet_keeps_the_progress_away(self, tmp_path: Path) -> None:
         with HubEmulator(make_catalog(), latency=0.01) as hub:
-            result = fetch(hub, "-q", "--page-size", "100", "--progress-every", "0.01",
-                           "-o", str(tmp_path / "m.jsonl"))  # fmt: skip
+            result = fetch(
+                hub,
+                "-q",
+                "--page-size",
+                "100",
+                "--progress-every",
+                "0.01",
+                "-o",
+                str(tmp_path / "m.jsonl"),
+            )
         assert result.exit_code == 0 and result.stderr == ""
 
 
@@ -257,8 +292,9 @@ class TestDeepPagesGetSmaller:
     def test_the_size_halves_on_a_deep_timeout_and_doubles_back(self) -> None:
         size = PageSize(1000)
         url = "https://hub.test/api/models?sort=likes&limit=1000&full=true&cursor=eyJx%3D"
-        assert size.halve() and size.url(url).endswith("?sort=likes&limit=500&full=true"
-                                                       "&cursor=eyJx%3D")  # fmt: skip
+        assert size.halve() and size.url(url).endswith(
+            "?sort=likes&limit=500&full=true&cursor=eyJx%3D"
+        )
         assert size.halve() and size.halve() and size.now == 125
         assert size.halve() and size.now == 100 and not size.halve()  # never below 100
         for _ in range(10):
@@ -295,10 +331,21 @@ def test_progress_never_lands_among_records_on_a_terminal() -> None:
 
     main, child = pty.openpty()
     hub = HubEmulator(make_catalog(), latency=0.3).start()
-    command = [HFHARVEST, "fetch", "--endpoint", hub.url, "--sort", "likes", "--limit", "300",
-               "--page-size", "100"]  # fmt: skip
-    with subprocess.Popen(command, stdout=child, stderr=child, env={**os.environ,
-                          "COLUMNS": "100"}) as process:  # fmt: skip
+    command = [
+        HFHARVEST,
+        "fetch",
+        "--endpoint",
+        hub.url,
+        "--sort",
+        "likes",
+        "--limit",
+        "300",
+        "--page-size",
+        "100",
+    ]
+    with subprocess.Popen(
+        command, stdout=child, stderr=child, env={**os.environ, "COLUMNS": "100"}
+    ) as process:
         os.close(child)
         output = b""
         while True:

@@ -19,8 +19,15 @@ runner = CliRunner()
 
 
 def record(repo_id: str, **fields: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"id": repo_id, "type": "model", "license": "mit", "likes": 10,
-                            "downloads": 100, "gated": "no", "found_by": {"likes": 1}}  # fmt: skip
+    base: dict[str, Any] = {
+        "id": repo_id,
+        "type": "model",
+        "license": "mit",
+        "likes": 10,
+        "downloads": 100,
+        "gated": "no",
+        "found_by": {"likes": 1},
+    }
     return {**base, **fields}
 
 
@@ -33,21 +40,34 @@ def write(path: Path, records: list[dict[str, Any]], fmt: str = "jsonl") -> Path
     return path
 
 
-OLD = [record("a/kept"), record("a/moved", likes=5, downloads=50), record("a/gone"),
-       record("a/relicensed"), record("a/gated")]  # fmt: skip
-NEW = [record("a/relicensed", license="apache-2.0"), record("a/kept", likes=99),
-       record("a/new"), record("a/moved", likes=500, downloads=9000, found_by={"downloads": 3}),
-       record("a/gated", gated="manual")]  # fmt: skip
+OLD = [
+    record("a/kept"),
+    record("a/moved", likes=5, downloads=50),
+    record("a/gone"),
+    record("a/relicensed"),
+    record("a/gated"),
+]
+NEW = [
+    record("a/relicensed", license="apache-2.0"),
+    record("a/kept", likes=99),
+    record("a/new"),
+    record("a/moved", likes=500, downloads=9000, found_by={"downloads": 3}),
+    record("a/gated", gated="manual"),
+]
 
 
 def run(*args: str) -> Any:
     return runner.invoke(app, ["diff", *args])
 
 
-@pytest.mark.parametrize(("old_name", "new_name", "fmt"), [
-    ("old.jsonl", "new.jsonl", "jsonl"), ("old.jsonl.gz", "new.json.gz", "json"),
-    ("old.json", "new.jsonl.gz", "json"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("old_name", "new_name", "fmt"),
+    [
+        ("old.jsonl", "new.jsonl", "jsonl"),
+        ("old.jsonl.gz", "new.json.gz", "json"),
+        ("old.json", "new.jsonl.gz", "json"),
+    ],
+)
 def test_added_removed_changed_in_any_snapshot_format(
     tmp_path: Path, old_name: str, new_name: str, fmt: str
 ) -> None:
@@ -73,8 +93,11 @@ def test_fields_chooses_and_all_takes_every_field(tmp_path: Path) -> None:
         json.loads(x) for x in run(str(old), str(new), "--fields", "likes").stdout.splitlines()
     ]
     assert {(x["change"], x["id"]) for x in only_likes} == {
-        ("changed", "a/kept"), ("changed", "a/moved"), ("added", "a/new"), ("removed", "a/gone")
-    }  # fmt: skip
+        ("changed", "a/kept"),
+        ("changed", "a/moved"),
+        ("added", "a/new"),
+        ("removed", "a/gone"),
+    }
     every = [json.loads(x) for x in run(str(old), str(new), "--fields", "all").stdout.splitlines()]
     moved = next(x for x in every if x["id"] == "a/moved")
     assert set(moved["fields"]) == {"likes", "downloads", "found_by"}
@@ -87,9 +110,15 @@ def test_unknown_field_is_trouble(tmp_path: Path) -> None:
     assert "--fields: unknown field popularity" in result.stderr
 
 
-@pytest.mark.parametrize(("same", "flag", "code"), [
-    (True, (), 0), (True, ("--exit-code",), 0), (False, (), 0), (False, ("--exit-code",), 1),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("same", "flag", "code"),
+    [
+        (True, (), 0),
+        (True, ("--exit-code",), 0),
+        (False, (), 0),
+        (False, ("--exit-code",), 1),
+    ],
+)
 def test_exit_codes_follow_diff(
     tmp_path: Path, same: bool, flag: tuple[str, ...], code: int
 ) -> None:
@@ -122,8 +151,12 @@ def synthetic_snapshot(path: Path, count: int, shift: int) -> None:
             extra = {"license": "apache-2.0"} if i < shift else {}
             tags = [f"tag-{i % 50}", "license:mit", "region:us", f"arxiv:2501.{i:05d}"]
             files = [f"model-{part:05d}-of-00020.safetensors" for part in range(20)]
-            out.write(json.dumps(record(f"org-{i % 997}/model-{i}", tags=tags, likes=i,
-                                        files=files, **extra)) + "\n")  # fmt: skip
+            out.write(
+                json.dumps(
+                    record(f"org-{i % 997}/model-{i}", tags=tags, likes=i, files=files, **extra)
+                )
+                + "\n"
+            )
 
 
 def peak_rss_of_diff(tmp_path: Path, count: int) -> int:
@@ -141,8 +174,9 @@ def peak_rss_of_diff(tmp_path: Path, count: int) -> int:
         "    print(next(s for s in status if s.startswith('VmHWM')).split()[1], file=sys.stderr)\n"
         "    sys.exit(e.code)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code, str(old), str(new)], capture_output=True,
-                          text=True, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(old), str(new)], capture_output=True, text=True, check=True
+    )
     assert done.stdout.count("\n") == count // 10
     return int(done.stderr.strip().splitlines()[-1]) * 1024
 

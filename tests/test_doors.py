@@ -31,8 +31,9 @@ def fetch(hub: HubEmulator, *args: str) -> Any:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", [[sys.executable, "-m", "hfharvest.testing"],
-                                     [HFHARVEST, "emulator"]])  # fmt: skip
+@pytest.mark.parametrize(
+    "command", [[sys.executable, "-m", "hfharvest.testing"], [HFHARVEST, "emulator"]]
+)
 def test_the_emulator_serves_a_small_catalog_from_the_shell(command: list[str]) -> None:
     serve = [*command, "--port", "0", "--models", "500"]
     with subprocess.Popen(serve, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as emulator:
@@ -58,9 +59,10 @@ def test_no_date_is_later_than_the_emulators_present_at_any_size() -> None:
     assert sum(1 for repo in catalog.repos["model"] if repo.get("inferenceProviderMapping")) > 0
     small = make_catalog(models=500)  # the provider subset scales down with the catalog
     served = [
-        model for model in small.repos["model"]
+        model
+        for model in small.repos["model"]
         if any(p["provider"] == "hf-inference" for p in model.get("inferenceProviderMapping") or [])
-    ]  # fmt: skip
+    ]
     assert 0 < len(served) <= 500
 
 
@@ -103,8 +105,9 @@ def test_contradicting_options_are_refused_alike(
     hub: HubEmulator, tmp_path: Path, args: list[str], named: str
 ) -> None:
     (tmp_path / "t").write_text("hf_file")
-    result = runner.invoke(app, ["fetch", "--endpoint", hub.url, *args,
-                                 "-o", str(tmp_path / "m.jsonl")])  # fmt: skip
+    result = runner.invoke(
+        app, ["fetch", "--endpoint", hub.url, *args, "-o", str(tmp_path / "m.jsonl")]
+    )
     assert result.exit_code == 2 and hub.requests_log == []
     first = said(result.stderr)[0]
     assert first.startswith("hfharvest: error: ") and named in first
@@ -128,8 +131,10 @@ def test_a_run_that_writes_nothing_leaves_no_folder_it_made(
 def test_a_run_interrupted_leaves_no_folder_it_made(tmp_path: Path) -> None:
     with HubEmulator(make_catalog(), latency=0.2) as hub:
         output = tmp_path / "new" / "m.jsonl"
-        with subprocess.Popen([HFHARVEST, "fetch", "--endpoint", hub.url, "--page-size", "100",
-                               "-o", str(output)], stderr=subprocess.DEVNULL) as run:  # fmt: skip
+        with subprocess.Popen(
+            [HFHARVEST, "fetch", "--endpoint", hub.url, "--page-size", "100", "-o", str(output)],
+            stderr=subprocess.DEVNULL,
+        ) as run:
             deadline = time.monotonic() + 10
             while not output.parent.exists() and time.monotonic() < deadline:
                 time.sleep(0.02)
@@ -142,8 +147,11 @@ def test_a_run_interrupted_leaves_no_folder_it_made(tmp_path: Path) -> None:
 def test_bench_results_are_never_tracked_files() -> None:
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("not a git checkout")
-    ignored = subprocess.run(["git", "check-ignore", "-q", "bench/results/2099-01-01T000000Z.json"],
-                             cwd=ROOT, check=False)  # fmt: skip
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", "bench/results/2099-01-01T000000Z.json"],
+        cwd=ROOT,
+        check=False,
+    )
     assert ignored.returncode == 0
     bench = (ROOT / "bench" / "bench.py").read_text()
     assert ".unlink(" not in bench  # a run removes no earlier result

@@ -49,8 +49,17 @@ def clean_ids(hub_catalog: Catalog) -> list[str]:
 
 
 def test_limit_1000_reproduces_the_replaced_scripts_table(hub: HubEmulator) -> None:
-    result = run(hub, "--sort", "likes", "--sort", "downloads", "--inference-provider",
-                 "hf-inference", "--limit", "1000")  # fmt: skip
+    result = run(
+        hub,
+        "--sort",
+        "likes",
+        "--sort",
+        "downloads",
+        "--inference-provider",
+        "hf-inference",
+        "--limit",
+        "1000",
+    )
     assert result.returncode == 0, result.stderr
     rows = {line.split()[0]: line.split()[1:4] for line in said(result.stderr) if line.strip()}
     assert rows["likes"] == ["1,000", "1,000", "0"]
@@ -114,8 +123,17 @@ def test_permanent_faults_fail_with_exit_1_and_keep_the_earlier_file(
     output = tmp_path / "models.jsonl.gz"
     output.write_bytes(b"yesterday")
     with HubEmulator(hub_catalog, faults=[fault]) as hub:
-        result = run(hub, "--inference-provider", "hf-inference", "-o", str(output),
-                     "--page-size", "500", *extra, env={"HF_TOKEN": CANARY})  # fmt: skip
+        result = run(
+            hub,
+            "--inference-provider",
+            "hf-inference",
+            "-o",
+            str(output),
+            "--page-size",
+            "500",
+            *extra,
+            env={"HF_TOKEN": CANARY},
+        )
     assert result.returncode == 1
     error = [line for line in said(result.stderr) if line.startswith("hfharvest: error:")]
     assert len(error) == 1 and message in error[0], result.stderr
@@ -149,18 +167,26 @@ def test_drift_leaves_no_duplicate_id(tmp_path: Path) -> None:
     ("hub_args", "our_args"),
     [
         ({"sort": "likes"}, ("--sort", "likes")),
-        ({"sort": "downloads", "inference_provider": "hf-inference"},
-         ("--sort", "downloads", "--inference-provider", "hf-inference")),
-        ({"sort": "lastModified", "filter": ["transformers", "license:mit"]},
-         ("--sort", "last_modified", "--filter", "transformers", "--filter", "license:mit")),
+        (
+            {"sort": "downloads", "inference_provider": "hf-inference"},
+            ("--sort", "downloads", "--inference-provider", "hf-inference"),
+        ),
+        (
+            {"sort": "lastModified", "filter": ["transformers", "license:mit"]},
+            ("--sort", "last_modified", "--filter", "transformers", "--filter", "license:mit"),
+        ),
         ({"sort": "createdAt", "search": "llama"}, ("--sort", "createdAt", "--search", "llama")),
-        ({"sort": "id", "author": "café-lab", "full": True},
-         ("--sort", "id", "--author", "café-lab")),
-        ({"sort": "likes30d", "pipeline_tag": "translation"},
-         ("--sort", "likes30d", "--pipeline-tag", "translation")),
+        (
+            {"sort": "id", "author": "café-lab", "full": True},
+            ("--sort", "id", "--author", "café-lab"),
+        ),
+        (
+            {"sort": "likes30d", "pipeline_tag": "translation"},
+            ("--sort", "likes30d", "--pipeline-tag", "translation"),
+        ),
         ({"sort": "trendingScore", "limit": 1500}, ("--sort", "trendingScore", "--limit", "1500")),
     ],
-)  # fmt: skip
+)
 def test_same_ids_in_the_same_order_as_the_official_client(
     hub: HubEmulator, hub_args: dict[str, Any], our_args: tuple[str, ...]
 ) -> None:
@@ -194,8 +220,10 @@ def test_a_signal_mid_walk_leaves_no_partial_file(
     environment = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
     process = subprocess.Popen(
         [HFHARVEST, "fetch", "--endpoint", slow_hub.url, "--page-size", "100", "-o", str(output)],
-        stderr=subprocess.PIPE, text=True, env=environment,
-    )  # fmt: skip
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+    )
     deadline = time.monotonic() + 10
     while len(slow_hub.requests_log) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -214,8 +242,17 @@ def test_a_signal_mid_walk_leaves_no_partial_file(
 def test_resume_after_kill_9_ends_with_the_clean_set(
     slow_hub: HubEmulator, clean_ids: list[str], tmp_path: Path
 ) -> None:
-    args = ["--inference-provider", "hf-inference", "--page-size", "100", "-q",
-            "-o", str(tmp_path / "m.jsonl"), "--state", str(tmp_path / "m.state")]  # fmt: skip
+    args = [
+        "--inference-provider",
+        "hf-inference",
+        "--page-size",
+        "100",
+        "-q",
+        "-o",
+        str(tmp_path / "m.jsonl"),
+        "--state",
+        str(tmp_path / "m.state"),
+    ]
     environment = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
     environment["HF_ENDPOINT"] = slow_hub.url
     killed_after(slow_hub, 7, args, environment)

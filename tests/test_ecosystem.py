@@ -45,18 +45,39 @@ def sent(hub: HubEmulator) -> list[tuple[str, str]]:
         (["--warm"], [("inference", "warm")]),
         (["--num-parameters", "min:6B,max:128B"], [("num_parameters", "min:6B,max:128B")]),
         (["--trained-dataset", "org/data"], [("filter", "dataset:org/data")]),
-        (["--type", "dataset", "--language", "fr", "--task-categories", "text-generation"],
-         [("filter", "language:fr"), ("filter", "task_categories:text-generation")]),
-        (["--type", "dataset", "--task-ids", "extractive-qa", "--size-categories", "1M<n<10M",
-          "--multilinguality", "multilingual", "--language-creators", "crowdsourced",
-          "--benchmark", "official"],
-         [("filter", "language_creators:crowdsourced"), ("filter", "multilinguality:multilingual"),
-          ("filter", "size_categories:1M<n<10M"), ("filter", "task_ids:extractive-qa"),
-          ("filter", "benchmark:official")]),
-        (["--type", "spaces", "--datasets", "a/b", "--models", "c/d", "--linked"],
-         [("datasets", "a/b"), ("models", "c/d"), ("linked", "true")]),
+        (
+            ["--type", "dataset", "--language", "fr", "--task-categories", "text-generation"],
+            [("filter", "language:fr"), ("filter", "task_categories:text-generation")],
+        ),
+        (
+            [
+                "--type",
+                "dataset",
+                "--task-ids",
+                "extractive-qa",
+                "--size-categories",
+                "1M<n<10M",
+                "--multilinguality",
+                "multilingual",
+                "--language-creators",
+                "crowdsourced",
+                "--benchmark",
+                "official",
+            ],
+            [
+                ("filter", "language_creators:crowdsourced"),
+                ("filter", "multilinguality:multilingual"),
+                ("filter", "size_categories:1M<n<10M"),
+                ("filter", "task_ids:extractive-qa"),
+                ("filter", "benchmark:official"),
+            ],
+        ),
+        (
+            ["--type", "spaces", "--datasets", "a/b", "--models", "c/d", "--linked"],
+            [("datasets", "a/b"), ("models", "c/d"), ("linked", "true")],
+        ),
     ],
-)  # fmt: skip
+)
 def test_each_filter_goes_in_huggingface_hubs_wire_form(
     hub: HubEmulator, args: list[str], wire: list[tuple[str, str]]
 ) -> None:
@@ -85,8 +106,11 @@ def test_the_emulator_answers_each_filter(hub: HubEmulator) -> None:
 
 
 def test_a_filter_of_another_type_is_refused_before_any_request(hub: HubEmulator) -> None:
-    for args in (["--type", "space", "--gated"], ["--type", "model", "--language", "fr"],
-                 ["--type", "dataset", "--warm"]):  # fmt: skip
+    for args in (
+        ["--type", "space", "--gated"],
+        ["--type", "model", "--language", "fr"],
+        ["--type", "dataset", "--warm"],
+    ):
         result = fetch(hub, *args)
         assert result.exit_code == 2, args
         assert "only applies to --type" in result.stderr
@@ -142,9 +166,23 @@ def test_expand_fields_split_checked_and_sent(hub: HubEmulator) -> None:
 
 def test_a_dry_run_sends_nothing_and_makes_nothing(hub: HubEmulator, tmp_path: Path) -> None:
     out = tmp_path / "new" / "m.jsonl"
-    result = runner.invoke(app, ["fetch", "--endpoint", hub.url, "--dry-run", "--limit", "2500",
-                                 "-o", str(out), "--state", str(tmp_path / "s" / ".state"),
-                                 "--token", "hf_secret_dry"])  # fmt: skip
+    result = runner.invoke(
+        app,
+        [
+            "fetch",
+            "--endpoint",
+            hub.url,
+            "--dry-run",
+            "--limit",
+            "2500",
+            "-o",
+            str(out),
+            "--state",
+            str(tmp_path / "s" / ".state"),
+            "--token",
+            "hf_secret_dry",
+        ],
+    )
     assert result.exit_code == 0 and hub.requests_log == []
     assert list(tmp_path.iterdir()) == []
     planned = [json.loads(line) for line in result.stdout.splitlines()]
@@ -157,14 +195,16 @@ def test_a_dry_run_sends_nothing_and_makes_nothing(hub: HubEmulator, tmp_path: P
 
 @pytest.mark.parametrize(
     ("options", "words"),
-    [({"limit": "10"}, "`limit` must be an int, got str"),
-     ({"limit": True}, "`limit` must be an int, got bool"),
-     ({"limit": 5.5}, "`limit` must be an int, got float"),
-     ({"token": 123}, "`token` must be a string, True or False, got int"),
-     ({"sort": 3}, "`sort` must be a string or a list of strings, got int"),
-     ({"timeout": [3]}, "`timeout` must be a number or a duration such as '90s', got list"),
-     ({"max_page_mb": "3"}, "`max_page_mb` must be a number, got str")],
-)  # fmt: skip
+    [
+        ({"limit": "10"}, "`limit` must be an int, got str"),
+        ({"limit": True}, "`limit` must be an int, got bool"),
+        ({"limit": 5.5}, "`limit` must be an int, got float"),
+        ({"token": 123}, "`token` must be a string, True or False, got int"),
+        ({"sort": 3}, "`sort` must be a string or a list of strings, got int"),
+        ({"timeout": [3]}, "`timeout` must be a number or a duration such as '90s', got list"),
+        ({"max_page_mb": "3"}, "`max_page_mb` must be a number, got str"),
+    ],
+)
 def test_python_types_are_checked_by_name_before_any_request(
     hub: HubEmulator, options: dict[str, Any], words: str
 ) -> None:
@@ -206,11 +246,16 @@ def test_the_package_is_published_properly() -> None:
 
 @pytest.mark.slow
 def test_an_unrelated_projects_pytest_gets_no_hub_fixture(tmp_path: Path) -> None:
-    (tmp_path / "test_other.py").write_text("def test_fixture(request):\n"
-                                            "    request.getfixturevalue('hub')\n")  # fmt: skip
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           str(tmp_path)], cwd=tmp_path, capture_output=True, text=True,
-                          check=False)  # fmt: skip
+    (tmp_path / "test_other.py").write_text(
+        "def test_fixture(request):\n    request.getfixturevalue('hub')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 1 and "fixture 'hub' not found" in done.stdout
 
 
@@ -317,9 +362,13 @@ def test_the_new_parameters_give_huggingface_hubs_sets(hub: HubEmulator) -> None
     assert "cardData=true" in hub.requests_log[-1].query
     named = {d.id for d in api.list_datasets(dataset_name="lab", search="ai")}
     asked = hfharvest.harvest(
-        sort="likes", repo_type="dataset", endpoint=hub.url, token=False,
-        dataset_name="lab", search="ai",
-    )  # fmt: skip
+        sort="likes",
+        repo_type="dataset",
+        endpoint=hub.url,
+        token=False,
+        dataset_name="lab",
+        search="ai",
+    )
     assert named == {record["id"] for record in asked.records}
     assert "search=lab&search=ai" in hub.requests_log[-1].query
     with pytest.raises(hfharvest.UsageError, match="`card_data` cannot be combined with `expand`"):

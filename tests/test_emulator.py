@@ -56,8 +56,11 @@ class TestCatalog:
         assert any(t.count(":") == 2 for m in models for t in m["tags"] if t.startswith("base_"))
         assert all(m["siblings"] for m in models)
         assert {s["sdk"] for s in hub_catalog.repos["space"]} == {
-            "gradio", "streamlit", "docker", "static"
-        }  # fmt: skip
+            "gradio",
+            "streamlit",
+            "docker",
+            "static",
+        }
         assert len(hub_catalog.repos["dataset"]) == 500
 
     def test_the_facts_real_answers_show(self, hub_catalog: Catalog) -> None:
@@ -76,9 +79,10 @@ class TestCatalog:
 
     def test_hf_inference_count_and_overlap_like_october_2025(self, hub_catalog: Catalog) -> None:
         served = [
-            m for m in hub_catalog.repos["model"]
+            m
+            for m in hub_catalog.repos["model"]
             if any(p["provider"] == "hf-inference" for p in m["inferenceProviderMapping"])
-        ]  # fmt: skip
+        ]
         assert len(served) == 1377
         top_likes = sorted(served, key=lambda m: (-m["likes"], m["_id"]))[:1000]
         top_downloads = sorted(served, key=lambda m: (-m["downloads"], m["_id"]))[:1000]
@@ -155,9 +159,18 @@ class TestListing:
     def test_field_sets(self, hub: HubEmulator) -> None:
         default = get(hub, limit=1).json()[0]
         assert set(default) == {
-            "_id", "id", "likes", "trendingScore", "private", "downloads", "tags", "pipeline_tag",
-            "library_name", "createdAt", "modelId",
-        }  # fmt: skip
+            "_id",
+            "id",
+            "likes",
+            "trendingScore",
+            "private",
+            "downloads",
+            "tags",
+            "pipeline_tag",
+            "library_name",
+            "createdAt",
+            "modelId",
+        }
         full = get(hub, limit=1, full="true").json()[0]
         assert {"author", "sha", "lastModified", "gated", "disabled", "siblings"} <= set(full)
         expanded = get(hub, limit=1, expand=["downloadsAllTime", "sha"]).json()[0]
@@ -220,8 +233,13 @@ class TestFaults:
             ("html:502@1", 502, lambda r: r.text.startswith("<!DOCTYPE html>")),
             ("retry-after:7@1", 429, lambda r: r.headers["Retry-After"] == "7"),
             ("retry-date:5@1", 429, lambda r: r.headers["Retry-After"].endswith("GMT")),
-            ("ratelimit:9@1", 429, lambda r: "Retry-After" not in r.headers
-             and r.headers["RateLimit"] == '"api";r=0;t=9'),
+            (
+                "ratelimit:9@1",
+                429,
+                lambda r: (
+                    "Retry-After" not in r.headers and r.headers["RateLimit"] == '"api";r=0;t=9'
+                ),
+            ),
             ("html200@1", 200, lambda r: r.text.startswith("<!DOCTYPE html>")),
             ("empty200@1", 200, lambda r: r.content == b""),
             ("error200@1", 200, lambda r: "error" in r.json()),
@@ -230,7 +248,7 @@ class TestFaults:
             ("relative@1", 200, lambda r: r.headers["Link"].startswith("</api/models?")),
             ("link-away@1", 200, lambda r: "elsewhere.invalid" in r.links["next"]["url"]),
         ],
-    )  # fmt: skip
+    )
     def test_answer_faults(self, hub: HubEmulator, spec: str, status: int, check: Any) -> None:
         hub.add_fault(spec)
         response = get(hub, limit=10)
@@ -270,8 +288,9 @@ class TestFaults:
     def test_pattern_with_a_count_and_random_share(self, hub: HubEmulator) -> None:
         hub.add_fault("500@/cursor=/x2")
         walk = [get(hub, limit=1000)]
-        statuses = [requests.get(walk[0].links["next"]["url"], timeout=5).status_code
-                    for _ in range(3)]  # fmt: skip
+        statuses = [
+            requests.get(walk[0].links["next"]["url"], timeout=5).status_code for _ in range(3)
+        ]
         assert statuses == [500, 500, 200]
         share = parse_fault("503@p0.5", seed=1)
         fired = sum(share.applies(n, "/api/models?") for n in range(1, 1001))
@@ -310,8 +329,16 @@ class TestFaults:
     def test_request_log_over_http(self, hub: HubEmulator) -> None:
         get(hub, sort="likes", limit=3)
         log = requests.get(f"{hub.url}/_emulator/requests", timeout=5).json()
-        assert log == [{"number": 1, "path": "/api/models", "query": "sort=likes&limit=3",
-                        "token": False, "status": 200, "fault": None}]  # fmt: skip
+        assert log == [
+            {
+                "number": 1,
+                "path": "/api/models",
+                "query": "sort=likes&limit=3",
+                "token": False,
+                "status": 200,
+                "fault": None,
+            }
+        ]
 
     def test_bad_fault_specs(self) -> None:
         for spec in ("explode@1", "503@x", ""):
@@ -322,10 +349,23 @@ class TestFaults:
 @pytest.mark.slow
 def test_command_line_prints_its_url_first_and_serves() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "hfharvest.testing", "--port", "0", "--models", "50",
-         "--hf-inference", "5", "--fault", "503@1"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "hfharvest.testing",
+            "--port",
+            "0",
+            "--models",
+            "50",
+            "--hf-inference",
+            "5",
+            "--fault",
+            "503@1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         assert process.stdout is not None
         url = process.stdout.readline().strip()
@@ -360,10 +400,12 @@ EMULATOR = [sys.executable, "-m", "hfharvest.testing"]
 
 @pytest.mark.parametrize(
     ("args", "words"),
-    [(["--port", "99999"], "--port 99999: a port is 0 (any free one) to 65535"),
-     (["--models", "-5"], "--models -5: a count is 0 or more"),
-     (["--extra-sort", "likes7d"], "--extra-sort 'likes7d': NAME=AS")],
-)  # fmt: skip
+    [
+        (["--port", "99999"], "--port 99999: a port is 0 (any free one) to 65535"),
+        (["--models", "-5"], "--models -5: a count is 0 or more"),
+        (["--extra-sort", "likes7d"], "--extra-sort 'likes7d': NAME=AS"),
+    ],
+)
 def test_an_impossible_emulator_is_one_line_and_exit_2(args: list[str], words: str) -> None:
     done = subprocess.run([*EMULATOR, *args], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
@@ -380,8 +422,10 @@ def test_a_second_emulator_on_a_busy_port_says_so(hub: HubEmulator) -> None:
 def test_a_sort_the_hub_adds_is_rehearsed_from_the_command_line(tmp_path: Any) -> None:
     with subprocess.Popen(
         [*EMULATOR, "--port", "0", "--extra-sort", "likes7d=likes"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    ) as emulator:  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as emulator:
         try:
             assert emulator.stdout is not None and emulator.stderr is not None
             url = emulator.stdout.readline().strip()

@@ -26,8 +26,11 @@ OFFLINE = "from huggingface_hub import constants; print(constants.HF_HUB_OFFLINE
 CELLS: dict[str, tuple[dict[str, str], str | None, str]] = {
     "nothing": ({}, None, ""),
     "HF_TOKEN": ({"HF_TOKEN": "hf_env"}, None, ""),
-    "empty HF_TOKEN, the older name": ({"HF_TOKEN": "", "HUGGING_FACE_HUB_TOKEN": "hf_old"},
-                                       None, ""),
+    "empty HF_TOKEN, the older name": (
+        {"HF_TOKEN": "", "HUGGING_FACE_HUB_TOKEN": "hf_old"},
+        None,
+        "",
+    ),
     "HF_TOKEN beside a file": ({"HF_TOKEN": "hf_env"}, ".cache/huggingface/token", "hf_file"),
     "the default file": ({}, ".cache/huggingface/token", "hf_file\n"),
     "XDG_CACHE_HOME": ({"XDG_CACHE_HOME": "{home}/xdg"}, "xdg/huggingface/token", "hf_xdg"),
@@ -37,13 +40,22 @@ CELLS: dict[str, tuple[dict[str, str], str | None, str]] = {
     "HF_TOKEN_PATH with ${VAR}": ({"HF_TOKEN_PATH": "${HOME}/tok/en"}, "tok/en", "hf_path"),
     "HF_TOKEN_PATH missing": ({"HF_TOKEN_PATH": "~/absent"}, ".cache/huggingface/token", "x"),
     "spaces and CR in the file": ({}, ".cache/huggingface/token", "  hf_spaced\r\n"),
-    "implicit disabled, a file": ({"HF_HUB_DISABLE_IMPLICIT_TOKEN": "1"},
-                                  ".cache/huggingface/token", "hf_file"),
-    "implicit disabled, HF_TOKEN": ({"HF_HUB_DISABLE_IMPLICIT_TOKEN": "true",
-                                     "HF_TOKEN": "hf_env"}, None, ""),
-    "implicit disable off": ({"HF_HUB_DISABLE_IMPLICIT_TOKEN": "0", "HF_TOKEN": "hf_env"}, None,
-                             ""),
-}  # fmt: skip
+    "implicit disabled, a file": (
+        {"HF_HUB_DISABLE_IMPLICIT_TOKEN": "1"},
+        ".cache/huggingface/token",
+        "hf_file",
+    ),
+    "implicit disabled, HF_TOKEN": (
+        {"HF_HUB_DISABLE_IMPLICIT_TOKEN": "true", "HF_TOKEN": "hf_env"},
+        None,
+        "",
+    ),
+    "implicit disable off": (
+        {"HF_HUB_DISABLE_IMPLICIT_TOKEN": "0", "HF_TOKEN": "hf_env"},
+        None,
+        "",
+    ),
+}
 
 
 def environment(home: Path, cell: dict[str, str]) -> dict[str, str]:
@@ -58,8 +70,9 @@ def test_the_token_sent_is_the_one_huggingface_hub_would_send(tmp_path: Path, na
         (tmp_path / where).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / where).write_text(text)
     env = environment(tmp_path, cell)
-    theirs = subprocess.run([sys.executable, "-c", HEADER], env=env, capture_output=True,
-                            text=True, check=True).stdout.strip()  # fmt: skip
+    theirs = subprocess.run(
+        [sys.executable, "-c", HEADER], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
     token = resolve_token(None, None, env)
     ours = f"Bearer {token.value}" if token else "None"
     assert ours == theirs
@@ -67,14 +80,20 @@ def test_the_token_sent_is_the_one_huggingface_hub_would_send(tmp_path: Path, na
 
 @pytest.mark.parametrize(
     "cell",
-    [{}, {"HF_HUB_OFFLINE": "1"}, {"TRANSFORMERS_OFFLINE": "1"},
-     {"HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "1"},
-     {"HF_HUB_OFFLINE": "", "TRANSFORMERS_OFFLINE": "yes"}, {"HF_HUB_OFFLINE": "ON"}],
-)  # fmt: skip
+    [
+        {},
+        {"HF_HUB_OFFLINE": "1"},
+        {"TRANSFORMERS_OFFLINE": "1"},
+        {"HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "1"},
+        {"HF_HUB_OFFLINE": "", "TRANSFORMERS_OFFLINE": "yes"},
+        {"HF_HUB_OFFLINE": "ON"},
+    ],
+)
 def test_offline_mode_is_huggingface_hubs(tmp_path: Path, cell: dict[str, str]) -> None:
     env = environment(tmp_path, cell)
-    theirs = subprocess.run([sys.executable, "-c", OFFLINE], env=env, capture_output=True,
-                            text=True, check=True).stdout.strip()  # fmt: skip
+    theirs = subprocess.run(
+        [sys.executable, "-c", OFFLINE], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert (offline(env) is not None) == (theirs == "True")
 
 
@@ -85,8 +104,9 @@ def test_transformers_offline_refuses_before_any_request(tmp_path: Path) -> None
     from hfharvest.testing import HubEmulator
 
     with HubEmulator() as hub:
-        result = CliRunner().invoke(app, ["fetch", "--endpoint", hub.url],
-                                    env={"TRANSFORMERS_OFFLINE": "1"})  # fmt: skip
+        result = CliRunner().invoke(
+            app, ["fetch", "--endpoint", hub.url], env={"TRANSFORMERS_OFFLINE": "1"}
+        )
         assert result.exit_code == 2 and hub.requests_log == []
     assert "TRANSFORMERS_OFFLINE is set" in result.stderr
 
@@ -112,12 +132,19 @@ expires_at = 1000000000
 HUB_CELLS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     "HF_TOKEN": ({"HF_TOKEN": "hf_env"}, {}),
     "the token file": ({}, {".cache/huggingface/token": "hf_file"}),
-    "implicit disabled": ({"HF_HUB_DISABLE_IMPLICIT_TOKEN": "1"},
-                          {".cache/huggingface/token": "hf_file"}),
+    "implicit disabled": (
+        {"HF_HUB_DISABLE_IMPLICIT_TOKEN": "1"},
+        {".cache/huggingface/token": "hf_file"},
+    ),
     "HF_OIDC_RESOURCE": ({"HF_OIDC_RESOURCE": "org/repo", "HF_OIDC_ID_TOKEN": "eyJ.id.token"}, {}),
-    "an expired OAuth token": ({}, {".cache/huggingface/token": "hf_expired_oauth",
-                                    ".cache/huggingface/stored_tokens": OAUTH_TOKENS}),
-}  # fmt: skip
+    "an expired OAuth token": (
+        {},
+        {
+            ".cache/huggingface/token": "hf_expired_oauth",
+            ".cache/huggingface/stored_tokens": OAUTH_TOKENS,
+        },
+    ),
+}
 THEIRS = [sys.executable, "-c", "from huggingface_hub import HfApi; list(HfApi().list_models())"]
 OURS = [str(Path(sys.executable).with_name("hfharvest")), "fetch", "--sort", "likes", "-q"]
 

@@ -57,8 +57,9 @@ def test_a_provider_walk_carries_each_providers_own_id_and_keeps_the_full_fields
 
 
 def test_no_full_with_a_provider_asks_the_default_fields_and_the_mapping(hub: HubEmulator) -> None:
-    result = fetch(hub, "--sort", "likes", "--inference-provider", "hf-inference", "--no-full",
-                   "--limit", "5")  # fmt: skip
+    result = fetch(
+        hub, "--sort", "likes", "--inference-provider", "hf-inference", "--no-full", "--limit", "5"
+    )
     assert result.exit_code == 0, result.stderr
     assert expanded(hub)[-1] == "inferenceProviderMapping"
     assert "siblings" not in expanded(hub)
@@ -66,8 +67,17 @@ def test_no_full_with_a_provider_asks_the_default_fields_and_the_mapping(hub: Hu
 
 
 def test_an_explicit_expand_stays_exactly_the_users_list(hub: HubEmulator) -> None:
-    result = fetch(hub, "--sort", "likes", "--inference-provider", "hf-inference",
-                   "--expand", "downloadsAllTime", "--limit", "5")  # fmt: skip
+    result = fetch(
+        hub,
+        "--sort",
+        "likes",
+        "--inference-provider",
+        "hf-inference",
+        "--expand",
+        "downloadsAllTime",
+        "--limit",
+        "5",
+    )
     assert result.exit_code == 0, result.stderr
     assert expanded(hub) == ["downloadsAllTime"]
     assert all(r["providers"] is None for r in records(result.stdout))

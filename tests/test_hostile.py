@@ -57,8 +57,17 @@ def test_no_file_or_stream_ever_holds_the_token(tmp_path: Path) -> None:
     listing: it is not followed): stderr, the stats, the manifest and the state hold it in no
     form."""
     state, stats = tmp_path / ".state", tmp_path / "stats.json"
-    common = ["--state", str(state), "--stats-json", str(stats), "--retries", "0",
-              "-o", str(tmp_path / "m.jsonl"), "--allow-partial"]  # fmt: skip
+    common = [
+        "--state",
+        str(state),
+        "--stats-json",
+        str(stats),
+        "--retries",
+        "0",
+        "-o",
+        str(tmp_path / "m.jsonl"),
+        "--allow-partial",
+    ]
     with HubEmulator(make_catalog(), faults=["echo-token@/sort=downloads/", "token-link"]) as hub:
         result = fetch(hub, *common)
     assert result.exit_code == 1, result.stderr
@@ -86,8 +95,11 @@ def test_a_device_is_never_replaced(hub: HubEmulator, option: str, tmp_path: Pat
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     for device in ("/dev/null", str(fifo)):
-        args = [option, device] if option == "-o" else ["-o", str(tmp_path / "m.jsonl"), option,
-                                                        device]  # fmt: skip
+        args = (
+            [option, device]
+            if option == "-o"
+            else ["-o", str(tmp_path / "m.jsonl"), option, device]
+        )
         result = fetch(hub, *args, token=False)
         assert result.exit_code == 2, (device, result.stderr)
         assert "is not a regular file" in result.stderr
@@ -116,8 +128,9 @@ def test_empty_pages_with_a_next_link_end_the_walk(hub: HubEmulator) -> None:
 
 
 def test_a_body_that_trickles_in_is_cut_off_by_the_deadline(tmp_path: Path) -> None:
-    with HubEmulator(make_catalog(models=50, datasets=0, spaces=0, hf_inference=5),
-                     faults=["trickle:0.05"]) as hub:  # fmt: skip
+    with HubEmulator(
+        make_catalog(models=50, datasets=0, spaces=0, hf_inference=5), faults=["trickle:0.05"]
+    ) as hub:
         started = time.monotonic()
         result = fetch(hub, "--sort", "likes", "--deadline", "1", "--retries", "0", token=False)
     assert time.monotonic() - started < 10
@@ -140,8 +153,15 @@ def test_each_cause_is_named_for_what_it_is(hub: HubEmulator, tmp_path: Path) ->
     assert odd.exit_code == 0 and "bug" not in odd.stderr  # the odd Retry-After ignored
     state = tmp_path / ".state"
     begun = datetime.now(UTC).isoformat()  # recent: of another job, refused, not set aside
-    shape = {"version": 4, "hfharvest": "0.1.0", "created": begun,
-             "job": {}, "bounds": {}, "spool_length": 0, "sorts": {"likes": 3}}  # fmt: skip
+    shape = {
+        "version": 4,
+        "hfharvest": "0.1.0",
+        "created": begun,
+        "job": {},
+        "bounds": {},
+        "spool_length": 0,
+        "sorts": {"likes": 3},
+    }
     state.write_text(json.dumps(shape))
     shaped = fetch(hub, "--sort", "likes", "--state", str(state), token=False)
     assert shaped.exit_code == 2, shaped.stderr
@@ -210,9 +230,20 @@ def signal_runs(count: int, tmp_path: Path) -> tuple[list[str], int]:
                     if late
                     else [HFHARVEST]
                 )
-                command = [*start, "fetch", "--endpoint", hub.url, "--page-size", "100",
-                           "--state", str(tmp_path / ".state"), "-o", str(output),
-                           "--stats-json", str(stats)]  # fmt: skip
+                command = [
+                    *start,
+                    "fetch",
+                    "--endpoint",
+                    hub.url,
+                    "--page-size",
+                    "100",
+                    "--state",
+                    str(tmp_path / ".state"),
+                    "-o",
+                    str(output),
+                    "--stats-json",
+                    str(stats),
+                ]
                 env = {**os.environ, "HFHARVEST_BACKOFF_BASE": "0"}
                 process = subprocess.Popen(command, stderr=subprocess.PIPE, env=env)
                 if late:
@@ -242,8 +273,10 @@ def signal_runs(count: int, tmp_path: Path) -> tuple[list[str], int]:
                     problems.append(f"run {run}: a .part left")
                 wrote = code == 0 or f"once {output} was written (3,000 records)" in stderr
                 after_rename += late and wrote and code != 0
-                problems += [f"run {run}: {p}" for p in disagreements(
-                    code, stderr, wrote, output, manifest, stats)]  # fmt: skip
+                problems += [
+                    f"run {run}: {p}"
+                    for p in disagreements(code, stderr, wrote, output, manifest, stats)
+                ]
     finally:
         burner.kill()
     return problems, after_rename
@@ -256,19 +289,26 @@ def disagreements(
     found = []
     lines = len(output.read_text().splitlines())
     if (lines == 3000) != wrote or (not wrote and output.read_text() != "yesterday\n"):
-        found.append(f"exit {code}, {'said' if wrote else 'not said'} written, {lines} lines: "
-                     f"{stderr[-300:]}")  # fmt: skip
+        found.append(
+            f"exit {code}, {'said' if wrote else 'not said'} written, {lines} lines: "
+            f"{stderr[-300:]}"
+        )
     if code != 0 and not wrote and "no file was written" not in stderr:
         found.append(f"exit {code}: no word of what was written: {stderr[-300:]}")
     if not stats.exists():  # stopped before its options were read: it says so
-        return [] if "at start-up; no file was written" in stderr and not wrote else [
-            f"exit {code}: no stats: {stderr[-300:]}"]  # fmt: skip
+        return (
+            []
+            if "at start-up; no file was written" in stderr and not wrote
+            else [f"exit {code}: no stats: {stderr[-300:]}"]
+        )
     document = json.loads(stats.read_text())
     if document.get("exit_code") != code or document.get("records_written") != (
         3000 if wrote else 0
     ):
-        found.append(f"exit {code}: stats say {document.get('exit_code')}, "
-                     f"{document.get('records_written')} records")  # fmt: skip
+        found.append(
+            f"exit {code}: stats say {document.get('exit_code')}, "
+            f"{document.get('records_written')} records"
+        )
     manifest_new = manifest.read_text() != "yesterday\n"
     said_missing = f"not written: {manifest}" in stderr
     if manifest_new != (wrote and not said_missing):
@@ -288,18 +328,40 @@ def test_signals_always_win(tmp_path: Path) -> None:
 
 
 HOSTILE = [
-    "rel-multi@1", "rel-case@1", "two-next@2", "token-link", "empty-next", "echo-token@2",
-    "retry-odd@1", "bad-gzip@1", "gzip-bomb:20@1", "huge-int@1", "status:401",
-    "status:500@/sort=downloads/", "redirect-away@1", "link-away@1",
-]  # fmt: skip
+    "rel-multi@1",
+    "rel-case@1",
+    "two-next@2",
+    "token-link",
+    "empty-next",
+    "echo-token@2",
+    "retry-odd@1",
+    "bad-gzip@1",
+    "gzip-bomb:20@1",
+    "huge-int@1",
+    "status:401",
+    "status:500@/sort=downloads/",
+    "redirect-away@1",
+    "link-away@1",
+]
 
 
 @pytest.mark.parametrize("fault", HOSTILE)
 def test_whatever_the_server_answers_the_token_is_nowhere(tmp_path: Path, fault: str) -> None:
     with HubEmulator(make_catalog(models=1500, hf_inference=10), faults=[fault]) as hub:
-        result = fetch(hub, "--retries", "1", "--max-page-mb", "8", "--allow-partial",
-                       "--state", str(tmp_path / ".state"), "--stats-json",
-                       str(tmp_path / "stats.json"), "-o", str(tmp_path / "m.jsonl"))  # fmt: skip
+        result = fetch(
+            hub,
+            "--retries",
+            "1",
+            "--max-page-mb",
+            "8",
+            "--allow-partial",
+            "--state",
+            str(tmp_path / ".state"),
+            "--stats-json",
+            str(tmp_path / "stats.json"),
+            "-o",
+            str(tmp_path / "m.jsonl"),
+        )
     written = every_file(tmp_path) + result.stdout + result.stderr
     assert TOKEN not in written and TOKEN[3:] not in written, fault
     assert "Traceback" not in result.stderr and "bug" not in result.stderr, result.stderr
@@ -332,8 +394,15 @@ def test_stdout_on_a_full_disk_is_told_as_such(hub: HubEmulator) -> None:
 
 def test_a_garbled_spool_is_exit_2_with_what_to_do(hub: HubEmulator, tmp_path: Path) -> None:
     state = tmp_path / ".state"
-    args = ["--state", str(state), "-o", str(tmp_path / "m.jsonl"), "--retries", "0",
-            "--allow-partial"]  # fmt: skip
+    args = [
+        "--state",
+        str(state),
+        "-o",
+        str(tmp_path / "m.jsonl"),
+        "--retries",
+        "0",
+        "--allow-partial",
+    ]
     hub.add_fault("status:500@/sort=downloads/")
     assert fetch(hub, *args, token=False).exit_code == 3  # likes done: its records spooled
     hub.faults.clear()

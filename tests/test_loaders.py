@@ -27,7 +27,7 @@ OPTIONS = {  # a snapshot per set of options
     "default": [],
     "all-fields": ["--all-fields"],
     "expand": ["--expand", "likes", "--expand", "createdAt", "--sort", "likes"],
-}  # fmt: skip
+}
 RECORD_DOCS = (Path(__file__).parent.parent / "docs" / "record.md").read_text()
 
 
@@ -58,8 +58,9 @@ def load_jsonl(paths: list[Path], repo_type: str, loader: str) -> int:
         return sum(len(pj.read_json(path, parse_options=options).to_pandas()) for path in paths)
     if loader == "polars":
         polars = pytest.importorskip("polars")
-        frames = [polars.read_ndjson(path, schema=hfharvest.polars_schema(repo_type))
-                  for path in paths]  # fmt: skip
+        frames = [
+            polars.read_ndjson(path, schema=hfharvest.polars_schema(repo_type)) for path in paths
+        ]
         return polars.concat(frames).height  # type: ignore[no-any-return]
     if loader == "duckdb":
         duckdb = pytest.importorskip("duckdb")
@@ -68,9 +69,12 @@ def load_jsonl(paths: list[Path], repo_type: str, loader: str) -> int:
         return rows.fetchall()[0][0]  # type: ignore[no-any-return]
     datasets = pytest.importorskip("datasets")
     return datasets.load_dataset(  # type: ignore[no-any-return]
-        "json", data_files=[str(p) for p in paths], features=hfharvest.features(repo_type),
-        split="train", cache_dir=str(paths[0].parent / ".cache"),
-    ).num_rows  # fmt: skip
+        "json",
+        data_files=[str(p) for p in paths],
+        features=hfharvest.features(repo_type),
+        split="train",
+        cache_dir=str(paths[0].parent / ".cache"),
+    ).num_rows
 
 
 def load_parquet(paths: list[Path], loader: str) -> int:
@@ -88,9 +92,11 @@ def load_parquet(paths: list[Path], loader: str) -> int:
         return duckdb.sql(f"SELECT count(*) FROM read_parquet([{files}])").fetchall()[0][0]  # type: ignore[no-any-return]
     datasets = pytest.importorskip("datasets")
     return datasets.load_dataset(  # type: ignore[no-any-return]
-        "parquet", data_files=[str(p) for p in paths], split="train",
+        "parquet",
+        data_files=[str(p) for p in paths],
+        split="train",
         cache_dir=str(paths[0].parent / ".cache"),
-    ).num_rows  # fmt: skip
+    ).num_rows
 
 
 def rows(path: Path) -> int:
@@ -126,8 +132,11 @@ def test_timestamps_load_as_timestamps(snapshots: dict[tuple[str, str, str], Pat
     for suffix in ("jsonl", "parquet"):
         path = snapshots["model", "all-fields", suffix]
         schema = hfharvest.polars_schema("model")
-        frame = (polars.read_parquet(path) if suffix == "parquet"
-                 else polars.read_ndjson(path, schema=schema))  # fmt: skip
+        frame = (
+            polars.read_parquet(path)
+            if suffix == "parquet"
+            else polars.read_ndjson(path, schema=schema)
+        )
         assert frame.schema["created_at"] == polars.Datetime("ms", "UTC")
         assert frame["created_at"].drop_nulls().len() > 0
 
@@ -138,8 +147,9 @@ def test_a_parquet_and_a_jsonl_of_the_same_run_hold_the_same_records(
     from hfharvest.sinks.parquet import parquet_records
 
     for name in OPTIONS:
-        jsonl = [json.loads(line) for line in
-                 snapshots["model", name, "jsonl"].read_text().splitlines()]  # fmt: skip
+        jsonl = [
+            json.loads(line) for line in snapshots["model", name, "jsonl"].read_text().splitlines()
+        ]
         parquet = list(parquet_records(snapshots["model", name, "parquet"]))
         assert parquet == jsonl
         both = [str(snapshots["model", name, suffix]) for suffix in ("jsonl", "parquet")]
@@ -151,8 +161,9 @@ def test_a_parquet_and_a_jsonl_of_the_same_run_hold_the_same_records(
 def test_write_parquet_from_python_gives_the_cli_s_file(
     snapshots: dict[tuple[str, str, str], Path], tmp_path: Path
 ) -> None:
-    records = [json.loads(line) for line in
-               snapshots["model", "default", "jsonl"].read_text().splitlines()]  # fmt: skip
+    records = [
+        json.loads(line) for line in snapshots["model", "default", "jsonl"].read_text().splitlines()
+    ]
     written = hfharvest.write_parquet(records, tmp_path / "m.parquet", repo_type="model")
     assert written.records == len(records)
     cli = pq.read_table(snapshots["model", "default", "parquet"])
@@ -163,10 +174,12 @@ def test_the_record_docs_one_liners_run(
     snapshots: dict[tuple[str, str, str], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (block,) = re.findall(r"## Loading it.*?```python\n(.*?)```", RECORD_DOCS, flags=re.DOTALL)
-    names = {"models.jsonl": ("model", "default", "jsonl"),
-             "models-all-fields.jsonl": ("model", "all-fields", "jsonl"),
-             "models.parquet": ("model", "default", "parquet"),
-             "models-all-fields.parquet": ("model", "all-fields", "parquet")}  # fmt: skip
+    names = {
+        "models.jsonl": ("model", "default", "jsonl"),
+        "models-all-fields.jsonl": ("model", "all-fields", "jsonl"),
+        "models.parquet": ("model", "default", "parquet"),
+        "models-all-fields.parquet": ("model", "all-fields", "parquet"),
+    }
     for name, key in names.items():
         (tmp_path / name).write_bytes(snapshots[key].read_bytes())
     monkeypatch.chdir(tmp_path)
@@ -181,8 +194,21 @@ def test_parquet_without_pyarrow_and_unknown_suffixes_are_refused_before_any_req
     for name in ("x.csv", "x.parquet.gz"):
         result = runner.invoke(app, ["fetch", "--endpoint", hub.url, "-o", str(tmp_path / name)])
         assert result.exit_code == 2 and "hfharvest writes .json, .jsonl" in result.stderr
-    allowed = runner.invoke(app, ["fetch", "--endpoint", hub.url, "--format", "jsonl",
-                                  "-o", str(tmp_path / "x.csv"), "-q", "--limit", "3"])  # fmt: skip
+    allowed = runner.invoke(
+        app,
+        [
+            "fetch",
+            "--endpoint",
+            hub.url,
+            "--format",
+            "jsonl",
+            "-o",
+            str(tmp_path / "x.csv"),
+            "-q",
+            "--limit",
+            "3",
+        ],
+    )
     assert allowed.exit_code == 0  # the format named: any name goes
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if not installed
     hub.requests_log.clear()

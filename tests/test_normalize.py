@@ -17,11 +17,30 @@ from hfharvest.schema import record_schema
 FIXTURES = Path(__file__).parent / "fixtures"
 SCHEMA = json.loads(record_schema())
 KEY_ORDER = [
-    "id", "type", "author", "name", "sha", "created_at", "last_modified", "private", "disabled",
-    "gated", "likes", "downloads", "downloads_all_time", "trending_score", "pipeline_tag",
-    "library_name", "tags", "license", "arxiv", "datasets", "base_models",
-    "inference_providers", "files",
-]  # fmt: skip
+    "id",
+    "type",
+    "author",
+    "name",
+    "sha",
+    "created_at",
+    "last_modified",
+    "private",
+    "disabled",
+    "gated",
+    "likes",
+    "downloads",
+    "downloads_all_time",
+    "trending_score",
+    "pipeline_tag",
+    "library_name",
+    "tags",
+    "license",
+    "arxiv",
+    "datasets",
+    "base_models",
+    "inference_providers",
+    "files",
+]
 OWN_KEYS = {
     "model": ["providers", "parameters", "context_length", "inference"],
     "dataset": ["task_categories", "modalities", "formats", "size_categories", "languages"],
@@ -85,15 +104,32 @@ def test_real_sample_minimax_tag_facts() -> None:
 
 def test_full_object_with_every_field() -> None:
     raw = {
-        "_id": "x", "id": "org/model", "author": "org", "sha": "abc", "private": False,
-        "disabled": True, "gated": "manual", "likes": 3, "downloads": 4, "downloadsAllTime": 40,
-        "trendingScore": 1.5, "createdAt": "2023-05-01T10:00:00+02:00",
+        "_id": "x",
+        "id": "org/model",
+        "author": "org",
+        "sha": "abc",
+        "private": False,
+        "disabled": True,
+        "gated": "manual",
+        "likes": 3,
+        "downloads": 4,
+        "downloadsAllTime": 40,
+        "trendingScore": 1.5,
+        "createdAt": "2023-05-01T10:00:00+02:00",
         "lastModified": "2024-01-02T03:04:05.678Z",
-        "tags": ["b", "a", "a", "dataset:org/data", "base_model:org/base",
-                 "base_model:quantized:org/base", "base_model:finetune:other/base2", 7],
+        "tags": [
+            "b",
+            "a",
+            "a",
+            "dataset:org/data",
+            "base_model:org/base",
+            "base_model:quantized:org/base",
+            "base_model:finetune:other/base2",
+            7,
+        ],
         "siblings": [{"rfilename": "README.md"}, {"rfilename": "model.safetensors"}, {"x": 1}],
         "inferenceProviderMapping": [{"provider": "together"}, {"provider": "hf-inference"}],
-    }  # fmt: skip
+    }
     record = normalize(raw, "model")
     assert record is not None
     assert record["created_at"] == "2023-05-01T08:00:00.000Z"
@@ -102,9 +138,15 @@ def test_full_object_with_every_field() -> None:
     assert record["disabled"] is True
     assert record["downloads_all_time"] == 40
     assert record["tags"] == sorted(
-        ["a", "b", "dataset:org/data", "base_model:org/base", "base_model:quantized:org/base",
-         "base_model:finetune:other/base2"]
-    )  # fmt: skip
+        [
+            "a",
+            "b",
+            "dataset:org/data",
+            "base_model:org/base",
+            "base_model:quantized:org/base",
+            "base_model:finetune:other/base2",
+        ]
+    )
     assert record["datasets"] == ["org/data"]
     assert record["base_models"] == ["org/base", "other/base2"]
     assert record["files"] == ["README.md", "model.safetensors"]
@@ -150,24 +192,37 @@ def test_model_id_fallback_and_expand_only_answer() -> None:
 
 
 PROVIDERS = [
-    {"provider": "fal-ai", "provider_id": "fal-ai/flux/dev", "status": "live",
-     "task": "text-to-image"},
+    {
+        "provider": "fal-ai",
+        "provider_id": "fal-ai/flux/dev",
+        "status": "live",
+        "task": "text-to-image",
+    },
     {"provider": "nebius", "provider_id": "org/flux-dev", "status": "staging", "task": None},
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(
     "mapping",
     [
         # newer listings: a list of objects naming their provider (extra keys are dropped)
-        [{"provider": "nebius", "providerId": "org/flux-dev", "status": "staging"},
-         {"provider": "fal-ai", "providerId": "fal-ai/flux/dev", "status": "live",
-          "task": "text-to-image", "adapter": "x"}],
+        [
+            {"provider": "nebius", "providerId": "org/flux-dev", "status": "staging"},
+            {
+                "provider": "fal-ai",
+                "providerId": "fal-ai/flux/dev",
+                "status": "live",
+                "task": "text-to-image",
+                "adapter": "x",
+            },
+        ],
         # older and single-model answers: an object keyed by provider
-        {"nebius": {"status": "staging", "providerId": "org/flux-dev"},
-         "fal-ai": {"status": "live", "providerId": "fal-ai/flux/dev", "task": "text-to-image"}},
+        {
+            "nebius": {"status": "staging", "providerId": "org/flux-dev"},
+            "fal-ai": {"status": "live", "providerId": "fal-ai/flux/dev", "task": "text-to-image"},
+        },
     ],
-)  # fmt: skip
+)
 def test_providers_from_either_form_of_the_mapping(mapping: object) -> None:
     record = normalize({"id": "a/b", "inferenceProviderMapping": mapping}, "model")
     assert record is not None
@@ -182,19 +237,30 @@ def test_model_sizes_and_inference_state() -> None:
     record = normalize({"id": "a/b", "safetensors": safetensors, "inference": "cold"}, "model")
     assert record is not None
     assert (record["parameters"], record["context_length"], record["inference"]) == (
-        big, None, "cold"
-    )  # fmt: skip
+        big,
+        None,
+        "cold",
+    )
     record = normalize({"id": "a/b", "gguf": gguf, "inference": "hot"}, "model")
     assert record is not None
     assert (record["parameters"], record["context_length"], record["inference"]) == (
-        8_030_261_248, 131072, None
-    )  # fmt: skip
+        8_030_261_248,
+        131072,
+        None,
+    )
 
 
 def test_dataset_facts_from_tags() -> None:
-    tags = ["task_categories:text-generation", "modality:text", "modality:image",
-            "format:parquet", "size_categories:10K<n<100K", "language:en", "language:fr",
-            "license:mit"]  # fmt: skip
+    tags = [
+        "task_categories:text-generation",
+        "modality:text",
+        "modality:image",
+        "format:parquet",
+        "size_categories:10K<n<100K",
+        "language:en",
+        "language:fr",
+        "license:mit",
+    ]
     record = normalize({"id": "a/d", "tags": tags}, "dataset")
     assert record is not None
     assert list(record) == KEY_ORDER + OWN_KEYS["dataset"]
@@ -208,17 +274,28 @@ def test_dataset_facts_from_tags() -> None:
 
 
 def test_space_runtime_and_its_own_lists_of_models_and_datasets() -> None:
-    runtime = {"stage": "RUNNING", "hardware": {"current": "cpu-basic", "requested": "cpu-basic"},
-               "replicas": {"current": 1, "requested": 1}}  # fmt: skip
-    raw = {"id": "a/s", "sdk": "gradio", "pipeline_tag": "x", "runtime": runtime,
-           "models": ["org/m"], "datasets": ["org/d2"],
-           "tags": ["gradio", "dataset:org/d1"]}  # fmt: skip
+    runtime = {
+        "stage": "RUNNING",
+        "hardware": {"current": "cpu-basic", "requested": "cpu-basic"},
+        "replicas": {"current": 1, "requested": 1},
+    }
+    raw = {
+        "id": "a/s",
+        "sdk": "gradio",
+        "pipeline_tag": "x",
+        "runtime": runtime,
+        "models": ["org/m"],
+        "datasets": ["org/d2"],
+        "tags": ["gradio", "dataset:org/d1"],
+    }
     space = normalize(raw, "space")
     assert space is not None
     assert list(space) == KEY_ORDER + OWN_KEYS["space"]
     assert (space["sdk"], space["runtime_stage"], space["hardware"]) == (
-        "gradio", "RUNNING", "cpu-basic"
-    )  # fmt: skip
+        "gradio",
+        "RUNNING",
+        "cpu-basic",
+    )
     assert space["models"] == ["org/m"]
     assert space["datasets"] == ["org/d1", "org/d2"]  # the answer's list and the tags, together
     assert space["pipeline_tag"] is None
@@ -242,8 +319,16 @@ def test_entries_without_a_usable_id_are_skipped(raw: object) -> None:
 
 
 def test_wrong_types_become_null() -> None:
-    raw = {"id": "a/b", "likes": "3", "downloads": True, "private": "no", "trendingScore": "x",
-           "createdAt": "yesterday", "tags": "license:mit", "siblings": "README.md"}  # fmt: skip
+    raw = {
+        "id": "a/b",
+        "likes": "3",
+        "downloads": True,
+        "private": "no",
+        "trendingScore": "x",
+        "createdAt": "yesterday",
+        "tags": "license:mit",
+        "siblings": "README.md",
+    }
     record = normalize(raw, "model")
     assert record is not None
     for key in ("likes", "downloads", "private", "trending_score", "created_at", "tags", "files"):
@@ -264,8 +349,20 @@ json_values = st.recursive(
     ),
     max_leaves=12,
 )
-API_KEYS = ("id", "modelId", "author", "tags", "siblings", "gated", "likes", "createdAt",
-            "inferenceProviderMapping", "trendingScore", "private", "sdk")  # fmt: skip
+API_KEYS = (
+    "id",
+    "modelId",
+    "author",
+    "tags",
+    "siblings",
+    "gated",
+    "likes",
+    "createdAt",
+    "inferenceProviderMapping",
+    "trendingScore",
+    "private",
+    "sdk",
+)
 api_like = st.fixed_dictionaries(
     {},
     optional=dict.fromkeys(API_KEYS, json_values),

@@ -117,17 +117,21 @@ FAILURES: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
     ("a refusal (401)", {}, ("status:401",)),
     ("not found (404)", {}, ("status:404",)),
     ("a bad query (400)", {}, ("status:400",)),
-    ("a sort refused beside a provider", {"sort": "trendingScore",
-                                          "inference_provider": "hf-inference"}, ()),
+    (
+        "a sort refused beside a provider",
+        {"sort": "trendingScore", "inference_provider": "hf-inference"},
+        (),
+    ),
     ("too long a wait", {"max_wait": 0}, ("retry-after:5",)),
     ("a cursor loop", {}, ("loop",)),
     ("a link away", {}, ("link-away",)),
     ("transient failures after the retries", {"retries": 1}, ("status:503",)),
-]  # fmt: skip
+]
 
 
-@pytest.mark.parametrize(("options", "faults"), [(o, f) for _, o, f in FAILURES],
-                         ids=[name for name, _, _ in FAILURES])  # fmt: skip
+@pytest.mark.parametrize(
+    ("options", "faults"), [(o, f) for _, o, f in FAILURES], ids=[name for name, _, _ in FAILURES]
+)
 def test_no_error_given_to_python_names_a_flag(
     options: dict[str, Any], faults: tuple[str, ...], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -153,8 +157,8 @@ def test_an_unreachable_hub_and_its_warnings_speak_python(
         with HubEmulator(make_catalog(models=1500, hf_inference=100)) as hub:
             hfharvest.harvest(endpoint=hub.url, token=False, sort="likes", limit=5)  # limit
             hfharvest.harvest(endpoint=hub.url, token=False, page_size=1000)  # whole listing
-            hfharvest.harvest(endpoint=hub.url, token=False, min_likes=10**6,
-                              sort=["likes", "id"])  # fmt: skip  # a walk that cannot stop
+            # a walk that cannot stop
+            hfharvest.harvest(endpoint=hub.url, token=False, min_likes=10**6, sort=["likes", "id"])
     texts = [str(error.value), error.value.hint or "", *(r.getMessage() for r in caplog.records)]
     assert any("`limit`" in text for text in texts)
     assert any("whole listing" in text for text in texts)

@@ -94,9 +94,20 @@ def test_two_sorts_make_exactly_the_minimum_requests(hub: HubEmulator) -> None:
 
 def test_limit_prefetches_no_page_it_will_not_use(hub: HubEmulator) -> None:
     result = CliRunner().invoke(
-        app, ["fetch", "--endpoint", hub.url, "--sort", "likes", "--limit", "250",
-              "--page-size", "100", "-q"],
-    )  # fmt: skip
+        app,
+        [
+            "fetch",
+            "--endpoint",
+            hub.url,
+            "--sort",
+            "likes",
+            "--limit",
+            "250",
+            "--page-size",
+            "100",
+            "-q",
+        ],
+    )
     assert result.exit_code == 0
     assert len(hub.requests_log) == 3
 

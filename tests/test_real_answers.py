@@ -100,11 +100,18 @@ def expected_mapping(raw: dict[str, Any], repo_type: str) -> dict[str, Any]:
             providers=None
             if mapping is None
             else sorted(
-                ({"provider": m["provider"], "provider_id": m.get("providerId"),
-                  "status": m.get("status"), "task": m.get("task")} for m in mapping),
+                (
+                    {
+                        "provider": m["provider"],
+                        "provider_id": m.get("providerId"),
+                        "status": m.get("status"),
+                        "task": m.get("task"),
+                    }
+                    for m in mapping
+                ),
                 key=lambda m: m["provider"],
             ),
-        )  # fmt: skip
+        )
     if repo_type == "space":
         runtime = raw.get("runtime") or {}
         from_tags = [t[8:] for t in sorted(set(tags or [])) if t.startswith("dataset:")]
@@ -139,10 +146,16 @@ def test_the_folder_holds_what_its_readme_lists() -> None:
 
 
 def test_created_at_unknown_is_a_family_of_two_values() -> None:
-    seen = {answer(n)["body"]["createdAt"] for n in (
-        "hfh-model-info-bert-base-uncased-via-307", "hfh-model-info-espnet-no-config",
-        "hfh-model-info-dbmdz-no-carddata", "hfh-model-info-deepset-roberta-model-index",
-        "hfh-model-info-paraphrase-albert-inference-cold")}  # fmt: skip
+    seen = {
+        answer(n)["body"]["createdAt"]
+        for n in (
+            "hfh-model-info-bert-base-uncased-via-307",
+            "hfh-model-info-espnet-no-config",
+            "hfh-model-info-dbmdz-no-carddata",
+            "hfh-model-info-deepset-roberta-model-index",
+            "hfh-model-info-paraphrase-albert-inference-cold",
+        )
+    }
     assert seen == CREATED_AT_UNKNOWN
     for name in ("hfh-model-info-bert-base-uncased-via-307", "hfh-model-info-espnet-no-config"):
         assert record_of(name)["created_at"] is None
@@ -171,8 +184,12 @@ def test_provider_mapping_keyed_by_provider_with_live_and_staging() -> None:
     assert isinstance(raw["inferenceProviderMapping"], dict)
     providers = record_of("hfh-expand-ipm-flux1-dev-object-form")["providers"]
     assert [p["provider"] for p in providers] == sorted(raw["inferenceProviderMapping"])
-    assert {"provider": "fal-ai", "provider_id": "fal-ai/flux/dev", "status": "live",
-            "task": "text-to-image"} in providers  # fmt: skip
+    assert {
+        "provider": "fal-ai",
+        "provider_id": "fal-ai/flux/dev",
+        "status": "live",
+        "task": "text-to-image",
+    } in providers
     llama = record_of("hfh-expand-ipm-llama-3.2-3b-staging")
     assert {p["status"] for p in llama["providers"]} == {"live", "staging"}
     assert llama["inference_providers"] == [p["provider"] for p in llama["providers"]]
@@ -192,8 +209,10 @@ def test_inference_is_warm_cold_or_absent() -> None:
 
 
 def test_legacy_ids_without_an_owner() -> None:
-    legacy, owned = (answer(n)["body"] for n in (
-        "hfh-model-info-gpt2-legacy-id", "hfh-model-info-openai-community-gpt2"))  # fmt: skip
+    legacy, owned = (
+        answer(n)["body"]
+        for n in ("hfh-model-info-gpt2-legacy-id", "hfh-model-info-openai-community-gpt2")
+    )
     assert legacy["_id"] == owned["_id"]  # the same repo under its alias
     record = record_of("hfh-model-info-gpt2-legacy-id")
     assert (record["id"], record["author"], record["name"]) == ("gpt2", "openai-community", "gpt2")
@@ -225,8 +244,12 @@ def test_a_recorded_307_with_a_relative_location_is_followed_with_its_query(
     assert redirect["status"] == 307 and redirect["headers"]["Location"].startswith("/api/")
     settings = make_settings(endpoint="https://huggingface.co", token="hf_recorded")
     with responses.RequestsMock() as mocked:
-        mocked.get(redirect["request_url"], status=307, body=redirect["body"],
-                   headers={"Location": redirect["headers"]["Location"]})  # fmt: skip
+        mocked.get(
+            redirect["request_url"],
+            status=307,
+            body=redirect["body"],
+            headers={"Location": redirect["headers"]["Location"]},
+        )
         mocked.get(document["request_url"], body=orjson.dumps([document["body"]]))
         page = HubClient(settings.transport).get_page(redirect["request_url"])
         assert mocked.calls[1].request.headers["Authorization"] == "Bearer hf_recorded"
@@ -312,5 +335,9 @@ def test_the_emulator_answers_in_the_real_shapes() -> None:
     assert sized and all(set(s) == set(real_sizes) for s in sized)
     assert all(set(s["runtime"]) <= set(real_runtime) | {"replicas"} for s in spaces)
     assert {s["runtime"]["stage"] for s in spaces} <= {
-        "RUNNING", "SLEEPING", "PAUSED", "RUNTIME_ERROR", "BUILDING"
-    }  # fmt: skip
+        "RUNNING",
+        "SLEEPING",
+        "PAUSED",
+        "RUNTIME_ERROR",
+        "BUILDING",
+    }

@@ -53,8 +53,11 @@ def clean(hub_catalog: Catalog) -> list[str]:
 def test_connection_refused_exits_1_with_the_cause() -> None:
     result = subprocess.run(
         [HFHARVEST, "fetch", "--endpoint", "http://127.0.0.1:9", "--retries", "2"],
-        capture_output=True, text=True, env=environment(), check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=environment(),
+        check=False,
+    )
     assert result.returncode == 1
     errors = [line for line in said(result.stderr) if line.startswith("hfharvest: error")]
     assert errors == [errors[0]] and "Connection refused: nothing listens there (3 att" in errors[0]
@@ -89,8 +92,15 @@ def test_redirects_within_the_endpoint_are_followed(
     hub_catalog: Catalog, clean: list[str], status: int
 ) -> None:
     with HubEmulator(hub_catalog, faults=[f"redirect:{status}@2"]) as hub:
-        result = fetch(hub, "--inference-provider", "hf-inference", "--sort", "likes", "-q",
-                       env={"HF_TOKEN": CANARY})  # fmt: skip
+        result = fetch(
+            hub,
+            "--inference-provider",
+            "hf-inference",
+            "--sort",
+            "likes",
+            "-q",
+            env={"HF_TOKEN": CANARY},
+        )
     assert result.exit_code == 0
     assert ids(result.stdout) == clean
     assert all(r.token for r in hub.requests_log)
@@ -104,8 +114,9 @@ def test_nothing_is_sent_to_another_origin(hub_catalog: Catalog, fault: str) -> 
             hub_catalog, faults=[fault], away=elsewhere.url.replace("127.0.0.1", "localhost")
         ) as hub,
     ):
-        result = fetch(hub, "--inference-provider", "hf-inference", "--sort", "likes",
-                       env={"HF_TOKEN": CANARY})  # fmt: skip
+        result = fetch(
+            hub, "--inference-provider", "hf-inference", "--sort", "likes", env={"HF_TOKEN": CANARY}
+        )
     assert result.exit_code == 1
     assert f"leads to http://localhost:{elsewhere.url.rsplit(':', 1)[1]}" in result.stderr
     assert elsewhere.requests_log == []  # not the token, not a request: nothing
@@ -117,9 +128,13 @@ def test_head_1_ends_quietly() -> None:
         result = subprocess.run(
             f"set -o pipefail; '{HFHARVEST}' fetch --endpoint {hub.url} --sort likes "
             "--page-size 100 | head -1",
-            shell=True, capture_output=True, text=True, env=environment(), executable="/bin/bash",
+            shell=True,
+            capture_output=True,
+            text=True,
+            env=environment(),
+            executable="/bin/bash",
             check=False,
-        )  # fmt: skip
+        )
     assert result.returncode == 141
     assert len(result.stdout.splitlines()) == 1
     assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
@@ -169,8 +184,14 @@ def test_misuse_fails_fast_naming_the_option(
     hub: HubEmulator, args: list[str], named: str, tmp_path: Path
 ) -> None:
     full = ["fetch", "--endpoint", hub.url, *args] if "--endpoint" not in args else ["fetch", *args]
-    result = subprocess.run([HFHARVEST, *full], capture_output=True, text=True,
-                            env=environment(), cwd=tmp_path, check=False)  # fmt: skip
+    result = subprocess.run(
+        [HFHARVEST, *full],
+        capture_output=True,
+        text=True,
+        env=environment(),
+        cwd=tmp_path,
+        check=False,
+    )
     assert result.returncode == 2
     first = said(result.stderr)[0]
     assert first.startswith("hfharvest: error: ") and named in result.stderr
@@ -182,8 +203,20 @@ def test_misuse_fails_fast_naming_the_option(
 def test_a_state_of_other_parameters_fails_fast(hub: HubEmulator, tmp_path: Path) -> None:
     state = tmp_path / "s.state"
     hub.add_fault("503@/cursor=/x1")
-    assert fetch(hub, "--page-size", "500", "--state", str(state), "--retries", "0",
-                 "-o", str(tmp_path / "o.jsonl")).exit_code == 1  # fmt: skip
+    assert (
+        fetch(
+            hub,
+            "--page-size",
+            "500",
+            "--state",
+            str(state),
+            "--retries",
+            "0",
+            "-o",
+            str(tmp_path / "o.jsonl"),
+        ).exit_code
+        == 1
+    )
     before = len(hub.requests_log)
     result = fetch(
         hub, "--page-size", "400", "--state", str(state), "-o", str(tmp_path / "o.jsonl")
@@ -199,9 +232,22 @@ def test_the_token_is_in_no_artefact_of_any_run(hub_catalog: Catalog, tmp_path: 
     token_file.write_text(CANARY + "\n")
     stamp = token_file.stat().st_mtime_ns
     work = tmp_path / "out"
-    args = ["--token-file", str(token_file), "--debug", "--raw", "--page-size", "300",
-            "--state", str(work / "s.state"), "--stats-json", str(work / "stats.json"),
-            "-o", str(work / "m-{date}.jsonl.gz"), "--retries", "1"]  # fmt: skip
+    args = [
+        "--token-file",
+        str(token_file),
+        "--debug",
+        "--raw",
+        "--page-size",
+        "300",
+        "--state",
+        str(work / "s.state"),
+        "--stats-json",
+        str(work / "stats.json"),
+        "-o",
+        str(work / "m-{date}.jsonl.gz"),
+        "--retries",
+        "1",
+    ]
     outputs = []
     with HubEmulator(hub_catalog, tokens=[CANARY], faults=["503@/cursor=/"]) as hub:
         outputs.append(fetch(hub, *args))  # fails: the state and spool stay
@@ -229,8 +275,17 @@ def soak(pages: int) -> None:
     slow fault (1.5 s) is far beyond the timeout (0.75 s) that a normal answer never nears.
     """
     models = pages * 10
-    args = ["--sort", "likes", "--page-size", "10", "--timeout", "0.75", "--retries", "8",
-            "--stats-json"]  # fmt: skip
+    args = [
+        "--sort",
+        "likes",
+        "--page-size",
+        "10",
+        "--timeout",
+        "0.75",
+        "--retries",
+        "8",
+        "--stats-json",
+    ]
     with HubEmulator(warm(make_catalog(models, 0, 0, hf_inference=10, seed=7))) as hub:
         clean = ids(fetch(hub, *args[:-1], "-q").stdout)
     assert len(clean) == models

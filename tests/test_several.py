@@ -118,9 +118,15 @@ def test_a_per_type_min_count_not_met_replaces_nothing(hub: HubEmulator, tmp_pat
     for name in ("model", "dataset"):
         (tmp_path / f"{name}.jsonl").write_text("yesterday\n")
     result = fetch(
-        hub, *THREE[:4], "-o", str(tmp_path / "{type}.jsonl"), "--min-count", "3000",
-        "--min-count", "dataset=501",
-    )  # fmt: skip
+        hub,
+        *THREE[:4],
+        "-o",
+        str(tmp_path / "{type}.jsonl"),
+        "--min-count",
+        "3000",
+        "--min-count",
+        "dataset=501",
+    )
     assert result.exit_code == 4, result.stderr
     assert "only 500 unique datasets came back, fewer than --min-count 501" in result.stderr
     for name in ("model", "dataset"):
@@ -151,9 +157,16 @@ def test_allow_partial_writes_the_types_that_succeeded(
 ) -> None:
     stats = tmp_path / "stats.json"
     result = fetch(
-        failing_datasets, *THREE, "-o", str(tmp_path / "{type}.jsonl"), "--retries", "1",
-        "--allow-partial", "--stats-json", str(stats),
-    )  # fmt: skip
+        failing_datasets,
+        *THREE,
+        "-o",
+        str(tmp_path / "{type}.jsonl"),
+        "--retries",
+        "1",
+        "--allow-partial",
+        "--stats-json",
+        str(stats),
+    )
     assert result.exit_code == 3, result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "model.jsonl",
@@ -217,8 +230,16 @@ def test_python_refusals_name_the_parameter(hub: HubEmulator) -> None:
 @pytest.mark.slow
 def test_resume_after_kill_9_goes_on_with_every_type(hub_catalog: Catalog, tmp_path: Path) -> None:
     with HubEmulator(hub_catalog, latency=0.2) as hub:
-        args = [*THREE, "--page-size", "100", "-q", "-o", str(tmp_path / "{type}.jsonl"),
-                "--state", str(tmp_path / "run.state")]  # fmt: skip
+        args = [
+            *THREE,
+            "--page-size",
+            "100",
+            "-q",
+            "-o",
+            str(tmp_path / "{type}.jsonl"),
+            "--state",
+            str(tmp_path / "run.state"),
+        ]
         environment = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
         environment.update(NO_WAIT, HF_ENDPOINT=hub.url)
         killed_after(hub, 14, args, environment)

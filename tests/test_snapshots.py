@@ -66,8 +66,16 @@ class TestManifest:
         self, hub: HubEmulator, tmp_path: Path
     ) -> None:
         output = tmp_path / "models-{date}.jsonl.gz"
-        result = fetch(hub, "--inference-provider", "hf-inference", "--limit", "1200", "-o",
-                       str(output), env={"HF_TOKEN": CANARY})  # fmt: skip
+        result = fetch(
+            hub,
+            "--inference-provider",
+            "hf-inference",
+            "--limit",
+            "1200",
+            "-o",
+            str(output),
+            env={"HF_TOKEN": CANARY},
+        )
         assert result.exit_code == 0, result.stderr
         [data] = tmp_path.glob("models-*.jsonl.gz")
         manifest_path = data.with_name(data.name + ".manifest")
@@ -81,10 +89,22 @@ class TestManifest:
         assert manifest["request"]["output"] == str(output)
         assert manifest["request"]["authenticated"] is True
         assert manifest["request"]["fields"] == [  # what full stands for, and the mapping
-            "likes", "trendingScore", "private", "downloads", "tags", "pipeline_tag",
-            "library_name", "createdAt", "author", "sha", "lastModified", "gated", "disabled",
-            "siblings", "inferenceProviderMapping",
-        ]  # fmt: skip
+            "likes",
+            "trendingScore",
+            "private",
+            "downloads",
+            "tags",
+            "pipeline_tag",
+            "library_name",
+            "createdAt",
+            "author",
+            "sha",
+            "lastModified",
+            "gated",
+            "disabled",
+            "siblings",
+            "inferenceProviderMapping",
+        ]
         query = "inference_provider=hf-inference&sort=likes&limit=1000&expand=likes&"
         assert manifest["request"]["queries"]["likes"].startswith(query)
         assert "full=" not in manifest["request"]["queries"]["likes"]
@@ -117,12 +137,26 @@ class TestStatsJson:
             ((), 0, "complete"),
             (("--min-count", "5000"), 4, "failed"),
             (("--sort", "nonsense"), 1, "failed"),  # sent as given: the Hub refuses it
-            (("--sort", "likes", "--sort", "trendingScore", "--inference-provider", "x"), 1,
-             "failed"),
-            (("--sort", "likes", "--sort", "trendingScore", "--inference-provider",
-              "hf-inference", "--allow-partial"), 3, "partial"),
+            (
+                ("--sort", "likes", "--sort", "trendingScore", "--inference-provider", "x"),
+                1,
+                "failed",
+            ),
+            (
+                (
+                    "--sort",
+                    "likes",
+                    "--sort",
+                    "trendingScore",
+                    "--inference-provider",
+                    "hf-inference",
+                    "--allow-partial",
+                ),
+                3,
+                "partial",
+            ),
         ],
-    )  # fmt: skip
+    )
     def test_written_on_every_exit(
         self, hub: HubEmulator, tmp_path: Path, args: tuple[str, ...], code: int, status: str
     ) -> None:
@@ -139,8 +173,9 @@ class TestGuards:
     def test_min_count_exits_4_and_keeps_yesterday(self, hub: HubEmulator, tmp_path: Path) -> None:
         output = tmp_path / "models.jsonl"
         output.write_text("yesterday\n")
-        result = fetch(hub, "--inference-provider", "hf-inference", "--min-count", "1378", "-o",
-                       str(output))  # fmt: skip
+        result = fetch(
+            hub, "--inference-provider", "hf-inference", "--min-count", "1378", "-o", str(output)
+        )
         assert result.exit_code == 4
         assert "only 1,377 unique models came back, fewer than --min-count 1,378" in result.stderr
         assert output.read_text() == "yesterday\n"
@@ -152,17 +187,35 @@ class TestGuards:
         assert result.stdout == ""
 
     def test_min_count_is_checked_before_partial(self, hub: HubEmulator, tmp_path: Path) -> None:
-        result = fetch(hub, "--sort", "likes", "--sort", "trendingScore", "--inference-provider",
-                       "hf-inference", "--allow-partial", "--min-count", "2000",
-                       "-o", str(tmp_path / "m.jsonl"))  # fmt: skip
+        result = fetch(
+            hub,
+            "--sort",
+            "likes",
+            "--sort",
+            "trendingScore",
+            "--inference-provider",
+            "hf-inference",
+            "--allow-partial",
+            "--min-count",
+            "2000",
+            "-o",
+            str(tmp_path / "m.jsonl"),
+        )
         assert result.exit_code == 4
 
     def test_a_failed_sort_is_told_as_itself_before_min_count(
         self, hub: HubEmulator, tmp_path: Path
     ) -> None:
         hub.add_fault("status:400@/sort=downloads/")
-        result = fetch(hub, "--inference-provider", "hf-inference", "--min-count", "1000",
-                       "-o", str(tmp_path / "m.jsonl"))  # fmt: skip
+        result = fetch(
+            hub,
+            "--inference-provider",
+            "hf-inference",
+            "--min-count",
+            "1000",
+            "-o",
+            str(tmp_path / "m.jsonl"),
+        )
         assert result.exit_code == 1
         assert "HTTP 400" in result.stderr and "min-count" not in result.stderr
 
@@ -170,8 +223,17 @@ class TestGuards:
         self, hub: HubEmulator, tmp_path: Path
     ) -> None:
         output = tmp_path / "m.jsonl"
-        result = fetch(hub, "--sort", "likes", "--sort", "trendingScore", "--inference-provider",
-                       "hf-inference", "-o", str(output))  # fmt: skip
+        result = fetch(
+            hub,
+            "--sort",
+            "likes",
+            "--sort",
+            "trendingScore",
+            "--inference-provider",
+            "hf-inference",
+            "-o",
+            str(output),
+        )
         assert result.exit_code == 1
         assert not output.exists()
 
@@ -179,8 +241,18 @@ class TestGuards:
         self, hub: HubEmulator, tmp_path: Path
     ) -> None:
         output = tmp_path / "m.jsonl"
-        result = fetch(hub, "--sort", "likes", "--sort", "trendingScore", "--inference-provider",
-                       "hf-inference", "--allow-partial", "-o", str(output))  # fmt: skip
+        result = fetch(
+            hub,
+            "--sort",
+            "likes",
+            "--sort",
+            "trendingScore",
+            "--inference-provider",
+            "hf-inference",
+            "--allow-partial",
+            "-o",
+            str(output),
+        )
         assert result.exit_code == 3
         assert len(ids_in(output)) == 1377
         manifest = json.loads((tmp_path / "m.jsonl.manifest").read_text())
@@ -191,17 +263,34 @@ class TestGuards:
     def test_every_sort_failed_is_exit_1_even_with_allow_partial(
         self, hub: HubEmulator, tmp_path: Path
     ) -> None:
-        result = fetch(hub, "--sort", "createdAt", "--sort", "trendingScore",
-                       "--inference-provider", "hf-inference", "--allow-partial",
-                       "-o", str(tmp_path / "m.jsonl"))  # fmt: skip
+        result = fetch(
+            hub,
+            "--sort",
+            "createdAt",
+            "--sort",
+            "trendingScore",
+            "--inference-provider",
+            "hf-inference",
+            "--allow-partial",
+            "-o",
+            str(tmp_path / "m.jsonl"),
+        )
         assert result.exit_code == 1
         assert list(tmp_path.iterdir()) == []
 
 
 class TestResume:
     def args(self, tmp_path: Path) -> list[str]:
-        return ["--page-size", "200", "-o", str(tmp_path / "out-{date}.jsonl"), "--state",
-                str(tmp_path / "job.state"), "--retries", "0"]  # fmt: skip
+        return [
+            "--page-size",
+            "200",
+            "-o",
+            str(tmp_path / "out-{date}.jsonl"),
+            "--state",
+            str(tmp_path / "job.state"),
+            "--retries",
+            "0",
+        ]
 
     def test_resume_after_a_failure_fetches_no_page_twice(
         self, hub_catalog: Catalog, tmp_path: Path

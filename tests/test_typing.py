@@ -139,10 +139,15 @@ def test_the_record_types_are_the_schemas() -> None:
     each type, each in the schema's type (`raw` aside: with `raw=True`, any JSON)."""
     schema = json.loads(record_schema())
     properties, common = schema["properties"], set(schema["required"])
-    own = {rule["if"]["properties"]["type"]["const"]: rule["then"]["required"]
-           for rule in schema["allOf"]}  # fmt: skip
-    for record_type, name in ((ModelRecord, "model"), (DatasetRecord, "dataset"),
-                              (SpaceRecord, "space")):  # fmt: skip
+    own = {
+        rule["if"]["properties"]["type"]["const"]: rule["then"]["required"]
+        for rule in schema["allOf"]
+    }
+    for record_type, name in (
+        (ModelRecord, "model"),
+        (DatasetRecord, "dataset"),
+        (SpaceRecord, "space"),
+    ):
         hints = get_type_hints(record_type)
         assert set(hints) == common | set(own[name]) | {"raw", "type"}, name
         assert hints["type"] == Literal[name]

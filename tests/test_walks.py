@@ -48,10 +48,24 @@ def run(
 # What a walk filtered by provider asks for: the fields full=true stands for, and the mapping.
 MAPPED = "".join(
     f"&expand={name}"
-    for name in ("likes", "trendingScore", "private", "downloads", "tags", "pipeline_tag",
-                 "library_name", "createdAt", "author", "sha", "lastModified", "gated",
-                 "disabled", "siblings", "inferenceProviderMapping")
-)  # fmt: skip
+    for name in (
+        "likes",
+        "trendingScore",
+        "private",
+        "downloads",
+        "tags",
+        "pipeline_tag",
+        "library_name",
+        "createdAt",
+        "author",
+        "sha",
+        "lastModified",
+        "gated",
+        "disabled",
+        "siblings",
+        "inferenceProviderMapping",
+    )
+)
 
 
 def first(sort: str, limit: int = 1000) -> str:

@@ -34,8 +34,16 @@ MONDAY = datetime(2026, 11, 30, 3, 17, tzinfo=UTC)
 
 def recipe(snap: Path) -> list[str]:
     """The crontab's command, as docs/cron.md writes it (a smaller --min-count for the emulator)."""
-    return ["-o", f"{snap}/models-{{date}}.jsonl.gz", "--min-count", "1000", "--state",
-            f"{snap}/.models.state", "--stats-json", f"{snap}/last-run.json"]  # fmt: skip
+    return [
+        "-o",
+        f"{snap}/models-{{date}}.jsonl.gz",
+        "--min-count",
+        "1000",
+        "--state",
+        f"{snap}/.models.state",
+        "--stats-json",
+        f"{snap}/last-run.json",
+    ]
 
 
 @pytest.fixture
@@ -155,8 +163,9 @@ def test_a_week_of_cron_with_one_trouble_a_day(
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         second = subprocess.run(
             ["flock", "-n", str(snap / ".harvest.lock"), str(BIN / "hfharvest"), "--version"],
-            capture_output=True, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            check=False,
+        )
         assert second.returncode == 1 and second.stdout == b""
     (snap / ".harvest.lock").unlink()
     check_folder(snap, days)
@@ -188,8 +197,12 @@ def blocks(kind: str) -> list[str]:
 
 def environment(hub: HubEmulator) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
-    return {**env, "HF_ENDPOINT": hub.url, "PATH": f"{BIN}:{env['PATH']}",
-            "HFHARVEST_BACKOFF_BASE": "0"}  # fmt: skip
+    return {
+        **env,
+        "HF_ENDPOINT": hub.url,
+        "PATH": f"{BIN}:{env['PATH']}",
+        "HFHARVEST_BACKOFF_BASE": "0",
+    }
 
 
 def test_the_crontab_lines_run_as_written(tmp_path: Path) -> None:
@@ -214,8 +227,9 @@ def test_every_bash_recipe_runs_as_written(tmp_path: Path, script: str) -> None:
     script = script.replace("/srv/hub", str(tmp_path))
     with HubEmulator(make_catalog()) as hub:
         for _ in range(2):  # the `--since` recipe finds the first run's manifest the second time
-            done = subprocess.run(["bash", "-c", script], env=environment(hub),
-                                  capture_output=True, check=False)  # fmt: skip
+            done = subprocess.run(
+                ["bash", "-c", script], env=environment(hub), capture_output=True, check=False
+            )
             assert done.returncode == 0, done.stderr
     written = [p for p in tmp_path.rglob("*.jsonl*") if not p.name.endswith(".json")]
     assert written and all(p.stat().st_size > 0 for p in written)
