@@ -10,7 +10,6 @@ extra (`pip install 'hfharvest[parquet]'`).
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -93,10 +92,14 @@ class ParquetSink(Counted):
     def _write_rows(self) -> None:
         if not self._pending:
             return
-        # One block for the whole row group: a record is never cut across blocks.
+        # One block for the whole row group: a record is never cut across blocks. Arrow reads
+        # the gathered bytes where they are (a BytesIO copied them, then Arrow copied them again
+        # through Python file calls: 131-133 MB peak at 200k models instead of 123-125).
         options = pj.ReadOptions(use_threads=False, block_size=len(self._lines) + 1)
         table = pj.read_json(
-            io.BytesIO(self._lines), read_options=options, parse_options=self._parse
+            pa.BufferReader(pa.py_buffer(self._lines)),
+            read_options=options,
+            parse_options=self._parse,
         )
         self._writer.write_table(table)
         self._lines.clear()
