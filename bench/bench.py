@@ -40,7 +40,8 @@ import requests
 
 BIN = Path(sys.executable).parent
 HFHARVEST = str(BIN / "hfharvest")
-RESULTS = Path(__file__).parent / "results"
+ROOT = Path(__file__).parent.parent
+RESULTS = ROOT / "bench" / "results"
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
 
 FLOOR = """
@@ -220,11 +221,17 @@ def python(code: str, *args: str) -> Run:
     return timed([str(BIN / "python"), "-c", code, *args])
 
 
-def fetch(url: str, *args: str, env: dict[str, str] | None = None, name: str = "out.jsonl") -> Run:
+def fetch(
+    url: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    name: str = "out.jsonl",
+    program: str = HFHARVEST,
+) -> Run:
     with tempfile.TemporaryDirectory() as folder:
         return timed(
             [
-                HFHARVEST,
+                program,
                 "fetch",
                 "--endpoint",
                 url,
@@ -541,15 +548,43 @@ def diff_million(repeats: int) -> list[Scenario]:
 
 
 def parquet(repeats: int) -> list[Scenario]:
-    """200k full models written as Parquet against the same as JSONL: CPU seconds and peak RSS."""
-    with emulator("--models", "200000", "--datasets", "0", "--spaces", "0") as url:
-        scenario = alternate(
-            Scenario("200k models, full, 1 sort, to Parquet", baseline_name="the same to JSONL"),
-            lambda: fetch(url, "--sort", "likes", name="out.parquet"),
-            lambda: fetch(url, "--sort", "likes"),
-            repeats // 2 + 1,
-        )
-    return [scenario]
+    """200k full models written as Parquet against the same as JSONL: CPU seconds and peak RSS,
+    hfharvest as `pip install 'hfharvest[parquet]'` installs it, then in this environment, where
+    the tests' pandas and polars bring numpy, which pyarrow imports whenever it is there. The
+    four runs of a round take turns, so both places share the machine's moments."""
+    models = ("--models", "200000", "--datasets", "0", "--spaces", "0")
+    with emulator(*models) as url, installed("parquet") as folder:
+        places = {"beside numpy": HFHARVEST}
+        if folder is not None:
+            places = {"as installed": str(folder / "hfharvest"), **places}
+        rows = {
+            place: Scenario(
+                f"200k models, full, 1 sort, to Parquet ({place})",
+                baseline_name="the same to JSONL",
+            )
+            for place in places
+        }
+        for _ in range(repeats // 2 + 1):
+            for place, program in places.items():
+                rows[place].ours.append(
+                    fetch(url, "--sort", "likes", name="out.parquet", program=program)
+                )
+                rows[place].baseline.append(fetch(url, "--sort", "likes", program=program))
+    return list(rows.values())
+
+
+@contextmanager
+def installed(extra: str) -> Iterator[Path | None]:
+    """The `bin` of a fresh venv holding `pip install 'hfharvest[extra]'` of this checkout (what
+    a user gets, and nothing the tests need), or None where pip reaches no package index."""
+    with tempfile.TemporaryDirectory() as folder:
+        venv = Path(folder) / "venv"
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = [str(venv / "bin" / "pip"), "install", "-q", f"{ROOT}[{extra}]"]
+        done = subprocess.run(pip, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            print(f"bench: no fresh install ({done.stderr.strip()[-200:]})", file=sys.stderr)
+        yield venv / "bin" if done.returncode == 0 else None
 
 
 PARQUET_MILLION = """
@@ -666,7 +701,7 @@ def main() -> None:
     args = parser.parse_args()
     # As pip does when it installs a wheel: without it (PYTHONDONTWRITEBYTECODE, an editable
     # install) every hfharvest run would compile its modules again, which no installed one does.
-    compileall.compile_dir(Path(__file__).parent.parent / "hfharvest", quiet=1)
+    compileall.compile_dir(ROOT / "hfharvest", quiet=1)
     scenarios: list[Scenario] = []
     for name in args.only or SCENARIOS:
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
