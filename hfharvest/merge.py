@@ -4,8 +4,9 @@ Each walk hands its pages to `Merge.take` (from its own thread). The id table (`
 whether the sort returned the id before (a duplicate) and keeps the rank at which each sort did.
 With one sort a record is final as its page arrives and goes straight to the writer. Otherwise it
 is final only when every walk has ended (its `found_by` must be complete): it is appended to the
-spool, and `write` reads the spool back, sorts in the order given, each in page order, and
-writes each id once with every sort's rank. Memory holds only the ids and their ranks; the
+spool (only its id and rank when an earlier sort returned it first: that sort's line holds it),
+and `write` reads the spool back, sorts in the order given, each in page order, and writes each
+id once with every sort's rank. Memory holds only the ids and their ranks; the
 output depends only on the Hub's answers, never on which walk finished first.
 """
 
@@ -28,7 +29,7 @@ from hfharvest.errors import OutputError, UsageError
 from hfharvest.outcome import SortStats
 from hfharvest.records import Final
 from hfharvest.sinks.base import Sink
-from hfharvest.walk import WalkPage
+from hfharvest.walk import Ranked, WalkPage
 
 HOLD = 1.0  # seconds a stopping run waits for a commit under way
 READ_BLOCK = 1 << 20  # bytes of the spool read back at a time
@@ -110,13 +111,17 @@ class Seen:
         what it held before: 0 if the sort had not returned it, its rank, or -1."""
         return self.add_each(index, ((repo_id, rank),))[0]
 
-    def add_each(self, index: int, returned: Iterable[tuple[str, int]]) -> list[int]:
+    def add_each(
+        self, index: int, returned: Iterable[tuple[str, int]], claims: list[bool] | None = None
+    ) -> list[int]:
         """`add` for each (id, rank) of a page, in one hold of the lock: a page's ids are most
-        of what a walk does per model, so the probing is written out here, once."""
+        of what a walk does per model, so the probing is written out here, once. With `claims`,
+        appends to it, per id, whether a sort before `index` returned it."""
         befores = []
         with self._lock:
             key, ids, ends = self._key, self._ids.items, self._ends.items
             hashes, ranks = self._hashes.items, self._ranks[index].items
+            earlier = [sort.items for sort in self._ranks[:index]]
             buckets = self._buckets.items
             mask = len(buckets) - 1
             for repo_id, rank in returned:
@@ -134,6 +139,7 @@ class Seen:
                     slot = self._count
                     if slot == len(ends):
                         ends, hashes, ranks = self._more_slots(index)
+                        earlier = [sort.items for sort in self._ranks[:index]]
                     encoded = encoded or repo_id.encode("utf-8", "surrogatepass")
                     start = ends[slot - 1] if slot else 0
                     while start + len(encoded) > len(ids):
@@ -149,6 +155,8 @@ class Seen:
                 if before <= 0 and rank != before:  # below the bounds before, it may pass now
                     ranks[slot] = rank
                 befores.append(before)
+                if claims is not None:
+                    claims.append(any(sort[slot] > 0 for sort in earlier))
         return befores
 
     def _more_slots(self, index: int) -> tuple[memoryview[int], memoryview[int], memoryview[int]]:
@@ -211,10 +219,13 @@ class Seen:
         return counts
 
 
-def spool_line(sort_index: int, rank: int, repo_id: str, record: Final) -> bytes:
+def spool_line(sort_index: int, rank: int, repo_id: str, record: Final | None) -> bytes:
     """A line of the spool, tab-separated: sort index, rank, id (a JSON string), record and raw
-    (empty without `raw`). JSON as orjson writes it holds no tab or newline outside its strings,
-    and escapes them within."""
+    (empty without `raw`); without `record` (an earlier sort's line holds it), both empty.
+    JSON as orjson writes it holds no tab or newline outside its strings, and escapes them
+    within."""
+    if record is None:
+        return b"%d\t%d\t%s\t\t\n" % (sort_index, rank, orjson.dumps(repo_id))
     raw = record.raw_json() or b""
     return b"%d\t%d\t%s\t%s\t%s\n" % (sort_index, rank, orjson.dumps(repo_id), record.json(), raw)
 
@@ -322,28 +333,49 @@ class Merge:
         """A page of walk `index`: its new records to the sink as they are, or to the spool as
         their JSON (encoded once). Returns how many ids the page brought that the walk had not
         returned before."""
-        sort, raw, sink, lines = self.sorts[index], self._raw, self._sink, bytearray()
-        records, below = page.records, page.below
-        returned = [(repo_id, -1) for repo_id in below]
-        returned += [(record["id"], rank) for rank, record, _ in records]
-        befores = self.seen.add_each(index, returned)
-        fresh = befores[: len(below)].count(0)
-        for (rank, record, entry), before in zip(records, befores[len(below) :], strict=True):
-            repo_id = record["id"]
-            if before > 0:
-                continue  # this sort returned it before
-            fresh += before == 0
-            final = Final.made(record, entry, keep_raw=raw)
-            if sink is not None:
-                sink.write(final, {sort: rank})
-            else:
-                lines += spool_line(self._first + index, rank, repo_id, final)
+        sort, sink, raw = self.sorts[index], self._sink, self._raw
+        if sink is not None:
+            fresh, new = self._new_records(index, page, claiming=False)
+            for (rank, record, entry), _ in new:
+                sink.write(Final.made(record, entry, keep_raw=raw), {sort: rank})
+            return fresh
+        # The whole page under the lock: an id an earlier sort returned has that sort's line in
+        # the spool before this one, which can therefore leave the record out (the merge writes
+        # it from the earlier sort's line; a resume reads both lines, or the earlier alone).
+        # Each record is encoded as its line is made (kept encoded for a whole page, the
+        # records' JSON cost 15 MB more peak at 200k models and two sorts).
         with self._lock:
+            fresh, new = self._new_records(index, page, claiming=index > 0)
+            lines = bytearray()
+            for (rank, record, entry), claimed in new:
+                final = None if claimed else Final.made(record, entry, keep_raw=raw)
+                lines += spool_line(self._first + index, rank, record["id"], final)
             if lines and self._spool is not None:
                 self._spool.append(bytes(lines))
             if self._commit is not None:
                 self._commit(page.stats)
         return fresh
+
+    def _new_records(
+        self, index: int, page: WalkPage, *, claiming: bool
+    ) -> tuple[int, list[tuple[Ranked, bool]]]:
+        """How many ids the page brought that walk `index` had not returned, and the records it
+        had not returned as records, each with whether a sort before `index` returned it (asked
+        only when `claiming`)."""
+        records, below = page.records, page.below
+        returned = [(repo_id, -1) for repo_id in below]
+        returned += [(record["id"], rank) for rank, record, _ in records]
+        claims: list[bool] | None = [] if claiming else None
+        befores = self.seen.add_each(index, returned, claims)
+        claimed = claims[len(below) :] if claims is not None else [False] * len(records)
+        fresh = befores[: len(below)].count(0)
+        new = []
+        for ranked, before, earlier in zip(records, befores[len(below) :], claimed, strict=True):
+            if before > 0:
+                continue  # this sort returned it before
+            fresh += before == 0
+            new.append((ranked, earlier))
+        return fresh, new
 
     def hold(self) -> None:
         """Take the commit lock for good (a run stopped by a signal): a commit under way ends
