@@ -7,11 +7,14 @@ import io
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hfharvest.errors import OutputError
 from hfharvest.records import Final
+from hfharvest.sinks import files
+from hfharvest.sinks.jsonl import JsonSink
 from hfharvest.sinks.pick import open_sink
 from hfharvest.sinks.target import OutputFormat, OutputTarget
 
@@ -106,3 +109,45 @@ def test_write_failure_becomes_an_output_error(tmp_path: Path) -> None:
     assert err.value.exit_code == 1
     assert path.read_text() == "yesterday\n"
     assert list(tmp_path.iterdir()) == [path]
+
+
+def test_a_long_output_goes_to_the_disk_and_out_of_the_cache_as_it_grows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records: list[dict[str, object]] = [{"id": f"org/model-{i}", "likes": i} for i in range(20)]
+    expected = write(target(None, "jsonl", False), records)
+    calls: list[tuple[str, int]] = []
+    synced, advised = os.fdatasync, os.posix_fadvise
+
+    def fdatasync(fd: int) -> None:
+        calls.append(("fdatasync", fd))
+        synced(fd)
+
+    def posix_fadvise(fd: int, offset: int, length: int, advice: int) -> None:
+        assert (offset, length, advice) == (0, 0, os.POSIX_FADV_DONTNEED)  # the whole file
+        calls.append(("dropped", fd))
+        advised(fd, offset, length, advice)
+
+    monkeypatch.setattr(files, "WRITTEN_BACK", 256)
+    monkeypatch.setattr(JsonSink, "__init__", _small_chunks(JsonSink.__init__))
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    monkeypatch.setattr(os, "posix_fadvise", posix_fadvise)
+    path = tmp_path / "m.jsonl"
+    write(target(path, "jsonl", False), records)
+    assert path.read_bytes() == expected
+    assert len(expected) > 2 * 256 + 2 * 64  # so at least two hand-overs
+    assert [name for name, _ in calls] == ["fdatasync", "dropped"] * (len(calls) // 2)
+    assert len(calls) >= 4
+    monkeypatch.delattr(os, "posix_fadvise")  # macOS, Windows: written as it is
+    calls.clear()
+    write(target(path, "jsonl", False), records)
+    assert (path.read_bytes(), calls) == (expected, [])
+
+
+def _small_chunks(init: Any) -> Any:
+    """JsonSink's `__init__`, its chunks made 64 bytes: every few records reach the file."""
+
+    def small(self: JsonSink, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **{**kwargs, "chunk": 64})
+
+    return small

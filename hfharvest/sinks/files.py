@@ -96,6 +96,45 @@ def atomic_file(
     _fsync_folder(path.parent)
 
 
+# Bytes of an output written between two hand-overs to the disk (`WrittenBack`).
+WRITTEN_BACK = 64 << 20
+
+
+class WrittenBack:
+    """A file whose bytes go to the disk every `WRITTEN_BACK` bytes, and leave the page cache.
+
+    A snapshot of the whole Hub is gigabytes that this process writes once and never reads:
+    held in the page cache until the final fsync, they push out what the machine's other
+    programs cache, and in a VM whose memory is backed as it is first touched, a page cache
+    grown by gigabytes costs system time at every run (5.2 us a model at 1,000,000 models and
+    two sorts, 2.6 handed over; 2.0 at 79k). Where `posix_fadvise` is missing (macOS, Windows)
+    the file is written as it is.
+    """
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self._file = file
+        self._every = WRITTEN_BACK if hasattr(os, "posix_fadvise") else None
+        self._pending = 0
+
+    def write(self, data: bytes) -> int:
+        written = self._file.write(data)
+        self._pending += len(data)
+        if self._every is not None and self._pending >= self._every:
+            self._hand_over()
+        return written
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def _hand_over(self) -> None:
+        """The bytes so far to the disk, then out of the cache (only clean pages can leave)."""
+        self._file.flush()
+        fd = self._file.fileno()
+        os.fdatasync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        self._pending = 0
+
+
 def _fsync_folder(folder: Path) -> None:
     """Make the rename itself durable; some file systems cannot open a folder, which is fine."""
     try:

@@ -1,7 +1,8 @@
 """The one place that picks a sink for an output target, and makes its file all or nothing.
 
-A file is written to a temporary file beside the target, flushed and fsynced, then renamed into
-place with the permissions the umask gives; a failure leaves an earlier file as it was. Gzip is
+A file is written to a temporary file beside the target (handed to the disk and out of the page
+cache 64 MB at a time: `WrittenBack`), flushed and fsynced, then renamed into place with the
+permissions the umask gives; a failure leaves an earlier file as it was. Gzip is
 written with mtime 0 and no embedded name, so equal records give equal bytes.
 """
 
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterator
 from hfharvest.errors import OutputError
 from hfharvest.outcome import Written
 from hfharvest.sinks.base import Hashing, Sink, Stdout, Writable
-from hfharvest.sinks.files import atomic_file
+from hfharvest.sinks.files import WrittenBack, atomic_file
 from hfharvest.sinks.jsonl import JsonSink
 from hfharvest.sinks.target import OutputTarget
 
@@ -45,7 +46,7 @@ def open_sink(
 
     try:
         with atomic_file(path, on_replaced=replaced) as raw:
-            hashing = Hashing(raw)
+            hashing = Hashing(WrittenBack(raw))
             if target.format == "parquet":
                 # pyarrow: loaded only for Parquet
                 from hfharvest.sinks.parquet import ParquetSink
