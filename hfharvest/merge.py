@@ -6,8 +6,8 @@ With one sort a record is final as its page arrives and goes straight to the wri
 is final only when every walk has ended (its `found_by` must be complete): it is appended to the
 spool (only its id and rank when an earlier sort returned it first: that sort's line holds it),
 and `write` reads the spool back, sorts in the order given, each in page order, and writes each
-id once with every sort's rank. Memory holds only the ids and their ranks; the
-output depends only on the Hub's answers, never on which walk finished first.
+id once with every sort's rank. Memory holds only the ids and their ranks; the output depends
+only on the Hub's answers, never on which walk finished first.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from hfharvest.errors import OutputError, UsageError
 from hfharvest.outcome import SortStats
 from hfharvest.records import Final
 from hfharvest.sinks.base import Sink
+from hfharvest.sinks.files import CAN_DROP, WRITTEN_BACK, written_back
 from hfharvest.walk import Ranked, WalkPage
 
 HOLD = 1.0  # seconds a stopping run waits for a commit under way
@@ -237,7 +238,11 @@ def read_spool_line(line: bytes) -> tuple[int, int, str, Final]:
 
 
 class Spool:
-    """Append-only spool lines (`spool_line`): each walk's new records, in page order.
+    """Append-only spool lines (`spool_line`): each walk's new records, in page order. Written
+    once and read back once a sort at the end, its pages leave the page cache every
+    `WRITTEN_BACK` bytes appended and read (`written_back`): a whole-Hub spool of gigabytes
+    never fills the cache (in this VM, 1.5-2.0 us of system time a model instead of 4.1-5.2 at
+    1,000,000 models and two sorts).
 
     Without `--state` an anonymous temporary file; with it, `STATE.spool`, made durable after
     every page.
@@ -249,6 +254,7 @@ class Spool:
         end = file.seek(0, os.SEEK_END)
         self.length = end if length is None else length  # the lines that count end here
         self._cut = self.length == end  # what lies past `length` is cut at the first append
+        self._unread = 0  # bytes appended since the spool last left the page cache
 
     @classmethod
     def temporary(cls) -> Spool:
@@ -271,6 +277,10 @@ class Spool:
             self._file.flush()
             if self._durable:
                 os.fsync(self._file.fileno())
+            self._unread += len(lines)
+            if self._unread >= WRITTEN_BACK and CAN_DROP:  # read back only at the end
+                written_back(self._file.fileno(), synced=self._durable)
+                self._unread = 0
         except OSError as exc:
             raise OutputError(
                 f"cannot write the spool of the walks' records: {exc.strerror or exc}",
@@ -284,9 +294,13 @@ class Spool:
         time, and a read and a seek each: 168,000 system calls for 100k models and two sorts)."""
         prefix = b"" if sort_index is None else b"%d\t" % sort_index
         self._file.seek(0)
-        remaining, rest = self.length, b""
+        remaining, rest, read = self.length, b"", 0
         while remaining > 0 and (block := self._file.read(min(READ_BLOCK, remaining))):
             remaining -= len(block)
+            read += len(block)
+            if read >= WRITTEN_BACK and CAN_DROP:  # read once a pass: the pages behind can go
+                written_back(self._file.fileno(), synced=True)
+                read = 0
             *whole, rest = (rest + block).split(b"\n")  # `length` ends a line: `rest` ends empty
             for line in whole:
                 if line.startswith(prefix):

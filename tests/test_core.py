@@ -78,9 +78,12 @@ def test_several_sorts_encode_each_record_once_and_decode_it_once(
     counting = Counting(monkeypatch)
     result = hfharvest.harvest(sort=["likes", "downloads"], endpoint=ENDPOINT, token=False)
     assert result.unique == 3000 and result.records[0]["found_by"] == {"likes": 1, "downloads": 1}
-    # Each walk spools the records new to it, each encoded once (which walk's copy is written
-    # must not depend on which walk came first: 2 x 3,000); each record written is decoded once.
-    assert (counting.pages, counting.encoded, counting.decoded) == (6, 6000, 3000)
+    # Each walk spools the records new to it, each encoded once, but for those the likes walk
+    # returned first, which the downloads walk spools as id and rank only (the likes copy is
+    # the one written, whichever walk came first): 3,000 to 6,000 encodings as the walks' pages
+    # interleave; each record written is decoded once.
+    assert (counting.pages, counting.decoded) == (6, 3000)
+    assert 3000 <= counting.encoded <= 6000
 
 
 def slow_emulator() -> Iterator[str]:

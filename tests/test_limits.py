@@ -381,6 +381,46 @@ def test_a_spool_reads_back_whole_lines_across_blocks_up_to_its_length(
         assert [repo_id for _, _, repo_id, _ in spool.lines(1)] == ["org/m-1", "org/m-3"]
 
 
+@pytest.mark.skipif(not files.CAN_DROP, reason="no posix_fadvise on this system")
+@pytest.mark.parametrize("durable", [False, True])
+def test_a_spool_leaves_the_page_cache_as_it_grows_and_as_it_is_read(
+    monkeypatch: pytest.MonkeyPatch, durable: bool
+) -> None:
+    dropped: list[tuple[int, bool]] = []
+    monkeypatch.setattr(merge, "WRITTEN_BACK", 100)
+    monkeypatch.setattr(merge, "READ_BLOCK", 64)
+    monkeypatch.setattr(merge, "written_back", lambda fd, synced: dropped.append((fd, synced)))
+    pages = [
+        b"".join(
+            spool_line(0, rank, f"org/m-{rank}", Final({"r": rank})) for rank in range(p, p + 3)
+        )
+        for p in range(1, 30, 3)
+    ]
+    with tempfile.TemporaryFile() as file:
+        spool = Spool(file, durable=durable)
+        for page in pages:
+            spool.append(page)
+        # Appended: once 100 bytes or more came since the last time, synced first unless each
+        # page already was.
+        assert dropped == [(file.fileno(), durable)] * _every_100([len(p) for p in pages])
+        dropped.clear()
+        assert [rank for _, rank, _, _ in spool.lines()] == list(range(1, 31))
+        # Read back 64 bytes at a time: the pages behind are on the disk already.
+        size = len(b"".join(pages))
+        blocks = [min(64, size - start) for start in range(0, size, 64)]
+        assert dropped == [(file.fileno(), True)] * _every_100(blocks)
+
+
+def _every_100(sizes: list[int]) -> int:
+    """How many times 100 bytes or more pass since the last time, over pieces of `sizes`."""
+    times = pending = 0
+    for size in sizes:
+        pending += size
+        if pending >= 100:
+            times, pending = times + 1, 0
+    return times
+
+
 def test_a_state_begun_in_the_future_starts_over(tmp_path: Path) -> None:
     state, out = tmp_path / ".state", tmp_path / "m.jsonl"
     with small(faults=["status:404@3"]) as hub:
