@@ -19,13 +19,11 @@ from hfharvest.sinks.pick import open_sink
 from hfharvest.sinks.target import OutputFormat, OutputTarget
 
 RECORDS: list[dict[str, object]] = [{"id": "a/b", "likes": 1}, {"id": "c/ü", "likes": None}]
-FOUND_BY = {"likes": 1}
+FOUND_BY = {"likes": 1}  # what the writer adds to each record
 
 
 def target(path: Path | None, fmt: OutputFormat, gzip: bool) -> OutputTarget:
-    return OutputTarget(
-        path, fmt, gzip, str(path or "-"), "model", False, (), ()
-    )  # what the writer adds to each record
+    return OutputTarget(path, fmt, gzip, str(path or "-"), "model", False, (), ())
 
 
 def write(target: OutputTarget, records: list[dict[str, object]] = RECORDS) -> bytes:
