@@ -29,7 +29,7 @@ from hfharvest.errors import OutputError, UsageError
 from hfharvest.outcome import SortStats
 from hfharvest.records import Final
 from hfharvest.sinks.base import Sink
-from hfharvest.sinks.files import CAN_DROP, WRITTEN_BACK, written_back
+from hfharvest.sinks.files import CacheLeaving
 from hfharvest.walk import Ranked, WalkPage
 
 HOLD = 1.0  # seconds a stopping run waits for a commit under way
@@ -240,7 +240,7 @@ def read_spool_line(line: bytes) -> tuple[int, int, str, Final]:
 class Spool:
     """Append-only spool lines (`spool_line`): each walk's new records, in page order. Written
     once and read back once a sort at the end, its pages leave the page cache every
-    `WRITTEN_BACK` bytes appended and read (`written_back`): a whole-Hub spool of gigabytes
+    `WRITTEN_BACK` bytes appended and read (`CacheLeaving`): a whole-Hub spool of gigabytes
     never fills the cache (in this VM, 1.5-2.0 us of system time a model instead of 4.1-5.2 at
     1,000,000 models and two sorts).
 
@@ -254,7 +254,7 @@ class Spool:
         end = file.seek(0, os.SEEK_END)
         self.length = end if length is None else length  # the lines that count end here
         self._cut = self.length == end  # what lies past `length` is cut at the first append
-        self._unread = 0  # bytes appended since the spool last left the page cache
+        self._leaving = CacheLeaving(file, synced=durable)  # read back only at the end
 
     @classmethod
     def temporary(cls) -> Spool:
@@ -277,10 +277,7 @@ class Spool:
             self._file.flush()
             if self._durable:
                 os.fsync(self._file.fileno())
-            self._unread += len(lines)
-            if self._unread >= WRITTEN_BACK and CAN_DROP:  # read back only at the end
-                written_back(self._file.fileno(), synced=self._durable)
-                self._unread = 0
+            self._leaving.passed(len(lines))
         except OSError as exc:
             raise OutputError(
                 f"cannot write the spool of the walks' records: {exc.strerror or exc}",
@@ -294,13 +291,11 @@ class Spool:
         time, and a read and a seek each: 168,000 system calls for 100k models and two sorts)."""
         prefix = b"" if sort_index is None else b"%d\t" % sort_index
         self._file.seek(0)
-        remaining, rest, read = self.length, b"", 0
+        remaining, rest = self.length, b""
+        leaving = CacheLeaving(self._file, synced=True)  # read once a pass: the pages behind go
         while remaining > 0 and (block := self._file.read(min(READ_BLOCK, remaining))):
             remaining -= len(block)
-            read += len(block)
-            if read >= WRITTEN_BACK and CAN_DROP:  # read once a pass: the pages behind can go
-                written_back(self._file.fileno(), synced=True)
-                read = 0
+            leaving.passed(len(block))
             *whole, rest = (rest + block).split(b"\n")  # `length` ends a line: `rest` ends empty
             for line in whole:
                 if line.startswith(prefix):

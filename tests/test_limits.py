@@ -387,9 +387,9 @@ def test_a_spool_leaves_the_page_cache_as_it_grows_and_as_it_is_read(
     monkeypatch: pytest.MonkeyPatch, durable: bool
 ) -> None:
     dropped: list[tuple[int, bool]] = []
-    monkeypatch.setattr(merge, "WRITTEN_BACK", 100)
+    monkeypatch.setattr(files, "WRITTEN_BACK", 100)
     monkeypatch.setattr(merge, "READ_BLOCK", 64)
-    monkeypatch.setattr(merge, "written_back", lambda fd, synced: dropped.append((fd, synced)))
+    monkeypatch.setattr(files, "written_back", lambda fd, synced: dropped.append((fd, synced)))
     pages = [
         b"".join(
             spool_line(0, rank, f"org/m-{rank}", Final({"r": rank})) for rank in range(p, p + 3)

@@ -114,23 +114,36 @@ class WrittenBack:
 
     def __init__(self, file: IO[bytes]) -> None:
         self._file = file
-        self._every = WRITTEN_BACK if CAN_DROP else None
-        self._pending = 0
+        self._leaving = CacheLeaving(file, synced=False)
 
     def write(self, data: bytes) -> int:
         written = self._file.write(data)
-        self._pending += len(data)
-        if self._every is not None and self._pending >= self._every:
-            self._hand_over()
+        self._leaving.passed(len(data))
         return written
 
     def flush(self) -> None:
         self._file.flush()
 
-    def _hand_over(self) -> None:
-        self._file.flush()
-        written_back(self._file.fileno())
-        self._pending = 0
+
+class CacheLeaving:
+    """Counts a file's bytes as they pass (written, or read for the last time) and, every
+    `WRITTEN_BACK` of them, sends its pages out of the page cache (`written_back`); `synced`:
+    its bytes are on the disk already."""
+
+    def __init__(self, file: IO[bytes], *, synced: bool) -> None:
+        self._file = file
+        self._synced = synced
+        self._passed = 0
+
+    def passed(self, size: int) -> None:
+        if not CAN_DROP:
+            return
+        self._passed += size
+        if self._passed >= WRITTEN_BACK:
+            if not self._synced:
+                self._file.flush()
+            written_back(self._file.fileno(), synced=self._synced)
+            self._passed = 0
 
 
 def written_back(fd: int, *, synced: bool = False) -> None:
