@@ -58,8 +58,8 @@ def _tune_process(argv: list[str]) -> None:
     default; at 1 ms two sorts' pages wait less (0.86 -> 0.83 s, 1,377 models, 0.2 s a page).
     Arrow, when Parquet is written, uses the system allocator (184 -> 148 MB at 200k models),
     and, for `fetch` and `diff`, runs as where numpy is not installed (`hfharvest[parquet]`
-    needs none): where it is, pyarrow imports it, and pandas too at its first array (200k models
-    to Parquet beside both peaked at 168 MB instead of 116).
+    needs none): where it is, pyarrow imports it (200k models to Parquet peaked at 124 MB beside
+    it, 114 without), and pandas too at its first `pa.array`.
     """
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)

@@ -5,8 +5,8 @@ value or its JSON, each made once.
 With one sort a record reaches its sink as the dict `normalize` made: a file sink encodes it
 (once), the Python API's hand-over sink passes the dict on as it is. With several sorts a record
 waits in the spool as its JSON (encoded once) and comes back as that JSON: a file sink writes the
-bytes as they are (Parquet's, to Arrow's JSON reader), the hand-over sink decodes them (once).
-`raw`, the API object, travels beside it the same way.
+bytes as they are, the hand-over sink decodes them (once). `raw`, the API object, travels beside
+it the same way.
 """
 
 from __future__ import annotations
@@ -123,11 +123,6 @@ class Final:
         if self._value is None:
             self._value = orjson.loads(self._json or b"{}")
         return self._value
-
-    def came_as_json(self) -> bool:
-        """Whether the record came as its JSON (from the spool): a sink that takes either form
-        takes that one, which costs no decoding."""
-        return self._value is None
 
     def json(self) -> bytes:
         """The record's JSON, without `found_by` (encoded the first time, if it came as a dict)."""

@@ -8,7 +8,6 @@ import json
 import re
 import subprocess
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -170,55 +169,6 @@ def test_write_parquet_from_python_gives_the_cli_s_file(
     assert written.records == len(records)
     cli = pq.read_table(snapshots["model", "default", "parquet"])
     assert pq.read_table(tmp_path / "m.parquet").equals(cli)
-
-
-def test_write_parquet_takes_records_that_lack_fields_or_give_times_in_other_forms(
-    tmp_path: Path,
-) -> None:
-    from hfharvest.sinks.parquet import parquet_records
-
-    records: list[dict[str, Any]] = [
-        {"id": "a/lacking", "found_by": {"likes": 1}},
-        {
-            "id": "a/other-forms",
-            "created_at": "2024-05-01T14:00:00.123456+02:00",
-            "last_modified": datetime(2024, 5, 1, 12, tzinfo=UTC),
-            "likes": 3,
-            "tags": ["x"],
-            "found_by": {"likes": 2, "downloads": 5},
-        },
-        {"id": "a/no-time", "created_at": "yesterday", "found_by": {}},
-    ]
-    hfharvest.write_parquet(records, tmp_path / "m.parquet", repo_type="model")
-    lacking, other, no_time = parquet_records(tmp_path / "m.parquet")
-    assert lacking["id"] == "a/lacking" and lacking["found_by"] == {"likes": 1}
-    assert {v for k, v in lacking.items() if k not in ("id", "found_by")} == {None}
-    assert other["created_at"] == "2024-05-01T12:00:00.123Z"
-    assert other["last_modified"] == "2024-05-01T12:00:00.000Z"
-    assert (other["likes"], other["tags"]) == (3, ["x"])
-    assert other["found_by"] == {"likes": 2, "downloads": 5}
-    assert no_time["created_at"] is None and no_time["found_by"] == {}
-
-
-def test_records_that_come_as_dicts_and_as_json_keep_their_order_in_parquet(
-    tmp_path: Path,
-) -> None:
-    from hfharvest.records import Final
-    from hfharvest.sinks.base import Hashing
-    from hfharvest.sinks.parquet import ParquetSink, parquet_records
-
-    records = [{"id": f"a/{index}", "likes": index} for index in range(5)]
-    with (tmp_path / "m.parquet").open("wb") as file:
-        sink = ParquetSink(Hashing(file), None, "model", raw=False)
-        for index, record in enumerate(records):  # as from the spool every other one
-            final = Final(json=json.dumps(record).encode()) if index % 2 else Final(record)
-            sink.write(final, {"likes": index + 1})
-        sink.finish()
-    back = list(parquet_records(tmp_path / "m.parquet"))
-    assert [(r["id"], r["likes"], r["found_by"]) for r in back] == [
-        (f"a/{index}", index, {"likes": index + 1}) for index in range(5)
-    ]
-    assert pq.ParquetFile(tmp_path / "m.parquet").num_row_groups == 5  # a group per form
 
 
 def test_the_record_docs_one_liners_run(

@@ -3,14 +3,14 @@ back as the records they hold.
 
 The schema is `loaders.arrow_schema(repo_type, parquet=True)`: timestamps as UTC timestamps,
 lists typed, `providers` a list of structs, `found_by` a list of {sort, rank}, `raw` a JSON
-string; zstd. Records are gathered `ROWS` at a time, as Python values, and written as one row
-group, so memory stays bounded as with JSONL; reading back goes `BATCH` rows at a time.
-pyarrow is an optional extra (`pip install 'hfharvest[parquet]'`).
+string; zstd. Records are gathered `ROWS` at a time and written as one row group, so memory
+stays bounded as with JSONL; reading back goes `BATCH` rows at a time. pyarrow is an optional
+extra (`pip install 'hfharvest[parquet]'`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -21,11 +21,12 @@ import pyarrow.json as pj
 import pyarrow.parquet as pq
 
 from hfharvest.loaders import TIMESTAMPS, arrow_schema
-from hfharvest.records import Final, Record
+from hfharvest.records import Final
 from hfharvest.sinks.base import Counted, Hashing
 
-# Records a row group holds: a row group is held twice (as Python values, then as Arrow), and a
-# smaller one costs CPU (at 200k full models, 500 to 5,000 moved the peak by 4 MB).
+# Records a row group holds: a row group is held twice (as JSON, then as Arrow), and a smaller
+# one costs CPU (at 200k full models, with the system allocator as the CLI sets it: 2,000 gave
+# 132.5 MB and 1.36 x the JSONL run's CPU in #28's bench; 500 to 5,000 move the peak by 4 MB).
 ROWS = 2_000
 BATCH = 2_000  # rows read back at a time (as Python objects: kept few)
 
@@ -33,11 +34,9 @@ BATCH = 2_000  # rows read back at a time (as Python objects: kept few)
 class ParquetSink(Counted):
     """Writes records one by one into a Parquet file, a row group every `ROWS` records.
 
-    A row group's records are held in the form they come in and handed to Arrow at once: dicts
-    (one sort) as a struct array, each field taken from each record, the times parsed by
-    Python; JSON (from the spool, with several sorts) to Arrow's JSON reader. Either way nothing
-    is encoded or decoded on the way (at 200k models, reading dicts' JSON again cost 0.4 s
-    more than taking their values; decoding spooled JSON, 0.5 s more than reading it).
+    A record comes as its JSON: the row group's records are gathered as JSON lines in the Parquet
+    schema's terms (`found_by` a list of {sort, rank}, `raw` a JSON string) and parsed by Arrow's
+    own JSON reader into the schema's types (timestamps included), with no Python object a field.
     """
 
     def __init__(
@@ -52,11 +51,8 @@ class ParquetSink(Counted):
         self.hashing = hashing
         self.path = path
         self.schema = arrow_schema(repo_type, parquet=True, raw=raw).with_metadata(dict(about))
-        fields = [f for f in self.schema if f.name not in ("found_by", "raw")]
-        self._times = [f for f in fields if pa.types.is_timestamp(f.type)]
-        self._plain = pa.struct([f for f in fields if not pa.types.is_timestamp(f.type)])
         self._parse = pj.ParseOptions(
-            explicit_schema=pa.schema(fields), unexpected_field_behavior="ignore"
+            explicit_schema=self.schema, unexpected_field_behavior="ignore"
         )
         # Without dictionary pages (ids, shas and file lists seldom repeat; what does, zstd
         # finds), and with statistics only where a reader filters on them (numbers, times,
@@ -70,29 +66,17 @@ class ParquetSink(Counted):
             write_statistics=[f.name for f in self.schema if _filtered_on(f.type)],
         )
         self._raw = raw
-        self._rows: list[Record] = []  # records that came as dicts
-        self._lines = bytearray()  # or those that came as JSON, a line each
-        self._raws: list[bytes | None] = []
-        self._sorts: list[str] = []
-        self._ranks: list[int] = []
-        self._ends = [0]  # where each record's {sort, rank} pairs end in `_sorts` and `_ranks`
+        self._lines = bytearray()
         self._pending = 0
         self.count = 0
 
     def write(self, record: Final, found_by: Mapping[str, int]) -> None:
-        if record.came_as_json():
-            if self._rows:  # a row group holds one form, the records in their order
-                self._write_rows()
-            self._lines += record.json() + b"\n"
-        else:
-            if self._lines:
-                self._write_rows()
-            self._rows.append(record.value())
-        self._sorts += found_by
-        self._ranks += found_by.values()
-        self._ends.append(len(self._sorts))
-        if self._raw:
-            self._raws.append(record.raw_json())
+        pairs = orjson.dumps([{"sort": sort, "rank": rank} for sort, rank in found_by.items()])
+        self._lines += record.json()[:-1] + b',"found_by":' + pairs
+        raw = record.raw_json() if self._raw else None
+        if raw is not None:
+            self._lines += b',"raw":' + orjson.dumps(raw.decode())
+        self._lines += b"}\n"
         self._pending += 1
         self.count += 1
         if self._pending >= ROWS:
@@ -108,65 +92,18 @@ class ParquetSink(Counted):
     def _write_rows(self) -> None:
         if not self._pending:
             return
-        columns = self._read_lines() if self._lines else self._take_values()
-        arrays = [columns[name] for name in self.schema.names if name in columns]
-        arrays.append(self._found_by())
-        if self._raw:
-            arrays.append(pa.array(self._raws, pa.string()))
-        self._writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))
-        for held in (self._rows, self._lines, self._raws, self._sorts, self._ranks):
-            held.clear()
-        del self._ends[1:]
-        self._pending = 0
-
-    def _take_values(self) -> dict[str, pa.Array]:
-        """The records' fields as Arrow arrays, taken from the dicts."""
-        rows = self._rows
-        plain = pa.array(rows, self._plain)
-        columns = dict(zip(self._plain.names, plain.flatten(), strict=True))
-        for field in self._times:
-            columns[field.name] = pa.array(
-                _moments([row.get(field.name) for row in rows]), field.type
-            )
-        return columns
-
-    def _read_lines(self) -> dict[str, pa.Array]:
-        """The records' fields as Arrow arrays, read from their JSON lines: in one block (a
-        record never cut across blocks), where the bytes are (a BytesIO copy cost 8 MB peak)."""
+        # One block for the whole row group: a record is never cut across blocks. Arrow reads
+        # the gathered bytes where they are (a BytesIO copied them, then Arrow copied them again
+        # through Python file calls: 131-133 MB peak at 200k models instead of 123-125).
         options = pj.ReadOptions(use_threads=False, block_size=len(self._lines) + 1)
         table = pj.read_json(
             pa.BufferReader(pa.py_buffer(self._lines)),
             read_options=options,
             parse_options=self._parse,
         )
-        return {name: table.column(name).combine_chunks() for name in table.column_names}
-
-    def _found_by(self) -> pa.Array:
-        """Each record's `found_by` as a list of {sort, rank}, from the pairs laid end to end."""
-        pair = self.schema.field("found_by").type.value_type
-        pairs = pa.StructArray.from_arrays(
-            [pa.array(self._sorts, pa.string()), pa.array(self._ranks, pa.int64())],
-            fields=list(pair),
-        )
-        return pa.ListArray.from_arrays(pa.array(self._ends, pa.int32()), pairs)
-
-
-def _moments(values: Sequence[Any]) -> list[datetime | None]:
-    """Times as datetimes: parsed by Python, as Arrow's own parsing would import its compute
-    functions (10 MB more peak) for two columns."""
-    try:
-        return [datetime.fromisoformat(value) if value else None for value in values]
-    except (TypeError, ValueError):  # one is no ISO time: a datetime, or no time at all
-        return [_moment(value) for value in values]
-
-
-def _moment(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    try:
-        return datetime.fromisoformat(value)
-    except (TypeError, ValueError):  # no time at all: null, as in a record
-        return None
+        self._writer.write_table(table)
+        self._lines.clear()
+        self._pending = 0
 
 
 def _filtered_on(kind: pa.DataType) -> bool:
