@@ -59,7 +59,7 @@ def _tune_process(argv: list[str]) -> None:
     Arrow, when Parquet is written, uses the system allocator (184 -> 148 MB at 200k models),
     and, for `fetch` and `diff`, runs as where numpy is not installed (`hfharvest[parquet]`
     needs none): where it is, pyarrow imports it (200k models to Parquet peaked at 124 MB beside
-    it, 114 without), and pandas too at its first `pa.array`.
+    it, 113 without).
     """
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)
