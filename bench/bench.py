@@ -578,8 +578,9 @@ def diff_million(repeats: int) -> list[Scenario]:
 def parquet(repeats: int) -> list[Scenario]:
     """200k full models written as Parquet against the same as JSONL: CPU seconds and peak RSS,
     hfharvest as `pip install 'hfharvest[parquet]'` installs it, then in this environment, where
-    the tests' pandas and polars bring numpy, which pyarrow imports whenever it is there. The
-    four runs of a round take turns, so both places share the machine's moments."""
+    the tests' pandas and polars bring numpy (which pyarrow imports whenever it can, and which
+    the console therefore refuses for `fetch`: the row shows that refusal holds). The four runs
+    of a round take turns, so both places share the machine's moments."""
     models = ("--models", "200000", "--datasets", "0", "--spaces", "0")
     with emulator(*models) as url, installed("parquet") as folder:
         places = {"beside numpy": HFHARVEST}
