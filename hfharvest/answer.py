@@ -130,11 +130,10 @@ def entries(response: requests.Response, body: bytearray, most: int) -> list[Any
             raise _too_many(response, f"more than {most:,}", most)
     try:
         parsed = orjson.loads(body)
+        what = "a JSON array"
     except orjson.JSONDecodeError:
         parsed = _exactly(body)
-        detail = f"the body is not JSON ({_peek(body)})"
-    else:
-        detail = f"the body is not a JSON array ({_peek(body)})"
+        what = "JSON"
     if isinstance(parsed, list):
         if len(parsed) > most:
             raise _too_many(response, f"{len(parsed):,}", most)
@@ -142,6 +141,8 @@ def entries(response: requests.Response, body: bytearray, most: int) -> list[Any
     if isinstance(parsed, dict) and "error" in parsed:
         text = error_text(parsed) or "an error with no text"
         raise HubResponseError(response.status_code, response.url, text)
+    # Described only here: `_peek` strips the whole body, 1.5 % of a walk's CPU on every page.
+    detail = f"the body is not {what} ({_peek(body)})"
     raise TransientResponseError(response.status_code, response.url, detail)
 
 

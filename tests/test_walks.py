@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from conftest import ENDPOINT, SettingsFactory, link, models
 from hfharvest import answer
 from hfharvest.client import Page
-from hfharvest.errors import HubResponseError
+from hfharvest.errors import HubResponseError, TransientResponseError
 from hfharvest.outcome import Outcome, SortStats
 from hfharvest.records import Final
 from hfharvest.run import run_fetch
@@ -369,6 +369,23 @@ def test_a_page_shaped_like_an_array_that_does_not_parse_is_fetched_again(
     records, result = run(make_settings(sort=("likes",)))
     assert [r["id"] for r in records] == ["org/m0", "org/m1", "org/m2"]
     assert result.stats[0].retries == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (b"<html>busy</html>", "the body is not JSON (17 bytes starting '<html>busy</html>')"),
+        (b'{"models": []}', "the body is not a JSON array (14 bytes starting '{\"models\": []}')"),
+        (b"  \n", "the body is not JSON (the body is empty)"),
+    ],
+)
+def test_a_body_that_is_no_page_is_described_in_the_transient_error(body: bytes, said: str) -> None:
+    class Answer:
+        status_code, url = 200, "https://hub.test/api/models"
+
+    with pytest.raises(TransientResponseError) as raised:
+        answer.entries(Answer(), bytearray(body), 10)  # type: ignore[arg-type]
+    assert said in str(raised.value)
 
 
 def test_a_number_no_json_reader_holds_outside_the_record_is_said_and_null_in_raw(
