@@ -293,10 +293,12 @@ def _providers(value: Any) -> list[dict[str, str | None]] | None:
 def _files(value: list[Any]) -> list[str]:
     try:
         files = [item["rfilename"] for item in value]  # the common case, at comprehension speed
-    except (TypeError, KeyError):
-        files = []
-    if len(files) == len(value) and all(type(name) is str for name in files):
+        # A TypeError unless every name is a string, checked in C: a generator over the names
+        # took 250 ns a model more (1 % of a walk's CPU). JSON has no subclass of str.
+        "".join(files)
         return files
+    except (TypeError, KeyError):
+        pass
     return [
         item["rfilename"]
         for item in value

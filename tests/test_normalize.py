@@ -335,6 +335,20 @@ def test_wrong_types_become_null() -> None:
         assert record[key] is None, key
 
 
+@pytest.mark.parametrize(
+    "siblings",
+    [
+        [{"rfilename": "a.json"}, {"rfilename": 5}, {"rfilename": "b.bin"}],
+        [{"rfilename": "a.json"}, "b.bin", {"rfilename": "b.bin"}],
+        [{"rfilename": "a.json"}, None, {"rfilename": None}, {"rfilename": "b.bin"}],
+        [{"rfilename": "a.json"}, {"name": "x"}, {"rfilename": ["c"]}, {"rfilename": "b.bin"}],
+    ],
+)
+def test_a_file_list_keeps_only_the_names_that_are_strings(siblings: list[object]) -> None:
+    record = normalize({"id": "a/b", "siblings": siblings}, "model")
+    assert record is not None and record["files"] == ["a.json", "b.bin"]
+
+
 def test_records_validate_against_the_shipped_schema() -> None:
     for raw in samples():
         record = normalize(raw, "model")
